@@ -1,0 +1,41 @@
+# voiceload — the verbs everyone uses. Each target bootstraps .venv from pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv test test-fast lint fixtures emulator clean
+
+help:
+	@echo "make test       run the test suite (creates .venv if missing or stale)"
+	@echo "make lint       ruff + mypy --strict on src/"
+	@echo "make fixtures   regenerate synthetic fixtures (needs espeak-ng and sox)"
+	@echo "make emulator   start the bundled emulator on 127.0.0.1:8787"
+
+venv: $(STAMP)
+
+# Re-install whenever pyproject.toml changes (stale venv) or .venv is missing.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow and not browser"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests loadtests scripts
+	$(BIN)/mypy --strict src
+
+fixtures: $(STAMP)
+	$(BIN)/python scripts/make_fixtures.py
+
+emulator: $(STAMP)
+	$(BIN)/voiceload emulate --host 127.0.0.1 --port 8787
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,51 @@
+"""The ``voiceload`` command: one sub-command per module, imported only when it is used.
+
+Each sub-command module exposes ``configure_parser(parser)`` and ``main(args) -> int``.
+Errors derived from :class:`~voiceload.errors.VoiceloadError` print as one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from voiceload.errors import VoiceloadError
+
+# name -> (module implementing configure_parser/main, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "emulate": ("voiceload.emulator.cli", "run the bundled Flux/Aura/AI Gateway emulator"),
+    "fixtures": ("voiceload.fixtures_cli", "check or add audio fixtures in the manifest"),
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voiceload", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    wanted = argv[0] if argv else None
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if name == wanted:  # import only the module that runs
+            module = importlib.import_module(module_name)
+            module.configure_parser(p)
+            p.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    try:
+        code: int = args._main(args)
+    except VoiceloadError as exc:
+        print(f"voiceload {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
