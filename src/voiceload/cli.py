@@ -14,10 +14,8 @@ from collections.abc import Sequence
 from voiceload.errors import VoiceloadError
 
 # name -> (module implementing configure_parser/main, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "emulate": ("voiceload.emulator.cli", "run the bundled Flux/Aura/AI Gateway emulator"),
-    "fixtures": ("voiceload.fixtures_cli", "check or add audio fixtures in the manifest"),
-}
+# Add a line here when a sub-command module lands (tests import every entry).
+COMMANDS: dict[str, tuple[str, str]] = {}
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:

@@ -18,3 +18,12 @@ def test_every_command_is_listed_in_help(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     for name in cli.COMMANDS:
         assert name in out
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_every_command_module_provides_the_contract(name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(cli.COMMANDS[name][0])
+    assert callable(module.configure_parser)
+    assert callable(module.main)
