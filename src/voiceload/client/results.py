@@ -1,0 +1,245 @@
+"""What a session driver hands back: samples as they happen, one result record at the end.
+
+Two channels, on purpose:
+
+* a :class:`SampleSink` receives every latency sample **the moment it is known**
+  (``record("flux.eot", 412_000)``), so the Locust glue can put it into the interval histogram
+  of the right moment and phase; metric names and definitions are those of
+  ``../shared/design/metrics.md``;
+* a :class:`SessionResult` is returned when the session ends, ok or not, and becomes one row of
+  ``sessions.csv`` via :meth:`SessionResult.to_row` (columns: :data:`SESSIONS_CSV_COLUMNS`, as
+  documented in docs/ARCHITECTURE.md "Artifact schemas").
+
+A failed session still returns everything it measured before it failed; ``error`` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from voiceload.wer import word_error_rate
+
+
+class ErrorCategory(StrEnum):
+    """Why a session failed; one label per cause a user can act on (counted, never raised)."""
+
+    HANDSHAKE_REFUSED = "handshake_refused"  # upgrade answered non-101, not one of the below
+    UNAUTHORIZED = "unauthorized"  # 401/403: token missing, invalid or lacking permission
+    GATEWAY_NOT_FOUND = "gateway_not_found"  # AI Gateway 2001: gateway id does not exist
+    UNKNOWN_MODEL = "unknown_model"  # Workers AI 5007 / 3042
+    RATE_LIMITED = "rate_limited"  # 429: gateway rate limit, capacity (3040)
+    ALLOCATION_EXHAUSTED = "allocation_exhausted"  # 429 + 4006/3036: daily free neurons used up
+    CONNECTION_FAILED = "connection_failed"  # DNS, TCP, TLS or handshake timeout (detail says)
+    CLOSED_BY_SERVER = "closed_by_server"  # the peer closed (or sent Error) before we were done
+    PROTOCOL_VIOLATION = "protocol_violation"  # the peer broke the Flux/Aura protocol
+    TRANSCRIPT_TIMEOUT = "transcript_timeout"  # expected EndOfTurn / Flushed never came
+    HARNESS_ERROR = "harness_error"  # a bug or overload in voiceload itself
+
+
+@dataclass(frozen=True)
+class SessionError:
+    """Why a session failed: a category plus the facts a user needs (never a credential).
+
+    ``http_status`` is set for refused upgrades, ``service_code`` for the service's own error
+    code (AI Gateway ``2009``, Workers AI ``5007``, Flux ``"INTERNAL_SERVER_ERROR"``),
+    ``close_code`` for WebSocket closes.
+    """
+
+    category: ErrorCategory
+    detail: str
+    http_status: int | None = None
+    service_code: int | str | None = None
+    close_code: int | None = None
+
+    def message(self) -> str:
+        """One line: ``"<category>: <detail> (HTTP 401, code 2009)"``."""
+        facts = []
+        if self.http_status is not None:
+            facts.append(f"HTTP {self.http_status}")
+        if self.service_code is not None:
+            facts.append(f"code {self.service_code}")
+        if self.close_code is not None:
+            facts.append(f"close code {self.close_code}")
+        suffix = f" ({', '.join(facts)})" if facts else ""
+        return f"{self.category.value}: {self.detail}{suffix}"
+
+
+class SampleSink(Protocol):
+    """Receives latency samples as they are measured; ``value_us`` is an integer ≥ 0."""
+
+    def record(self, metric: str, value_us: int) -> None: ...
+
+
+@dataclass
+class ListSink:
+    """A :class:`SampleSink` that keeps every sample in order, for tests and small scripts."""
+
+    samples: list[tuple[str, int]] = field(default_factory=list)
+
+    def record(self, metric: str, value_us: int) -> None:
+        self.samples.append((metric, value_us))
+
+    def values(self, metric: str) -> list[int]:
+        """All values recorded for ``metric``, in recording order."""
+        return [v for m, v in self.samples if m == metric]
+
+
+@dataclass
+class TurnRecord:
+    """One expected turn of a Flux fixture and what the service did with it.
+
+    Latencies are signed microseconds measured from the plan (``S(onset)``, ``S(offset)``) as
+    metrics.md defines them; what went to the histogram is clamped at 0 (a premature
+    ``EndOfTurn`` is recorded as 0 and flagged ``premature``). ``transcript`` is the
+    ``EndOfTurn`` transcript, ``None`` when the turn was missed.
+    """
+
+    index: int
+    onset_s: float
+    offset_s: float
+    reference: str = ""
+    transcript: str | None = None
+    ttft_us: int | None = None
+    eot_us: int | None = None
+    eager_eot_us: int | None = None
+    premature: bool = False
+    resumed: int = 0
+    wer: float | None = None
+    voice_to_voice_us: int | None = None  # agent sessions only, think time included
+    think_ms: int | None = None  # agent sessions only
+
+    @property
+    def ended(self) -> bool:
+        return self.transcript is not None
+
+
+@dataclass
+class AuraRequestRecord:
+    """One Aura request (``Speak`` + ``Flush``), latencies from its scheduled time ``r``."""
+
+    chars: int
+    ttfb_us: int | None = None
+    ttfa_us: int | None = None
+    leading_silence_us: int | None = None
+    flushed_us: int | None = None
+    stall_us: int | None = None
+    audio_s: float = 0.0
+    realtime_factor: float | None = None  # audio seconds / (last frame - first frame)
+
+
+def _ms(value_us: int | None) -> str | float:
+    return "" if value_us is None else round(value_us / 1000.0, 3)
+
+
+SESSIONS_CSV_COLUMNS: tuple[str, ...] = (
+    "session_id", "worker", "user_type", "fixture", "model", "phase", "start_s", "duration_s",
+    "outcome", "error_category", "error_detail", "turns_expected", "turns_ended",
+    "turns_missed", "turns_premature", "turns_resumed", "wer", "flux_audio_s", "aura_chars",
+    "aura_audio_s", "connections", "findings", "ttft_ms", "eot_ms", "ttfb_ms", "ttfa_ms",
+    "voice_to_voice_ms",
+)  # fmt: skip
+
+
+@dataclass
+class SessionResult:
+    """Everything one session (a Flux stream, an Aura socket, an agent conversation) measured."""
+
+    user_type: str  # "flux" | "aura" | "agent"
+    fixture: str
+    model: str
+    start_s: float  # wall-clock epoch seconds at the start (for sessions.csv only)
+    duration_s: float = 0.0
+    error: SessionError | None = None
+    turns: list[TurnRecord] = field(default_factory=list)
+    aura_requests: list[AuraRequestRecord] = field(default_factory=list)
+    flux_audio_s: float = 0.0  # audio streamed, trailing silence included
+    connections: int = 0  # WebSocket handshakes that succeeded
+    connect_us: list[int] = field(default_factory=list)  # one per successful handshake
+    first_response_us: int | None = None
+    findings: list[object] = field(default_factory=list)
+    send_lag_max_us: int = 0
+
+    @property
+    def outcome(self) -> str:
+        return "ok" if self.error is None else "error"
+
+    @property
+    def turns_expected(self) -> int:
+        return len(self.turns)
+
+    @property
+    def turns_ended(self) -> int:
+        return sum(1 for t in self.turns if t.ended)
+
+    @property
+    def turns_missed(self) -> int:
+        return self.turns_expected - self.turns_ended
+
+    @property
+    def turns_premature(self) -> int:
+        return sum(1 for t in self.turns if t.premature)
+
+    @property
+    def turns_resumed(self) -> int:
+        return sum(t.resumed for t in self.turns)
+
+    @property
+    def wer(self) -> float | None:
+        """Corpus WER over every expected turn (a missed turn counts as all deletions)."""
+        if not self.turns:
+            return None
+        return word_error_rate(
+            [t.reference for t in self.turns], [t.transcript or "" for t in self.turns]
+        )
+
+    @property
+    def aura_chars(self) -> int:
+        return sum(r.chars for r in self.aura_requests)
+
+    @property
+    def aura_audio_s(self) -> float:
+        return sum(r.audio_s for r in self.aura_requests)
+
+    def to_row(
+        self, *, session_id: str = "", worker: str = "", phase: str = ""
+    ) -> dict[str, str | int | float]:
+        """One ``sessions.csv`` row, keyed by :data:`SESSIONS_CSV_COLUMNS` in that order.
+
+        The caller supplies what a session cannot know (its id, worker and run phase). Latency
+        columns hold the first turn / first request in milliseconds, ``""`` when absent.
+        """
+        first_turn = self.turns[0] if self.turns else None
+        first_req = self.aura_requests[0] if self.aura_requests else None
+        wer = self.wer
+        row: dict[str, str | int | float] = {
+            "session_id": session_id,
+            "worker": worker,
+            "user_type": self.user_type,
+            "fixture": self.fixture,
+            "model": self.model,
+            "phase": phase,
+            "start_s": round(self.start_s, 6),
+            "duration_s": round(self.duration_s, 6),
+            "outcome": self.outcome,
+            "error_category": "" if self.error is None else self.error.category.value,
+            "error_detail": "" if self.error is None else self.error.message(),
+            "turns_expected": self.turns_expected,
+            "turns_ended": self.turns_ended,
+            "turns_missed": self.turns_missed,
+            "turns_premature": self.turns_premature,
+            "turns_resumed": self.turns_resumed,
+            "wer": "" if wer is None else round(wer, 6),
+            "flux_audio_s": round(self.flux_audio_s, 6),
+            "aura_chars": self.aura_chars,
+            "aura_audio_s": round(self.aura_audio_s, 6),
+            "connections": self.connections,
+            "findings": len(self.findings),
+            "ttft_ms": _ms(first_turn.ttft_us if first_turn else None),
+            "eot_ms": _ms(first_turn.eot_us if first_turn else None),
+            "ttfb_ms": _ms(first_req.ttfb_us if first_req else None),
+            "ttfa_ms": _ms(first_req.ttfa_us if first_req else None),
+            "voice_to_voice_ms": _ms(first_turn.voice_to_voice_us if first_turn else None),
+        }
+        return row
