@@ -15,7 +15,9 @@ from voiceload.errors import VoiceloadError
 
 # name -> (module implementing configure_parser/main, one-line help)
 # Add a line here when a sub-command module lands (tests import every entry).
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cost": ("voiceload.cost_cli", "what N voice sessions/day cost and need, without a run"),
+}
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
