@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+from voiceload.audio import SpeechDetector, VadEvent, VadParams
 
 BYTES_PER_SAMPLE = 2  # linear16
 
@@ -59,52 +59,58 @@ class PlaybackSimulator:
         return None if span_ns <= 0 else self.audio_ns / span_ns
 
 
-# Energy onset: the first 10 ms window whose RMS reaches -40 dBFS counts as audible speech.
-ONSET_WINDOW_MS = 10
-ONSET_THRESHOLD_DBFS = -40.0
+# Synthetic TTS audio is clean: the VAD's adaptive noise floor (meant for recorded fixtures)
+# would treat audio that is loud from its first sample as "noise". Negative margins switch the
+# floor off, leaving the VAD's absolute dBFS thresholds, its hysteresis and its burst rules.
+TTS_VAD_PARAMS = VadParams(start_margin_db=-200.0, stop_margin_db=-201.0)
 
 
 @dataclass
 class OnsetDetector:
     """Finds the leading silence of a linear16 stream fed chunk by chunk.
 
-    The onset is the start of the first window of ``window_ms`` whose RMS level reaches
-    ``threshold_dbfs`` (full scale = 32768). Feeding the same bytes in any chunking gives the
-    same answer. :attr:`onset_ns` is ``None`` until found, then the audio time of the onset
-    (= the leading silence).
+    The onset is the first speech sample found by the project's one energy VAD
+    (:class:`voiceload.audio.SpeechDetector`, the detector that measured the fixtures' onsets)
+    with :data:`TTS_VAD_PARAMS`, so ``aura.ttfa`` and the manifest share one energy rule. Any
+    chunking gives the same answer. :attr:`onset_ns` is ``None`` until found, then the audio
+    time of the onset (= the leading silence). Call :meth:`finish` at the end of the audio: a
+    burst shorter than the VAD's confirmation span is only reported then.
     """
 
     sample_rate_hz: int
-    window_ms: int = ONSET_WINDOW_MS
-    threshold_dbfs: float = ONSET_THRESHOLD_DBFS
     onset_ns: int | None = None
-    _pending: bytes = b""
-    _windows_done: int = 0
+    _detector: SpeechDetector | None = None
+    _odd_byte: bytes = b""  # a chunk may split a sample; carry its first byte
 
     def feed(self, chunk: bytes) -> int | None:
         """Consume ``chunk``; return the onset (ns of audio) once known, else ``None``."""
-        if self.onset_ns is not None:
-            return self.onset_ns
-        window_bytes = self.sample_rate_hz * self.window_ms // 1000 * BYTES_PER_SAMPLE
-        data = self._pending + chunk
-        n_windows = len(data) // window_bytes
-        self._pending = data[n_windows * window_bytes :]
-        if n_windows == 0:
-            return None
-        samples = np.frombuffer(data[: n_windows * window_bytes], dtype="<i2")
-        windows = samples.astype(np.float64).reshape(n_windows, -1) / 32768.0
-        rms = np.sqrt(np.mean(windows * windows, axis=1))
-        limit = 10.0 ** (self.threshold_dbfs / 20.0)
-        loud = np.flatnonzero(rms >= limit)
-        if loud.size:
-            window_index = self._windows_done + int(loud[0])
-            self.onset_ns = window_index * self.window_ms * 1_000_000
-            self._pending = b""
-        else:
-            self._windows_done += n_windows
+        if self.onset_ns is None:
+            data = self._odd_byte + chunk
+            whole = len(data) - len(data) % BYTES_PER_SAMPLE
+            self._odd_byte = data[whole:]
+            self._take(self._vad().feed(data[:whole]))
         return self.onset_ns
+
+    def finish(self) -> int | None:
+        """End of the audio: report an onset still pending; ``None`` if it never was audible."""
+        if self.onset_ns is None:
+            self._take(self._vad().flush())
+        return self.onset_ns
+
+    def _vad(self) -> SpeechDetector:
+        if self._detector is None:
+            self._detector = SpeechDetector(self.sample_rate_hz, TTS_VAD_PARAMS)
+        return self._detector
+
+    def _take(self, events: list[VadEvent]) -> None:
+        for event in events:
+            if event.kind == "onset":
+                self.onset_ns = event.sample_index * 1_000_000_000 // self.sample_rate_hz
+                return
 
 
 def leading_silence_ns(pcm: bytes, sample_rate_hz: int) -> int | None:
     """Leading silence of a whole linear16 buffer (``None`` if it never becomes audible)."""
-    return OnsetDetector(sample_rate_hz).feed(pcm)
+    detector = OnsetDetector(sample_rate_hz)
+    detector.feed(pcm)
+    return detector.finish()

@@ -56,7 +56,7 @@ def test_leading_silence(silence_ms: int, expected_ns: int) -> None:
 
 
 def test_leading_silence_ignores_noise_below_threshold_and_all_silence() -> None:
-    quiet = _pcm(0, 300, 16_000, amplitude=100)  # about -50 dBFS RMS
+    quiet = _pcm(0, 300, 16_000, amplitude=30)  # far below the VAD's start threshold
     assert leading_silence_ns(quiet, 16_000) is None
     assert leading_silence_ns(bytes(3200), 16_000) is None
 
@@ -66,6 +66,7 @@ def test_onset_detector_same_answer_in_any_chunking(chunk_bytes: int) -> None:
     pcm = _pcm(330, 100, 24_000)
     detector = OnsetDetector(24_000)
     results = [detector.feed(pcm[i : i + chunk_bytes]) for i in range(0, len(pcm), chunk_bytes)]
+    detector.finish()
     assert detector.onset_ns == 330_000_000
     first_known = next(i for i, r in enumerate(results) if r is not None)
     assert all(r is None for r in results[:first_known])
