@@ -1,0 +1,481 @@
+"""Audio pipeline and voice-activity detector (VAD), shared by the load client, emulator and tools.
+
+Pipeline: any file soundfile reads (WAV, FLAC, OGG, ...; any channel count and sample format)
+-> mono (mean of channels) -> resampled with soxr (anti-aliased, "HQ") -> linear16 (signed
+16-bit, little-endian) -> frames of ``frame_ms`` milliseconds, the last one zero-padded.
+
+:func:`prepare` caches the framed audio per process, keyed by the file's resolved path, mtime,
+size, target rate and frame size, so every simulated user streaming the same fixture shares one
+tuple of ``bytes`` frames: memory does not grow with the number of users.
+
+The VAD is energy based, with hysteresis and hang-over (see :class:`VadParams` for every
+threshold). :func:`detect_speech` is the one pure definition of where speech turns are;
+:class:`SpeechDetector` is the incremental form the emulator feeds frame by frame. Both run the
+same per-window state machine, so any chunking of the input gives exactly the batch result.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import soundfile as sf
+import soxr
+
+from voiceload.errors import ConfigError, FixtureError
+
+__all__ = [
+    "AudioInfo",
+    "PreparedAudio",
+    "SpeechDetector",
+    "SpeechSegment",
+    "VadEvent",
+    "VadParams",
+    "detect_speech",
+    "frame_pcm",
+    "load_linear16",
+    "prepare",
+    "read_audio",
+    "read_info",
+]
+
+DEFAULT_SAMPLE_RATE = 16000
+DEFAULT_FRAME_MS = 80  # Deepgram's recommendation for Flux
+_CONVERT_HINT = "convert it to 16-bit WAV or FLAC (e.g. `sox in.ext -b 16 out.wav`)"
+
+Int16Array = npt.NDArray[np.int16]
+FloatArray = npt.NDArray[np.float64]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and conversion
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, as soundfile reports it (native rate and channels, before conversion)."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    n_frames: int  # samples per channel
+    format: str  # e.g. "WAV", "FLAC", "OGG"
+    subtype: str  # e.g. "PCM_16", "PCM_24", "FLOAT"
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.sample_rate
+
+
+def read_info(path: Path | str) -> AudioInfo:
+    """Describe an audio file without decoding it.
+
+    Raises :class:`FixtureError` (one line, naming the file) when the file is missing, is not
+    audio soundfile can read, or holds no samples.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FixtureError(f"audio file {p} does not exist: check the path or run `make fixtures`")
+    try:
+        info = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FixtureError(
+            f"cannot read audio file {p} (unsupported format or corrupt: {reason}); {_CONVERT_HINT}"
+        ) from exc
+    if info.frames <= 0:
+        raise FixtureError(f"audio file {p} holds no samples (zero-length audio); re-record it")
+    return AudioInfo(
+        path=p,
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        n_frames=int(info.frames),
+        format=str(info.format),
+        subtype=str(info.subtype),
+    )
+
+
+def read_audio(path: Path | str) -> tuple[FloatArray, AudioInfo]:
+    """Decode a file to mono float64 in [-1, 1] at its native rate (channels are averaged).
+
+    Raises :class:`FixtureError` as :func:`read_info` does, and when decoding fails part-way.
+    """
+    info = read_info(path)
+    try:
+        data, _ = sf.read(str(info.path), dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise FixtureError(
+            f"cannot decode audio file {info.path} ({exc}); {_CONVERT_HINT}"
+        ) from exc
+    if data.shape[0] == 0:
+        raise FixtureError(f"audio file {info.path} holds no samples (zero-length audio)")
+    mono: FloatArray = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0].copy()
+    return mono, info
+
+
+def to_linear16(samples: FloatArray) -> Int16Array:
+    """Float samples in [-1, 1] -> int16 (x * 32768, rounded, clipped). Exact for int16 input."""
+    scaled = np.rint(samples * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
+def resample(samples: FloatArray, from_rate: int, to_rate: int) -> FloatArray:
+    """Anti-aliased resampling with soxr ("HQ"); identity when the rates are equal.
+
+    The output has ``round(len(samples) * to_rate / from_rate)`` samples.
+    """
+    if from_rate <= 0 or to_rate <= 0:
+        raise ConfigError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+    if from_rate == to_rate:
+        return samples
+    out: FloatArray = soxr.resample(samples, from_rate, to_rate, quality="HQ")
+    return out
+
+
+def load_linear16(path: Path | str, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Int16Array:
+    """Read any soundfile-readable file as int16 mono at ``sample_rate`` (soxr resampling)."""
+    mono, info = read_audio(path)
+    return to_linear16(resample(mono, info.sample_rate, sample_rate))
+
+
+def frame_pcm(pcm: Int16Array, sample_rate: int, frame_ms: int) -> tuple[bytes, ...]:
+    """Split int16 mono samples into linear16 frames of ``frame_ms`` each.
+
+    Every frame has exactly ``sample_rate * frame_ms / 1000`` samples (2 bytes each, little
+    endian); the last frame is zero-padded. ``frame_ms`` must be a positive multiple of 10 and
+    give a whole number of samples, else :class:`ConfigError`.
+    """
+    if frame_ms <= 0 or frame_ms % 10 != 0:
+        raise ConfigError(f"frame_ms must be a positive multiple of 10, got {frame_ms}")
+    if sample_rate <= 0 or (sample_rate * frame_ms) % 1000 != 0:
+        raise ConfigError(
+            f"sample rate {sample_rate} Hz does not give whole-sample {frame_ms} ms frames"
+        )
+    per_frame = sample_rate * frame_ms // 1000
+    samples = np.asarray(pcm, dtype="<i2").ravel()
+    n_frames = -(-samples.size // per_frame)
+    padded = np.zeros(n_frames * per_frame, dtype="<i2")
+    padded[: samples.size] = samples
+    raw = padded.tobytes()
+    step = per_frame * 2
+    return tuple(raw[i : i + step] for i in range(0, len(raw), step))
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    """A fixture ready to stream: shared, immutable frames (see :func:`prepare`)."""
+
+    frames: tuple[bytes, ...]
+    sample_rate: int
+    frame_ms: int
+    duration_s: float  # of the audio itself, before padding the last frame
+    n_samples: int  # at ``sample_rate``, before padding
+
+
+@functools.lru_cache(maxsize=128)
+def _prepare_cached(
+    resolved: str, mtime_ns: int, size: int, sample_rate: int, frame_ms: int
+) -> PreparedAudio:
+    del mtime_ns, size  # part of the cache key only: an edited file is prepared again
+    pcm = load_linear16(resolved, sample_rate)
+    return PreparedAudio(
+        frames=frame_pcm(pcm, sample_rate, frame_ms),
+        sample_rate=sample_rate,
+        frame_ms=frame_ms,
+        duration_s=pcm.size / sample_rate,
+        n_samples=int(pcm.size),
+    )
+
+
+def prepare(
+    path: Path | str, sample_rate: int = DEFAULT_SAMPLE_RATE, frame_ms: int = DEFAULT_FRAME_MS
+) -> PreparedAudio:
+    """Load, convert and frame a file once per process; later calls return the same object.
+
+    The cache key is (resolved path, mtime, size, sample_rate, frame_ms), so an edited file is
+    re-read. Raises :class:`FixtureError` for unreadable files, :class:`ConfigError` for a bad
+    ``frame_ms``.
+    """
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise FixtureError(
+            f"audio file {p} does not exist: check the path or run `make fixtures`"
+        ) from exc
+    return _prepare_cached(str(p.resolve()), st.st_mtime_ns, st.st_size, sample_rate, frame_ms)
+
+
+# --------------------------------------------------------------------------------------------
+# Voice-activity detection
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VadParams:
+    """Thresholds of the energy VAD (defaults checked against CMU ARCTIC and the fixture set).
+
+    The signal is pre-emphasised (``y[n] = x[n] - preemphasis * x[n-1]``: removes hum and
+    rumble, keeps fricatives) and cut into ``window_ms`` windows; a window's energy is
+    ``10*log10(mean(y**2))`` in dBFS. Its noise floor is the minimum window energy over the last
+    ``floor_window_s`` seconds, clamped to [``floor_min_dbfs``, ``floor_max_dbfs``] (the lower
+    clamp keeps dither in near-digital silence from counting as speech). A window is
+
+    - *loud* when its energy >= floor + ``start_margin_db``;
+    - *voiced* when its energy >= floor + ``stop_margin_db`` (hysteresis: start > stop);
+    - *weak* when its energy >= floor + ``extend_margin_db`` (weak fricatives and aspiration,
+      such as the "h" of "he", barely rise above the floor).
+
+    A burst starts at the first voiced window of a run containing a loud window, moved back over
+    up to ``extend_max_s`` of directly preceding weak windows (Rabiner and Sambur's onset
+    extension); it ends after ``hangover_s`` of non-voiced windows and counts as speech once it
+    spans ``min_speech_s``. Speech separated by pauses shorter than ``turn_gap_s``
+    is one turn (conversation pauses are 1.5-3 s; pauses inside a sentence are shorter).
+    """
+
+    window_ms: int = 10
+    preemphasis: float = 0.97
+    floor_window_s: float = 2.0
+    floor_min_dbfs: float = -75.0
+    floor_max_dbfs: float = -25.0
+    start_margin_db: float = 15.0
+    stop_margin_db: float = 9.0
+    extend_margin_db: float = 4.0
+    extend_max_s: float = 0.05
+    min_speech_s: float = 0.06
+    hangover_s: float = 0.1
+    turn_gap_s: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.window_ms <= 0:
+            raise ConfigError(f"VAD window_ms must be positive, got {self.window_ms}")
+        if not self.start_margin_db > self.stop_margin_db > self.extend_margin_db:
+            raise ConfigError(
+                "VAD margins must satisfy start_margin_db > stop_margin_db > extend_margin_db"
+            )
+        if self.floor_min_dbfs >= self.floor_max_dbfs:
+            raise ConfigError("VAD floor_min_dbfs must be below floor_max_dbfs")
+        if min(self.min_speech_s, self.hangover_s, self.turn_gap_s, self.floor_window_s) <= 0:
+            raise ConfigError("VAD durations must be positive")
+        if self.extend_max_s < 0:
+            raise ConfigError("VAD extend_max_s must not be negative")
+
+
+@dataclass(frozen=True)
+class SpeechSegment:
+    """One turn: time of its first and last speech sample, in seconds from the start."""
+
+    onset_s: float
+    offset_s: float
+
+
+@dataclass(frozen=True)
+class VadEvent:
+    """A turn boundary. ``sample_index`` is the first (onset) or last (offset) speech sample."""
+
+    kind: Literal["onset", "offset"]
+    sample_index: int
+
+
+class SpeechDetector:
+    """Incremental VAD: ``feed`` audio in any chunking, get turn onsets and offsets.
+
+    An onset is reported once its burst spans ``min_speech_s``; an offset once ``turn_gap_s``
+    of non-speech follows it. Both carry exact sample indices, so the event stream for the whole
+    input (``feed`` ... then ``flush``) is the same whatever the chunk sizes are. Cost: numpy per
+    chunk plus a short Python loop per ``window_ms`` window.
+    """
+
+    def __init__(self, sample_rate: int, params: VadParams | None = None) -> None:
+        p = params if params is not None else VadParams()
+        if sample_rate <= 0 or (sample_rate * p.window_ms) % 1000 != 0:
+            raise ConfigError(
+                f"sample rate {sample_rate} Hz does not give whole-sample VAD windows"
+            )
+        self.sample_rate = sample_rate
+        self.params = p
+        self._win = sample_rate * p.window_ms // 1000
+        window_s = p.window_ms / 1000
+        self._floor_n = max(1, round(p.floor_window_s / window_s))
+        self._min_speech_n = max(1, round(p.min_speech_s / window_s))
+        self._hangover_n = max(1, round(p.hangover_s / window_s))
+        self._gap_n = max(1, round(p.turn_gap_s / window_s))
+        self._extend_n = round(p.extend_max_s / window_s)
+        # input carry-over
+        self._prev_sample = 0.0
+        self._pending = np.zeros(0, dtype=np.float64)  # pre-emphasised, < one window
+        self._history = np.full(self._floor_n - 1, np.inf)  # last floor_n - 1 window energies
+        self._n_samples = 0  # samples fed so far
+        self._k = 0  # index of the next window
+        # state machine
+        self._run_start: int | None = None  # first window of the current voiced run
+        self._weak_start: int | None = None  # first window of the current weak run
+        self._burst_start: int | None = None  # burst being tracked (started by a loud window)
+        self._burst_last = 0  # last voiced window of that burst
+        self._burst_confirmed = False
+        self._in_turn = False
+        self._turn_last = 0  # last voiced window of confirmed speech in the current turn
+        self._flushed = False
+
+    # -- input ----------------------------------------------------------------------------
+
+    def feed(self, pcm: bytes | npt.NDArray[np.generic]) -> list[VadEvent]:
+        """Process more audio: linear16 ``bytes`` or an int16 / float (-1..1) array."""
+        if self._flushed:
+            raise ConfigError("SpeechDetector.feed called after flush(); create a new detector")
+        x = _as_float(pcm)
+        if x.size == 0:
+            return []
+        self._n_samples += x.size
+        shifted = np.empty_like(x)
+        shifted[0] = self._prev_sample
+        shifted[1:] = x[:-1]
+        self._prev_sample = float(x[-1])
+        y = np.concatenate((self._pending, x - self.params.preemphasis * shifted))
+        n_windows = y.size // self._win
+        self._pending = y[n_windows * self._win :]
+        if n_windows == 0:
+            return []
+        frames = y[: n_windows * self._win].reshape(n_windows, self._win)
+        return self._windows(_energy_dbfs(frames))
+
+    def flush(self) -> list[VadEvent]:
+        """End of input: process the last partial window and close an open turn."""
+        if self._flushed:
+            return []
+        events: list[VadEvent] = []
+        if self._pending.size:
+            events += self._windows(_energy_dbfs(self._pending.reshape(1, -1)))
+            self._pending = np.zeros(0, dtype=np.float64)
+        self._flushed = True
+        self._end_burst()  # an unconfirmed burst at the very end is not speech
+        if self._in_turn:
+            events.append(self._offset())
+        return events
+
+    # -- state machine --------------------------------------------------------------------
+
+    def _windows(self, energy_db: FloatArray) -> list[VadEvent]:
+        p = self.params
+        # noise floor of window j = min energy over windows j-floor_n+1 .. j (the history is
+        # +inf-padded, so early windows use the minimum seen so far)
+        joined = np.concatenate((self._history, energy_db))
+        floors = np.lib.stride_tricks.sliding_window_view(joined, self._floor_n).min(axis=1)
+        self._history = joined[joined.size - (self._floor_n - 1) :]
+        floors = np.clip(floors, p.floor_min_dbfs, p.floor_max_dbfs)
+        above_floor_db = energy_db - floors
+        loud = above_floor_db >= p.start_margin_db
+        voiced = above_floor_db >= p.stop_margin_db
+        weak = above_floor_db >= p.extend_margin_db
+
+        events: list[VadEvent] = []
+        k0 = self._k
+        if not weak.any() and self._burst_start is None and self._weak_start is None:
+            # fast path: silence with nothing open; only a turn may time out
+            self._k = k0 + energy_db.size
+            if self._in_turn and self._k - 1 - self._turn_last >= self._gap_n:
+                events.append(self._offset())
+            return events
+        for i in range(energy_db.size):
+            self._step(k0 + i, bool(loud[i]), bool(voiced[i]), bool(weak[i]), events)
+        self._k = k0 + energy_db.size
+        return events
+
+    def _step(self, k: int, loud: bool, voiced: bool, weak: bool, events: list[VadEvent]) -> None:
+        if not weak:
+            self._weak_start = None
+        elif self._weak_start is None:
+            self._weak_start = k
+        if voiced:
+            if self._run_start is None:
+                self._run_start = k
+            if self._burst_start is not None:
+                self._burst_last = k
+            elif loud:
+                assert self._weak_start is not None  # loud implies voiced implies weak
+                self._burst_start = max(self._weak_start, self._run_start - self._extend_n)
+                self._burst_last = k
+                self._burst_confirmed = False
+        else:
+            self._run_start = None
+            if self._burst_start is not None and k - self._burst_last >= self._hangover_n:
+                self._end_burst()
+        # a burst becomes speech once it spans min_speech
+        if (
+            self._burst_start is not None
+            and not self._burst_confirmed
+            and self._burst_last - self._burst_start + 1 >= self._min_speech_n
+        ):
+            self._burst_confirmed = True
+            if self._in_turn and self._burst_start - self._turn_last - 1 >= self._gap_n:
+                events.append(self._offset())  # a new turn after a long enough pause
+            if not self._in_turn:
+                self._in_turn = True
+                events.append(self._onset())
+        if self._burst_confirmed and self._burst_start is not None:
+            self._turn_last = self._burst_last
+        # close the turn after turn_gap of non-speech, unless a burst that may still join it
+        # (it started within the gap) is being tracked
+        if self._in_turn and k - self._turn_last >= self._gap_n:
+            open_burst_joins = (
+                self._burst_start is not None
+                and not self._burst_confirmed
+                and self._burst_start - self._turn_last - 1 < self._gap_n
+            )
+            if not open_burst_joins:
+                events.append(self._offset())
+
+    def _end_burst(self) -> None:
+        self._burst_start = None
+        self._burst_confirmed = False
+
+    def _onset(self) -> VadEvent:
+        assert self._burst_start is not None
+        return VadEvent("onset", self._burst_start * self._win)
+
+    def _offset(self) -> VadEvent:
+        self._in_turn = False
+        last_sample = min((self._turn_last + 1) * self._win, self._n_samples) - 1
+        return VadEvent("offset", last_sample)
+
+
+def _as_float(pcm: bytes | npt.NDArray[np.generic]) -> FloatArray:
+    if isinstance(pcm, bytes | bytearray | memoryview):
+        return np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
+    arr = np.asarray(pcm).ravel()
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float64) / 32768.0
+    return arr.astype(np.float64)
+
+
+def _energy_dbfs(frames: FloatArray) -> FloatArray:
+    power = np.mean(frames * frames, axis=1)
+    out: FloatArray = 10.0 * np.log10(power + 1e-10)
+    return out
+
+
+def detect_speech(
+    samples: npt.NDArray[np.generic], sample_rate: int, params: VadParams | None = None
+) -> list[SpeechSegment]:
+    """The speech turns in mono audio (int16, or float in [-1, 1]), in order.
+
+    Pure: same input, same output. Each segment's ``onset_s``/``offset_s`` is the time of the
+    first/last speech sample (sample index / sample_rate). An empty list means no speech.
+    """
+    det = SpeechDetector(sample_rate, params)
+    events = det.feed(np.asarray(samples)) + det.flush()
+    segments: list[SpeechSegment] = []
+    onset: int | None = None
+    for ev in events:
+        if ev.kind == "onset":
+            onset = ev.sample_index
+        elif onset is not None:
+            segments.append(SpeechSegment(onset / sample_rate, ev.sample_index / sample_rate))
+            onset = None
+    return segments
