@@ -60,9 +60,10 @@ class PlaybackSimulator:
 
 
 # Synthetic TTS audio is clean: the VAD's adaptive noise floor (meant for recorded fixtures)
-# would treat audio that is loud from its first sample as "noise". Negative margins switch the
-# floor off, leaving the VAD's absolute dBFS thresholds, its hysteresis and its burst rules.
-TTS_VAD_PARAMS = VadParams(start_margin_db=-200.0, stop_margin_db=-201.0)
+# would treat audio that is loud from its first sample as "noise". Clamping the floor to one
+# value (-65 dBFS) leaves fixed thresholds (loud >= -50 dBFS) with the VAD's own hysteresis,
+# onset extension and burst rules.
+TTS_VAD_PARAMS = VadParams(floor_min_dbfs=-65.0, floor_max_dbfs=-64.999)
 
 
 @dataclass
