@@ -1,0 +1,166 @@
+"""voiceload's own Locust command-line options, and the checks they get before any load starts.
+
+:func:`add_arguments` is called from the ``init_command_line_parser`` event, so every option works
+as a flag, in ``locust.conf`` or a scenario file (``frame-ms = 40``), as an environment variable
+(``VOICELOAD_FRAME_MS``) and in the web UI. :func:`settings_from` turns Locust's parsed options
+into one frozen :class:`RunSettings`, raising :class:`~voiceload.errors.ConfigError` with one
+actionable line when an option cannot work. :func:`probe_tcp` checks, once, that the target
+accepts connections at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from voiceload.errors import ConfigError
+
+DEFAULT_EMULATOR_URL = "ws://127.0.0.1:8787"
+DEFAULT_FLUX_MODEL = "@cf/deepgram/flux"
+DEFAULT_AURA_MODEL = "@cf/deepgram/aura-1"
+TARGETS = ("emulator", "gateway", "workers-ai")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Every voiceload option of one run, checked. Times carry their unit in the name."""
+
+    target: str = "emulator"
+    emulator_url: str = DEFAULT_EMULATOR_URL
+    fixtures: tuple[str, ...] = ()  # empty: every fixture suitable for the user type
+    frame_ms: int = 80
+    flux_model: str = DEFAULT_FLUX_MODEL
+    eager_eot_threshold: float | None = None
+    eot_timeout_ms: int | None = None
+    think_time_ms: int = 0
+    aura_model: str = DEFAULT_AURA_MODEL
+    aura_voice: str | None = None
+    run_dir: Path | None = None  # None: reports/<run-id>
+    reports_dir: Path = Path("reports")
+    slo_file: Path | None = None
+    report_interval_s: float = 2.0
+    send_lag_budget_ms: float = 5.0
+    cpu_budget_percent: float = 75.0
+    fail_fast_sessions: int = 20
+
+
+def add_arguments(parser: Any) -> None:
+    """Add voiceload's options to Locust's (configargparse) parser."""
+
+    def add(flag: str, **kwargs: Any) -> None:
+        # Locust's own add_argument (not an argument group's) shows the option in the web UI.
+        env_var = "VOICELOAD_" + flag.lstrip("-").replace("-", "_").upper()
+        parser.add_argument(flag, env_var=env_var, **kwargs)
+
+    add("--target", default="emulator", choices=TARGETS,
+        help="where to send load: the bundled emulator, AI Gateway or Workers AI directly")
+    add("--emulator-url", default=DEFAULT_EMULATOR_URL,
+        help="ws:// URL of a running `voiceload emulate` (target emulator)")
+    add("--fixtures", default="",
+        help="comma-separated fixture names from fixtures/audio/manifest.toml (default: all)")
+    add("--frame-ms", type=int, default=80,
+        help="Flux audio frame size in ms: a positive multiple of 10 (80 is Deepgram's advice)")
+    add("--flux-model", default=DEFAULT_FLUX_MODEL, help="Flux model id")
+    add("--eager-eot-threshold", type=float, default=None,
+        help="turn on eager end-of-turn with this threshold (0.3 .. 0.9)")
+    add("--eot-timeout-ms", type=int, default=None,
+        help="Flux eot_timeout_ms (service default when unset)")
+    add("--think-time-ms", type=int, default=0,
+        help="voice agent: pause standing in for the language model before each reply")
+    add("--aura-model", default=DEFAULT_AURA_MODEL, help="Aura model id")
+    add("--aura-voice", default=None, help="Aura voice (service default when unset)")
+    add("--run-dir", default="",
+        help="where this run's artifacts go (default: <reports-dir>/<run-id>)")
+    add("--reports-dir", default="reports", help="parent of run directories and `latest`")
+    add("--slo-file", default="", help="SLO file for the report step")
+    add("--report-interval-s", type=float, default=2.0,
+        help="histogram interval: how often samples are drained into the .hlog files")
+    add("--send-lag-budget-ms", type=float, default=5.0,
+        help="validity: steady flux.send_lag p99 budget")
+    add("--cpu-budget-percent", type=float, default=75.0,
+        help="validity: worker CPU budget (sustained for 3 s)")
+    add("--fail-fast-sessions", type=int, default=20,
+        help="stop when this many first sessions all fail the same way (0: never)")  # fmt: skip
+
+
+def check_frame_ms(frame_ms: int) -> int:
+    """``frame_ms`` if it is a positive multiple of 10, else :class:`ConfigError`."""
+    if frame_ms <= 0 or frame_ms % 10:
+        raise ConfigError(
+            f"--frame-ms {frame_ms} is not a positive multiple of 10 ms; try 20, 40 or 80"
+        )
+    return frame_ms
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"--{name} {value:g} must be greater than 0")
+
+
+def settings_from(options: argparse.Namespace) -> RunSettings:
+    """Check Locust's parsed options and return the voiceload part of them.
+
+    Raises :class:`ConfigError` (one line, naming the flag) for a frame size that is not a
+    positive multiple of 10 ms, a bad URL, an unknown target or a non-positive budget. Fixture
+    names are checked against the manifest by the caller (:mod:`voiceload.runner.plugin`).
+    """
+    target = str(options.target)
+    if target not in TARGETS:
+        raise ConfigError(f"unknown --target {target!r}; choose one of {', '.join(TARGETS)}")
+    url = str(options.emulator_url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(f"--emulator-url {url!r} is not a ws:// or wss:// URL with a host")
+    threshold = options.eager_eot_threshold
+    if threshold is not None and not 0.3 <= threshold <= 0.9:
+        raise ConfigError(f"--eager-eot-threshold {threshold:g} is outside 0.3 .. 0.9")
+    _positive("report-interval-s", options.report_interval_s)
+    _positive("send-lag-budget-ms", options.send_lag_budget_ms)
+    _positive("cpu-budget-percent", options.cpu_budget_percent)
+    if options.think_time_ms < 0:
+        raise ConfigError(f"--think-time-ms {options.think_time_ms} must be 0 or more")
+    fixtures = tuple(name.strip() for name in str(options.fixtures).split(",") if name.strip())
+    return RunSettings(
+        target=target,
+        emulator_url=url,
+        fixtures=fixtures,
+        frame_ms=check_frame_ms(int(options.frame_ms)),
+        flux_model=str(options.flux_model),
+        eager_eot_threshold=threshold,
+        eot_timeout_ms=options.eot_timeout_ms,
+        think_time_ms=int(options.think_time_ms),
+        aura_model=str(options.aura_model),
+        aura_voice=options.aura_voice or None,
+        run_dir=Path(options.run_dir) if options.run_dir else None,
+        reports_dir=Path(options.reports_dir),
+        slo_file=Path(options.slo_file) if options.slo_file else None,
+        report_interval_s=float(options.report_interval_s),
+        send_lag_budget_ms=float(options.send_lag_budget_ms),
+        cpu_budget_percent=float(options.cpu_budget_percent),
+        fail_fast_sessions=max(0, int(options.fail_fast_sessions)),
+    )
+
+
+def probe_tcp(url: str, timeout_s: float = 3.0) -> str | None:
+    """Open (and close) one TCP connection to ``url``'s host and port.
+
+    Returns ``None`` when it connects, else a one-line problem naming the URL. Only TCP, on
+    purpose: no WebSocket handshake, so a target's per-connection behaviour (the emulator's
+    fault-by-Nth-connection) is not shifted by the probe.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return (
+            f"cannot connect to {parts.scheme}://{host}:{port} ({reason.lower()}):"
+            " is the emulator or target running, and is the URL right?"
+        )
