@@ -1,0 +1,218 @@
+"""The confirmation gate: a run against a real target says what it will cost, then waits for a yes.
+
+A load run against anything but the emulator spends real money (or the account's shared daily
+free allocation). Before it starts, :func:`spend_gate` prints an **upper-bound** estimate for the
+configured users × duration and proceeds only when the user passed ``--yes`` or the environment
+has ``VOICELOAD_CONFIRM=1`` (for CI). The numbers come from the pricing file through
+:mod:`voiceload.cost`; nothing about prices is written here.
+
+The estimate is deliberately pessimistic:
+
+* every Flux user streams audio in real time for the whole run (Flux bills audio minutes,
+  trailing silence included), so ``flux_users × run_time_s / 60`` audio minutes;
+* every Aura user sends text at the per-socket throughput limit from the pricing file
+  (``limits.aura_chars_per_minute``) unless the caller knows a lower rate;
+* an agent user counts as one Flux user plus one Aura user;
+* dollars are shown both before and after the daily free allocation (which is shared by every
+  model and may already be used up today).
+
+Runs against real targets also default to a small, polite load (:data:`POLITE_LOAD`) unless the
+user sets the load explicitly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Final, TextIO
+
+from voiceload.cost import Pricing, SessionUsage, project
+from voiceload.errors import ConfigError
+
+CONFIRM_ENV_VAR: Final = "VOICELOAD_CONFIRM"
+
+
+class SpendNotConfirmed(ConfigError):
+    """A run against a real target was not confirmed with ``--yes`` / ``VOICELOAD_CONFIRM=1``."""
+
+
+@dataclass(frozen=True)
+class PoliteLoad:
+    """The load a run against a real target uses for any setting the user left unset."""
+
+    users: int
+    spawn_rate: float
+    run_time_s: float
+
+
+POLITE_LOAD: Final = PoliteLoad(users=2, spawn_rate=1.0, run_time_s=30.0)
+
+
+def polite_load(
+    *,
+    is_real_target: bool,
+    users: int | None,
+    spawn_rate: float | None,
+    run_time_s: float | None,
+    default: PoliteLoad,
+) -> PoliteLoad:
+    """The load to run: the user's explicit values, else :data:`POLITE_LOAD` for a real target,
+    else ``default`` (the emulator's usual load)."""
+    fallback = POLITE_LOAD if is_real_target else default
+    return PoliteLoad(
+        users=users if users is not None else fallback.users,
+        spawn_rate=spawn_rate if spawn_rate is not None else fallback.spawn_rate,
+        run_time_s=run_time_s if run_time_s is not None else fallback.run_time_s,
+    )
+
+
+@dataclass(frozen=True)
+class SpendEstimate:
+    """Upper bound of what a run consumes (see the module docstring for the assumptions)."""
+
+    flux_users: int
+    aura_users: int
+    run_time_s: float
+    flux_audio_minutes: float
+    aura_model: str
+    aura_chars: float
+    aura_chars_per_user_minute: float
+    neurons: float
+    usd_before_free_allocation: float
+    usd_after_free_allocation: float
+    free_neurons_per_day: float
+
+
+def split_users(users: int, weights: Mapping[str, float]) -> tuple[int, int]:
+    """How many of ``users`` stream Flux and how many speak Aura, for user-class ``weights``
+    keyed ``flux``/``aura``/``agent`` (other names are ignored; an agent counts as both).
+
+    Rounds **up** per class (an estimate must not undercount), capped at ``users`` each.
+    Raises :class:`ConfigError` for negative weights or users.
+    """
+    if users < 0:
+        raise ConfigError(f"users must be >= 0, got {users}")
+    known = {k: float(v) for k, v in weights.items() if k in ("flux", "aura", "agent")}
+    if any(v < 0 for v in known.values()):
+        raise ConfigError(f"user-class weights must be >= 0, got {dict(weights)}")
+    total = sum(known.values())
+    if total == 0 or users == 0:
+        return 0, 0
+
+    def share(name: str) -> int:
+        return math.ceil(Fraction(users) * Fraction(known.get(name, 0.0)) / Fraction(total))
+
+    agents = share("agent")
+    return min(users, share("flux") + agents), min(users, share("aura") + agents)
+
+
+def estimate_spend(
+    *,
+    flux_users: int,
+    aura_users: int,
+    run_time_s: float,
+    pricing: Pricing,
+    aura_model: str | None = None,
+    aura_chars_per_user_minute: float | None = None,
+) -> SpendEstimate:
+    """Upper bound of audio minutes, characters, Neurons and dollars for a run.
+
+    ``aura_model`` defaults to the pricing file's ``default_aura_model``;
+    ``aura_chars_per_user_minute`` to its ``limits.aura_chars_per_minute``. Raises
+    :class:`ConfigError` for negative inputs or an Aura model the pricing file does not price.
+    """
+    if flux_users < 0 or aura_users < 0 or run_time_s < 0:
+        raise ConfigError(
+            f"users and run time must be >= 0, got flux_users={flux_users}, "
+            f"aura_users={aura_users}, run_time_s={run_time_s}"
+        )
+    model = aura_model or pricing.default_aura_model
+    rate = (
+        aura_chars_per_user_minute
+        if aura_chars_per_user_minute is not None
+        else pricing.limits["aura_chars_per_minute"].value
+    )
+    minutes = run_time_s / 60.0
+    audio_minutes = flux_users * minutes
+    chars = aura_users * minutes * rate
+    whole_run = SessionUsage(
+        flux_audio_minutes=audio_minutes,
+        aura_chars={model: chars} if chars else {},
+        flux_requests=float(flux_users),
+        aura_requests=float(aura_users),
+        connections=float(flux_users + aura_users),
+        duration_s=run_time_s,
+    )
+    priced = pricing.published.aura_neurons_per_1000_chars
+    if model not in priced:
+        raise ConfigError(
+            f"no price for Aura model {model!r} in {pricing.path}; expected one of {sorted(priced)}"
+        )
+    # One "session" = the whole run, on one day: the projection's per-day numbers are the run's.
+    projection = project(whole_run, 1.0, pricing)
+    usd_per_neuron = pricing.published.usd_per_1000_neurons.value / 1000.0
+    return SpendEstimate(
+        flux_users=flux_users,
+        aura_users=aura_users,
+        run_time_s=run_time_s,
+        flux_audio_minutes=audio_minutes,
+        aura_model=model,
+        aura_chars=chars,
+        aura_chars_per_user_minute=rate,
+        neurons=projection.neurons_per_session,
+        usd_before_free_allocation=projection.neurons_per_session * usd_per_neuron,
+        usd_after_free_allocation=projection.usd_per_day,
+        free_neurons_per_day=projection.free_neurons_per_day,
+    )
+
+
+def format_estimate(estimate: SpendEstimate, target_label: str) -> str:
+    """A few plain lines for the terminal: what the run will consume at most, and how to go on."""
+    e = estimate
+    return "\n".join(
+        [
+            f"This run sends real traffic to {target_label}. At most it will consume:",
+            f"  Flux audio   {e.flux_audio_minutes:,.1f} audio minutes "
+            f"({e.flux_users} Flux user(s) streaming for {e.run_time_s:,.0f} s)",
+            f"  Aura text    {e.aura_chars:,.0f} characters of {e.aura_model} "
+            f"({e.aura_users} Aura user(s) at {e.aura_chars_per_user_minute:,.0f} chars/min)",
+            f"  Neurons      {e.neurons:,.0f} (the free allocation is "
+            f"{e.free_neurons_per_day:,.0f} Neurons/day, shared by all models)",
+            f"  Dollars      ${e.usd_before_free_allocation:,.2f} if today's free allocation "
+            f"is used up, ${e.usd_after_free_allocation:,.2f} if it is untouched",
+        ]
+    )
+
+
+def confirmed(*, yes: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """True when the user passed ``--yes`` or the environment has ``VOICELOAD_CONFIRM=1``."""
+    env = os.environ if environ is None else environ
+    return yes or env.get(CONFIRM_ENV_VAR, "").strip() == "1"
+
+
+def spend_gate(
+    *,
+    is_real_target: bool,
+    target_label: str,
+    estimate: SpendEstimate,
+    yes: bool,
+    out: TextIO,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Print the estimate for a real target and return only if the run is confirmed.
+
+    Does nothing for the emulator. Raises :class:`SpendNotConfirmed` (a one-line message with
+    how to confirm) when a real target's run has neither ``--yes`` nor ``VOICELOAD_CONFIRM=1``.
+    """
+    if not is_real_target:
+        return
+    print(format_estimate(estimate, target_label), file=out)
+    if not confirmed(yes=yes, environ=environ):
+        raise SpendNotConfirmed(
+            f"not starting a paid run against {target_label}: pass --yes "
+            f"(or set {CONFIRM_ENV_VAR}=1) to accept the estimate above"
+        )
+    print("Confirmed; starting.", file=out)
