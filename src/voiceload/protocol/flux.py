@@ -1,0 +1,794 @@
+"""Deepgram Flux (streaming speech-to-text) wire protocol, sans-I/O.
+
+Reference: ``../shared/reference/protocols.md`` §3 (Deepgram AsyncAPI ``listen.v2`` and the Flux
+state-machine page). This module owns three things, and nothing here touches a socket or a clock:
+
+1. **Messages.** Typed, frozen objects for every server message (:class:`Connected`,
+   :class:`TurnInfo`, :class:`ConfigureSuccess`, :class:`ConfigureFailure`, :class:`FluxError`)
+   and client control message (:class:`CloseStream`, :class:`Configure`, :class:`ForceEndTurn`),
+   with ``parse_*`` / ``serialize_*`` functions. Binary frames are raw linear16 audio and need no
+   wrapper. Parsing tolerates unknown fields (a ``TurnInfo`` keeps them in ``extra``) and raises
+   :class:`~voiceload.errors.RemoteProtocolError` with one line naming the field when a required
+   field is missing or mistyped, or the ``type`` is unknown.
+
+2. **The turn state machine**, written once as :data:`TRANSITIONS` (states Initial, TurnOngoing,
+   AwaitingEnd) plus the content rules of §3.5:
+
+   1. ``Update`` about every 0.25 s of audio (a cadence, not checked: it cannot be judged from
+      messages alone);
+   2. ``EagerEndOfTurn`` always has a non-empty transcript;
+   3. ``TurnResumed`` only follows an ``EagerEndOfTurn``;
+   4. ``EndOfTurn`` repeats the immediately preceding ``EagerEndOfTurn`` transcript; a changed
+      transcript is announced by ``TurnResumed`` first (so an ``Update`` while awaiting the end
+      carries the eager transcript unchanged);
+   5. ``turn_index`` increments immediately after ``EndOfTurn``;
+   6. ``StartOfTurn`` always has a non-empty transcript;
+   7. eager events only when ``eager_eot_threshold`` is set; with eager mode on, a turn ends
+      through ``EagerEndOfTurn`` (an ``EndOfTurn`` straight from TurnOngoing is allowed only
+      when eager mode is off, or when the message says ``"trigger": "timeout"|"manual"``).
+
+   Plus stream-wide rules: ``Connected`` comes first with ``sequence_id`` 0; ``sequence_id``
+   increases by one on every server message of any type; ``request_id`` never changes;
+   ``audio_window_end`` never goes backwards and never precedes ``audio_window_start``.
+
+3. **Two roles over those rules.** :class:`FluxTurnMachine` *generates* legal messages for the
+   emulator and raises :class:`~voiceload.errors.LocalProtocolError` when asked for an illegal
+   one. :class:`TurnChecker` *checks* what a real service sends, never raises on a bad peer, and
+   records every violation as a :class:`Finding` with a stable :class:`Rule` id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from voiceload.errors import LocalProtocolError, RemoteProtocolError
+from voiceload.protocol import _json
+
+# --------------------------------------------------------------------------------------------
+# Server messages
+# --------------------------------------------------------------------------------------------
+
+
+class TurnEvent(StrEnum):
+    """The ``event`` of a ``TurnInfo`` message."""
+
+    UPDATE = "Update"
+    START_OF_TURN = "StartOfTurn"
+    EAGER_END_OF_TURN = "EagerEndOfTurn"
+    TURN_RESUMED = "TurnResumed"
+    END_OF_TURN = "EndOfTurn"
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word; ``start``/``end`` are seconds of stream audio (optional on the wire)."""
+
+    word: str
+    confidence: float
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class Connected:
+    """First server message of every stream (``sequence_id`` 0)."""
+
+    request_id: str
+    sequence_id: int
+
+
+@dataclass(frozen=True)
+class TurnInfo:
+    """A turn event. Times are seconds of audio received on this stream.
+
+    ``extra`` keeps every field this module does not know (``trigger``, ``languages``,
+    ``languages_hinted``, ...) so nothing the service sent is lost; serialising writes them back.
+    """
+
+    request_id: str
+    sequence_id: int
+    event: TurnEvent
+    turn_index: int
+    audio_window_start: float
+    audio_window_end: float
+    transcript: str
+    words: tuple[Word, ...]
+    end_of_turn_confidence: float
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfigureSuccess:
+    """Answer to a ``Configure`` that was applied; values are the settings now in force."""
+
+    request_id: str
+    sequence_id: int
+    thresholds: Mapping[str, float]
+    keyterms: tuple[str, ...]
+    language_hints: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ConfigureFailure:
+    """Answer to a ``Configure`` that was rejected."""
+
+    request_id: str
+    sequence_id: int
+
+
+@dataclass(frozen=True)
+class FluxError:
+    """Fatal server error (``"type": "Error"``, AsyncAPI ``ListenV2FatalError``); no request_id."""
+
+    sequence_id: int
+    code: str
+    description: str
+
+
+ServerMessage = Connected | TurnInfo | ConfigureSuccess | ConfigureFailure | FluxError
+
+_TURN_INFO_FIELDS = frozenset(
+    {
+        "type",
+        "request_id",
+        "sequence_id",
+        "event",
+        "turn_index",
+        "audio_window_start",
+        "audio_window_end",
+        "transcript",
+        "words",
+        "end_of_turn_confidence",
+    }
+)
+
+
+def _parse_word(obj: object) -> Word:
+    if not isinstance(obj, dict):
+        raise RemoteProtocolError(f"TurnInfo word must be an object, got {obj!r}")
+    return Word(
+        word=_json.req_str(obj, "word", "TurnInfo word"),
+        confidence=_json.req_float(obj, "confidence", "TurnInfo word"),
+        start=_json.opt_float(obj, "start", "TurnInfo word"),
+        end=_json.opt_float(obj, "end", "TurnInfo word"),
+    )
+
+
+def _parse_turn_info(obj: dict[str, Any]) -> TurnInfo:
+    name = "TurnInfo"
+    raw_event = _json.req_str(obj, "event", name)
+    try:
+        event = TurnEvent(raw_event)
+    except ValueError:
+        raise RemoteProtocolError(f"TurnInfo message has unknown event {raw_event!r}") from None
+    return TurnInfo(
+        request_id=_json.req_str(obj, "request_id", name),
+        sequence_id=_json.req_int(obj, "sequence_id", name),
+        event=event,
+        turn_index=_json.req_int(obj, "turn_index", name),
+        audio_window_start=_json.req_float(obj, "audio_window_start", name),
+        audio_window_end=_json.req_float(obj, "audio_window_end", name),
+        transcript=_json.req_str(obj, "transcript", name),
+        words=tuple(_parse_word(w) for w in _json.req_list(obj, "words", name)),
+        end_of_turn_confidence=_json.req_float(obj, "end_of_turn_confidence", name),
+        extra={k: v for k, v in obj.items() if k not in _TURN_INFO_FIELDS},
+    )
+
+
+def _parse_connected(obj: dict[str, Any]) -> Connected:
+    return Connected(
+        request_id=_json.req_str(obj, "request_id", "Connected"),
+        sequence_id=_json.req_int(obj, "sequence_id", "Connected"),
+    )
+
+
+def _parse_configure_success(obj: dict[str, Any]) -> ConfigureSuccess:
+    name = "ConfigureSuccess"
+    hints = obj.get("language_hints")
+    return ConfigureSuccess(
+        request_id=_json.req_str(obj, "request_id", name),
+        sequence_id=_json.req_int(obj, "sequence_id", name),
+        thresholds=_json.number_map(_json.req_object(obj, "thresholds", name), "thresholds", name),
+        keyterms=_json.str_tuple(_json.req_list(obj, "keyterms", name), "keyterms", name),
+        language_hints=None
+        if hints is None
+        else _json.str_tuple(_json.req_list(obj, "language_hints", name), "language_hints", name),
+    )
+
+
+def _parse_configure_failure(obj: dict[str, Any]) -> ConfigureFailure:
+    return ConfigureFailure(
+        request_id=_json.req_str(obj, "request_id", "ConfigureFailure"),
+        sequence_id=_json.req_int(obj, "sequence_id", "ConfigureFailure"),
+    )
+
+
+def _parse_error(obj: dict[str, Any]) -> FluxError:
+    return FluxError(
+        sequence_id=_json.req_int(obj, "sequence_id", "Error"),
+        code=_json.req_str(obj, "code", "Error"),
+        description=_json.req_str(obj, "description", "Error"),
+    )
+
+
+_SERVER_PARSERS: Mapping[str, Callable[[dict[str, Any]], ServerMessage]] = MappingProxyType(
+    {
+        "Connected": _parse_connected,
+        "TurnInfo": _parse_turn_info,
+        "ConfigureSuccess": _parse_configure_success,
+        "ConfigureFailure": _parse_configure_failure,
+        "Error": _parse_error,
+    }
+)
+
+
+def parse_server_message(data: str | bytes) -> ServerMessage:
+    """Decode one Flux JSON text frame sent by the server.
+
+    A message without ``type`` but with an ``event`` field is read as ``TurnInfo``: the Workers AI
+    output schema omits ``type`` (protocols.md §8 q3). Raises :class:`RemoteProtocolError` on
+    invalid JSON, an unknown ``type``, or a missing/mistyped required field.
+    """
+    obj = _json.loads_object(data, "Flux server message")
+    msg_type = obj.get("type")
+    if msg_type is None:
+        if "event" in obj:
+            return _parse_turn_info(obj)
+        raise RemoteProtocolError("Flux server message lacks required field 'type'")
+    parser = _SERVER_PARSERS.get(msg_type) if isinstance(msg_type, str) else None
+    if parser is None:
+        raise RemoteProtocolError(f"unknown Flux server message type {msg_type!r}")
+    return parser(obj)
+
+
+def _word_json(w: Word) -> dict[str, Any]:
+    out: dict[str, Any] = {"word": w.word, "confidence": w.confidence}
+    if w.start is not None:
+        out["start"] = w.start
+    if w.end is not None:
+        out["end"] = w.end
+    return out
+
+
+def serialize_server_message(msg: ServerMessage) -> str:
+    """Encode a server message as compact JSON with exactly the documented field names."""
+    obj: dict[str, Any]
+    match msg:
+        case Connected():
+            obj = {
+                "type": "Connected",
+                "request_id": msg.request_id,
+                "sequence_id": msg.sequence_id,
+            }
+        case TurnInfo():
+            obj = {
+                "type": "TurnInfo",
+                "request_id": msg.request_id,
+                "sequence_id": msg.sequence_id,
+                "event": str(msg.event),
+                "turn_index": msg.turn_index,
+                "audio_window_start": msg.audio_window_start,
+                "audio_window_end": msg.audio_window_end,
+                "transcript": msg.transcript,
+                "words": [_word_json(w) for w in msg.words],
+                "end_of_turn_confidence": msg.end_of_turn_confidence,
+            }
+            obj.update((k, v) for k, v in msg.extra.items() if k not in _TURN_INFO_FIELDS)
+        case ConfigureSuccess():
+            obj = {
+                "type": "ConfigureSuccess",
+                "request_id": msg.request_id,
+                "sequence_id": msg.sequence_id,
+                "thresholds": dict(msg.thresholds),
+                "keyterms": list(msg.keyterms),
+            }
+            if msg.language_hints is not None:
+                obj["language_hints"] = list(msg.language_hints)
+        case ConfigureFailure():
+            obj = {
+                "type": "ConfigureFailure",
+                "request_id": msg.request_id,
+                "sequence_id": msg.sequence_id,
+            }
+        case FluxError():
+            obj = {
+                "type": "Error",
+                "sequence_id": msg.sequence_id,
+                "code": msg.code,
+                "description": msg.description,
+            }
+    return _json.dumps(obj)
+
+
+# --------------------------------------------------------------------------------------------
+# Client messages (binary frames are raw audio and need no wrapper)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloseStream:
+    """Ask the server to decode the audio already sent, emit its Updates, and close (§3.4)."""
+
+
+@dataclass(frozen=True)
+class ForceEndTurn:
+    """End the current turn now (newest hosted Flux; not confirmed on Workers AI, §8 q4)."""
+
+
+@dataclass(frozen=True)
+class Configure:
+    """Change settings mid-stream; ``None`` fields are omitted and keep their current value."""
+
+    thresholds: Mapping[str, float] | None = None
+    keyterms: tuple[str, ...] | None = None
+    language_hints: tuple[str, ...] | None = None
+
+
+ClientMessage = CloseStream | ForceEndTurn | Configure
+
+
+def parse_client_message(data: str | bytes) -> ClientMessage:
+    """Decode one Flux JSON text frame sent by the client (the emulator's side).
+
+    Raises :class:`RemoteProtocolError` (the client is the peer) on invalid JSON, an unknown or
+    missing ``type``, or a mistyped field.
+    """
+    obj = _json.loads_object(data, "Flux client message")
+    msg_type = _json.req_str(obj, "type", "Flux client")
+    if msg_type == "CloseStream":
+        return CloseStream()
+    if msg_type == "ForceEndTurn":
+        return ForceEndTurn()
+    if msg_type == "Configure":
+        name = "Configure"
+        thresholds = (
+            None
+            if obj.get("thresholds") is None
+            else _json.number_map(_json.req_object(obj, "thresholds", name), "thresholds", name)
+        )
+        keyterms = (
+            None
+            if obj.get("keyterms") is None
+            else _json.str_tuple(_json.req_list(obj, "keyterms", name), "keyterms", name)
+        )
+        hints = (
+            None
+            if obj.get("language_hints") is None
+            else _json.str_tuple(
+                _json.req_list(obj, "language_hints", name), "language_hints", name
+            )
+        )
+        return Configure(thresholds=thresholds, keyterms=keyterms, language_hints=hints)
+    raise RemoteProtocolError(f"unknown Flux client message type {msg_type!r}")
+
+
+def serialize_client_message(msg: ClientMessage) -> str:
+    """Encode a client control message as compact JSON; ``None`` fields of Configure are omitted."""
+    obj: dict[str, Any]
+    match msg:
+        case CloseStream():
+            obj = {"type": "CloseStream"}
+        case ForceEndTurn():
+            obj = {"type": "ForceEndTurn"}
+        case Configure():
+            obj = {"type": "Configure"}
+            if msg.thresholds is not None:
+                obj["thresholds"] = dict(msg.thresholds)
+            if msg.keyterms is not None:
+                obj["keyterms"] = list(msg.keyterms)
+            if msg.language_hints is not None:
+                obj["language_hints"] = list(msg.language_hints)
+    return _json.dumps(obj)
+
+
+# --------------------------------------------------------------------------------------------
+# The turn state machine: one table, one set of rules, two roles
+# --------------------------------------------------------------------------------------------
+
+
+class TurnState(StrEnum):
+    """States of the Flux turn state machine (Deepgram's names)."""
+
+    INITIAL = "Initial"
+    TURN_ONGOING = "TurnOngoing"
+    AWAITING_END = "AwaitingEnd"
+
+
+_S = TurnState
+_E = TurnEvent
+
+#: (state, event) -> next state, for every legal pair. ``Update`` never changes the state.
+#: ``TurnOngoing --EndOfTurn--> Initial`` is the eager-off path (rule 7 limits it when eager is on).
+TRANSITIONS: Mapping[tuple[TurnState, TurnEvent], TurnState] = MappingProxyType(
+    {
+        (_S.INITIAL, _E.UPDATE): _S.INITIAL,
+        (_S.INITIAL, _E.START_OF_TURN): _S.TURN_ONGOING,
+        (_S.TURN_ONGOING, _E.UPDATE): _S.TURN_ONGOING,
+        (_S.TURN_ONGOING, _E.EAGER_END_OF_TURN): _S.AWAITING_END,
+        (_S.TURN_ONGOING, _E.END_OF_TURN): _S.INITIAL,
+        (_S.AWAITING_END, _E.UPDATE): _S.AWAITING_END,
+        (_S.AWAITING_END, _E.TURN_RESUMED): _S.TURN_ONGOING,
+        (_S.AWAITING_END, _E.END_OF_TURN): _S.INITIAL,
+    }
+)
+
+#: Where each state-changing event leads, whatever the state it came from. After an illegal
+#: event the checker follows the peer to this state, so one fault yields one finding, not a cascade.
+EVENT_TARGET: Mapping[TurnEvent, TurnState] = MappingProxyType(
+    {event: target for (_, event), target in TRANSITIONS.items() if event is not _E.UPDATE}
+)
+
+EAGER_EVENTS = frozenset({_E.EAGER_END_OF_TURN, _E.TURN_RESUMED})
+
+#: ``EndOfTurn.trigger`` values that end a turn without the model's eager path (hosted Flux).
+FORCED_TRIGGERS = frozenset({"timeout", "manual"})
+
+
+class Rule(StrEnum):
+    """Stable ids of the protocol rules a :class:`Finding` can report."""
+
+    CONNECTED_NOT_FIRST = "connected-not-first"
+    SEQUENCE_ID_NOT_CONSECUTIVE = "sequence-id-not-consecutive"
+    REQUEST_ID_CHANGED = "request-id-changed"
+    TURN_INDEX_NOT_INCREMENTED = "turn-index-not-incremented"
+    TURN_INDEX_UNEXPECTED = "turn-index-unexpected"
+    EVENT_ILLEGAL_IN_STATE = "event-illegal-in-state"
+    START_OF_TURN_EMPTY = "start-of-turn-empty"
+    EAGER_END_OF_TURN_EMPTY = "eager-end-of-turn-empty"
+    TURN_RESUMED_WITHOUT_EAGER = "turn-resumed-without-eager"
+    END_OF_TURN_TRANSCRIPT_DIFFERS = "end-of-turn-transcript-differs"
+    TRANSCRIPT_CHANGED_WITHOUT_RESUME = "transcript-changed-without-resume"
+    EAGER_WITHOUT_THRESHOLD = "eager-without-threshold"
+    END_OF_TURN_WITHOUT_EAGER = "end-of-turn-without-eager"
+    AUDIO_WINDOW_END_BACKWARDS = "audio-window-end-backwards"
+    AUDIO_WINDOW_INVERTED = "audio-window-inverted"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One protocol violation seen in a stream: which rule, a plain message, and where."""
+
+    rule: str
+    message: str
+    sequence_id: int | None
+
+
+@dataclass
+class _TurnTrack:
+    """Where a stream stands in the turn state machine. Shared by both roles; mutable."""
+
+    state: TurnState = TurnState.INITIAL
+    turn_index: int = 0
+    eager_transcript: str | None = None  # transcript of the EagerEndOfTurn awaiting its end
+    audio_window_end: float | None = None
+
+    def violations(
+        self,
+        event: TurnEvent,
+        *,
+        transcript: str,
+        audio_window_start: float,
+        audio_window_end: float,
+        eager_enabled: bool | None,
+        trigger: object = None,
+    ) -> list[tuple[Rule, str]]:
+        """Every rule the next ``TurnInfo`` would break; ``eager_enabled`` None = not known."""
+        found: list[tuple[Rule, str]] = []
+        if event in EAGER_EVENTS and eager_enabled is False:
+            found.append((Rule.EAGER_WITHOUT_THRESHOLD, f"{event} without eager_eot_threshold"))
+        if (self.state, event) not in TRANSITIONS:
+            if event is _E.TURN_RESUMED:
+                found.append(
+                    (
+                        Rule.TURN_RESUMED_WITHOUT_EAGER,
+                        "TurnResumed without preceding EagerEndOfTurn",
+                    )
+                )
+            else:
+                found.append(
+                    (Rule.EVENT_ILLEGAL_IN_STATE, f"{event} is illegal in state {self.state}")
+                )
+        elif (
+            event is _E.END_OF_TURN
+            and self.state is _S.TURN_ONGOING
+            and eager_enabled is True
+            and trigger not in FORCED_TRIGGERS
+        ):
+            found.append(
+                (
+                    Rule.END_OF_TURN_WITHOUT_EAGER,
+                    "EndOfTurn without preceding EagerEndOfTurn while eager mode is on",
+                )
+            )
+        if not transcript.strip():
+            if event is _E.START_OF_TURN:
+                found.append((Rule.START_OF_TURN_EMPTY, "StartOfTurn with empty transcript"))
+            elif event is _E.EAGER_END_OF_TURN:
+                found.append((Rule.EAGER_END_OF_TURN_EMPTY, "EagerEndOfTurn with empty transcript"))
+        if self.state is _S.AWAITING_END and self.eager_transcript is not None:
+            if event is _E.END_OF_TURN and transcript != self.eager_transcript:
+                found.append(
+                    (
+                        Rule.END_OF_TURN_TRANSCRIPT_DIFFERS,
+                        "EndOfTurn transcript differs from preceding EagerEndOfTurn",
+                    )
+                )
+            elif event is _E.UPDATE and transcript != self.eager_transcript:
+                found.append(
+                    (
+                        Rule.TRANSCRIPT_CHANGED_WITHOUT_RESUME,
+                        "Update transcript differs from preceding EagerEndOfTurn"
+                        " without TurnResumed",
+                    )
+                )
+        if audio_window_start > audio_window_end:
+            found.append(
+                (
+                    Rule.AUDIO_WINDOW_INVERTED,
+                    f"audio_window_start {audio_window_start} is after"
+                    f" audio_window_end {audio_window_end}",
+                )
+            )
+        if self.audio_window_end is not None and audio_window_end < self.audio_window_end:
+            found.append(
+                (
+                    Rule.AUDIO_WINDOW_END_BACKWARDS,
+                    f"audio_window_end went backwards ({audio_window_end}"
+                    f" after {self.audio_window_end})",
+                )
+            )
+        return found
+
+    def advance(self, event: TurnEvent, *, transcript: str, audio_window_end: float) -> None:
+        """Move past the event (legal or not: an illegal one leads to its usual target state)."""
+        self.state = TRANSITIONS.get((self.state, event), EVENT_TARGET.get(event, self.state))
+        if event is _E.EAGER_END_OF_TURN:
+            self.eager_transcript = transcript
+        elif event in (_E.TURN_RESUMED, _E.END_OF_TURN):
+            self.eager_transcript = None
+        if event is _E.END_OF_TURN:
+            self.turn_index += 1
+        self.audio_window_end = audio_window_end
+
+
+class FluxTurnMachine:
+    """Generate role: builds a legal Flux server message sequence for one stream (emulator).
+
+    Call :meth:`connected` first (it is ``sequence_id`` 0), then :meth:`emit` for each turn event,
+    and :meth:`next_sequence_id` (or the ``configure_*``/``error`` helpers) for other messages,
+    so ``sequence_id`` stays consecutive across all types. ``turn_index`` is assigned here and
+    increments after each ``EndOfTurn``. Anything that would break a §3.5 rule raises
+    :class:`LocalProtocolError` and leaves the machine unchanged.
+    """
+
+    def __init__(self, request_id: str, eager_enabled: bool) -> None:
+        self.request_id = request_id
+        self.eager_enabled = eager_enabled
+        self._track = _TurnTrack()
+        self._next_seq = 0
+
+    @property
+    def state(self) -> TurnState:
+        return self._track.state
+
+    @property
+    def turn_index(self) -> int:
+        return self._track.turn_index
+
+    def connected(self) -> Connected:
+        """The ``Connected`` message; only valid as the very first message."""
+        if self._next_seq != 0:
+            raise LocalProtocolError("Connected must be the first message of a Flux stream")
+        self._next_seq = 1
+        return Connected(request_id=self.request_id, sequence_id=0)
+
+    def next_sequence_id(self) -> int:
+        """Reserve the next ``sequence_id`` for a message built elsewhere."""
+        if self._next_seq == 0:
+            raise LocalProtocolError("send Connected before any other Flux message")
+        seq = self._next_seq
+        self._next_seq += 1
+        return seq
+
+    def emit(
+        self,
+        event: TurnEvent,
+        *,
+        transcript: str,
+        words: tuple[Word, ...] = (),
+        audio_window_start: float,
+        audio_window_end: float,
+        end_of_turn_confidence: float,
+        extra: Mapping[str, Any] | None = None,
+    ) -> TurnInfo:
+        """The next ``TurnInfo``; raises :class:`LocalProtocolError` naming the broken rule."""
+        extra = dict(extra or {})
+        found = self._track.violations(
+            event,
+            transcript=transcript,
+            audio_window_start=audio_window_start,
+            audio_window_end=audio_window_end,
+            eager_enabled=self.eager_enabled,
+            trigger=extra.get("trigger"),
+        )
+        if found:
+            reasons = "; ".join(message for _, message in found)
+            raise LocalProtocolError(f"cannot emit {event} in state {self.state}: {reasons}")
+        msg = TurnInfo(
+            request_id=self.request_id,
+            sequence_id=self.next_sequence_id(),
+            event=event,
+            turn_index=self._track.turn_index,
+            audio_window_start=audio_window_start,
+            audio_window_end=audio_window_end,
+            transcript=transcript,
+            words=words,
+            end_of_turn_confidence=end_of_turn_confidence,
+            extra=extra,
+        )
+        self._track.advance(event, transcript=transcript, audio_window_end=audio_window_end)
+        return msg
+
+    def emit_end_of_turn_forced(
+        self,
+        *,
+        transcript: str,
+        words: tuple[Word, ...] = (),
+        audio_window_start: float,
+        audio_window_end: float,
+        end_of_turn_confidence: float,
+    ) -> list[TurnInfo]:
+        """End the current turn now (the ``eot_timeout_ms`` path), keeping every rule.
+
+        Emits whatever the rules require before ``EndOfTurn``: with eager mode on, an
+        ``EagerEndOfTurn`` (and first a ``TurnResumed`` if an earlier eager transcript differs).
+        All messages share the given window and transcript. Raises in state Initial.
+        """
+        if self.state is _S.INITIAL:
+            raise LocalProtocolError("cannot force EndOfTurn in state Initial: no turn is open")
+        events: list[TurnEvent] = []
+        if self.eager_enabled:
+            if self.state is _S.AWAITING_END and self._track.eager_transcript != transcript:
+                events.append(_E.TURN_RESUMED)
+            if self.state is _S.TURN_ONGOING or events:
+                events.append(_E.EAGER_END_OF_TURN)
+        events.append(_E.END_OF_TURN)
+        out: list[TurnInfo] = []
+        for event in events:
+            out.append(
+                self.emit(
+                    event,
+                    transcript=transcript,
+                    words=words,
+                    audio_window_start=audio_window_start,
+                    audio_window_end=audio_window_end,
+                    end_of_turn_confidence=end_of_turn_confidence,
+                )
+            )
+        return out
+
+    def configure_success(
+        self,
+        thresholds: Mapping[str, float],
+        keyterms: tuple[str, ...],
+        language_hints: tuple[str, ...] | None = None,
+    ) -> ConfigureSuccess:
+        return ConfigureSuccess(
+            request_id=self.request_id,
+            sequence_id=self.next_sequence_id(),
+            thresholds=dict(thresholds),
+            keyterms=keyterms,
+            language_hints=language_hints,
+        )
+
+    def configure_failure(self) -> ConfigureFailure:
+        return ConfigureFailure(request_id=self.request_id, sequence_id=self.next_sequence_id())
+
+    def error(self, code: str, description: str) -> FluxError:
+        return FluxError(sequence_id=self.next_sequence_id(), code=code, description=description)
+
+
+class TurnChecker:
+    """Check role: feed every server message of one stream; violations become findings.
+
+    ``eager_enabled`` is whether the client set ``eager_eot_threshold`` (None: unknown, so the
+    eager-mode rules are not judged). Never raises on a bad peer. After a violation the checker
+    follows what the peer said (its ``sequence_id``, ``turn_index``, state), so one fault gives one
+    finding rather than one per later message.
+    """
+
+    def __init__(self, eager_enabled: bool | None = None) -> None:
+        self.eager_enabled = eager_enabled
+        self._track = _TurnTrack()
+        self._findings: list[Finding] = []
+        self._expected_seq: int | None = None  # None until the first message
+        self._request_id: str | None = None
+        self._last_event: TurnEvent | None = None
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding so far, in arrival order (a copy)."""
+        return list(self._findings)
+
+    @property
+    def state(self) -> TurnState:
+        return self._track.state
+
+    @property
+    def turn_index(self) -> int:
+        """The ``turn_index`` the next turn message should carry."""
+        return self._track.turn_index
+
+    def feed(self, msg: ServerMessage) -> list[Finding]:
+        """Check one server message; returns the findings it caused (also kept in findings)."""
+        seq = msg.sequence_id
+        new: list[Finding] = []
+
+        def add(rule: Rule, message: str) -> None:
+            new.append(Finding(rule=str(rule), message=message, sequence_id=seq))
+
+        if self._expected_seq is None:
+            if not isinstance(msg, Connected):
+                add(Rule.CONNECTED_NOT_FIRST, f"first message is {_type_name(msg)}, not Connected")
+            expected = 0
+        else:
+            if isinstance(msg, Connected):
+                add(Rule.CONNECTED_NOT_FIRST, "Connected is not the first message")
+            expected = self._expected_seq
+        if seq != expected:
+            add(
+                Rule.SEQUENCE_ID_NOT_CONSECUTIVE,
+                f"sequence_id not consecutive (expected {expected}, got {seq})",
+            )
+        self._expected_seq = seq + 1
+
+        request_id = getattr(msg, "request_id", None)
+        if isinstance(request_id, str):
+            if self._request_id is not None and request_id != self._request_id:
+                add(
+                    Rule.REQUEST_ID_CHANGED,
+                    f"request_id changed from {self._request_id!r} to {request_id!r}",
+                )
+            self._request_id = request_id
+
+        if isinstance(msg, TurnInfo):
+            self._check_turn(msg, add)
+        self._findings.extend(new)
+        return new
+
+    def _check_turn(self, msg: TurnInfo, add: Callable[[Rule, str], None]) -> None:
+        expected_index = self._track.turn_index
+        if msg.turn_index != expected_index:
+            if msg.turn_index == expected_index - 1 and self._last_event is _E.END_OF_TURN:
+                add(
+                    Rule.TURN_INDEX_NOT_INCREMENTED,
+                    f"turn_index did not increment after EndOfTurn"
+                    f" (expected {expected_index}, got {msg.turn_index})",
+                )
+            else:
+                add(
+                    Rule.TURN_INDEX_UNEXPECTED,
+                    f"turn_index unexpected (expected {expected_index}, got {msg.turn_index})",
+                )
+            self._track.turn_index = msg.turn_index
+        for rule, message in self._track.violations(
+            msg.event,
+            transcript=msg.transcript,
+            audio_window_start=msg.audio_window_start,
+            audio_window_end=msg.audio_window_end,
+            eager_enabled=self.eager_enabled,
+            trigger=msg.extra.get("trigger"),
+        ):
+            add(rule, message)
+        self._track.advance(
+            msg.event, transcript=msg.transcript, audio_window_end=msg.audio_window_end
+        )
+        self._last_event = msg.event
+
+
+def _type_name(msg: ServerMessage) -> str:
+    return "Error" if isinstance(msg, FluxError) else type(msg).__name__

@@ -1,0 +1,261 @@
+"""Flux message parsing and serialisation (protocols.md §3.3, §3.4)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from voiceload.errors import RemoteProtocolError
+from voiceload.protocol.flux import (
+    CloseStream,
+    ConfigureFailure,
+    ConfigureSuccess,
+    Connected,
+    FluxError,
+    ForceEndTurn,
+    ServerMessage,
+    TurnEvent,
+    TurnInfo,
+    Word,
+    parse_client_message,
+    parse_server_message,
+    serialize_client_message,
+    serialize_server_message,
+)
+from voiceload.protocol.flux import Configure as FluxConfigure
+
+# The documented example (protocols.md §3.3), verbatim.
+TURN_INFO_DOC = """{
+  "type": "TurnInfo",
+  "request_id": "550e8400-e29b-41d4-a716-446655440000",
+  "sequence_id": 3,
+  "event": "StartOfTurn",
+  "turn_index": 0,
+  "audio_window_start": 0.0,
+  "audio_window_end": 0.6,
+  "transcript": "Hi I",
+  "words": [
+    {"word": "Hi", "confidence": 0.95, "start": 0.42, "end": 0.56},
+    {"word": "I", "confidence": 0.92, "start": 0.56, "end": 0.6}
+  ],
+  "end_of_turn_confidence": 0.1
+}"""
+
+CONFIGURE_SUCCESS_DOC = (
+    '{"type": "ConfigureSuccess", "request_id": "r", "sequence_id": 3,'
+    ' "thresholds": {"eager_eot_threshold": 0.5, "eot_threshold": 0.7, "eot_timeout_ms": 5000},'
+    ' "keyterms": ["alpha", "beta"], "language_hints": ["en"]}'
+)
+
+
+def test_parse_documented_turn_info() -> None:
+    msg = parse_server_message(TURN_INFO_DOC)
+    assert msg == TurnInfo(
+        request_id="550e8400-e29b-41d4-a716-446655440000",
+        sequence_id=3,
+        event=TurnEvent.START_OF_TURN,
+        turn_index=0,
+        audio_window_start=0.0,
+        audio_window_end=0.6,
+        transcript="Hi I",
+        words=(Word("Hi", 0.95, 0.42, 0.56), Word("I", 0.92, 0.56, 0.6)),
+        end_of_turn_confidence=0.1,
+    )
+
+
+def test_serialise_turn_info_is_compact_and_uses_documented_names() -> None:
+    text = serialize_server_message(parse_server_message(TURN_INFO_DOC))
+    assert " " not in text.replace("Hi I", "")
+    assert json.loads(text) == json.loads(TURN_INFO_DOC)
+    assert list(json.loads(text)) == list(json.loads(TURN_INFO_DOC))
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        Connected("550e8400", 0),
+        ConfigureFailure("r", 4),
+        FluxError(12, "INTERNAL_SERVER_ERROR", "..."),
+        ConfigureSuccess("r", 3, {"eot_threshold": 0.8, "eot_timeout_ms": 5000}, ("a",)),
+        ConfigureSuccess("r", 3, {}, (), ("en",)),
+        TurnInfo("r", 1, TurnEvent.UPDATE, 2, 0.0, 0.25, "", (Word("a", 0.5),), 0.0),
+    ],
+)
+def test_server_round_trip(msg: ServerMessage) -> None:
+    assert parse_server_message(serialize_server_message(msg)) == msg
+
+
+def test_wire_names_of_each_server_type() -> None:
+    assert json.loads(serialize_server_message(Connected("r", 0))) == {
+        "type": "Connected",
+        "request_id": "r",
+        "sequence_id": 0,
+    }
+    assert json.loads(serialize_server_message(FluxError(5, "C", "D"))) == {
+        "type": "Error",
+        "sequence_id": 5,
+        "code": "C",
+        "description": "D",
+    }
+    assert json.loads(serialize_server_message(ConfigureFailure("r", 4))) == {
+        "type": "ConfigureFailure",
+        "request_id": "r",
+        "sequence_id": 4,
+    }
+
+
+def test_configure_success_keeps_integers_and_hints() -> None:
+    msg = parse_server_message(CONFIGURE_SUCCESS_DOC)
+    assert isinstance(msg, ConfigureSuccess)
+    assert msg.keyterms == ("alpha", "beta")
+    assert msg.language_hints == ("en",)
+    assert json.loads(serialize_server_message(msg)) == json.loads(CONFIGURE_SUCCESS_DOC)
+    assert '"eot_timeout_ms":5000}' in serialize_server_message(msg)
+
+
+def test_unknown_fields_are_tolerated_and_kept_on_turn_info() -> None:
+    obj = json.loads(TURN_INFO_DOC)
+    obj |= {"event": "EndOfTurn", "trigger": "timeout", "languages": ["en"]}
+    msg = parse_server_message(json.dumps(obj))
+    assert isinstance(msg, TurnInfo)
+    assert msg.extra == {"trigger": "timeout", "languages": ["en"]}
+    assert json.loads(serialize_server_message(msg)) == obj
+    connected = parse_server_message('{"type":"Connected","request_id":"r","sequence_id":0,"x":1}')
+    assert connected == Connected("r", 0)
+
+
+def test_turn_info_without_type_is_accepted() -> None:
+    """Workers AI's schema omits `type` on TurnInfo (protocols.md §8 q3)."""
+    obj = json.loads(TURN_INFO_DOC)
+    del obj["type"]
+    msg = parse_server_message(json.dumps(obj).encode())
+    assert isinstance(msg, TurnInfo)
+    assert msg.extra == {}
+    assert msg.event is TurnEvent.START_OF_TURN
+
+
+def test_words_without_times() -> None:
+    obj = json.loads(TURN_INFO_DOC)
+    obj["words"] = [{"word": "Hi", "confidence": 1}]
+    msg = parse_server_message(json.dumps(obj))
+    assert isinstance(msg, TurnInfo)
+    assert msg.words == (Word("Hi", 1.0),)
+    assert json.loads(serialize_server_message(msg))["words"] == [{"word": "Hi", "confidence": 1.0}]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "request_id",
+        "sequence_id",
+        "event",
+        "turn_index",
+        "audio_window_start",
+        "audio_window_end",
+        "transcript",
+        "words",
+        "end_of_turn_confidence",
+    ],
+)
+def test_missing_turn_info_field(field: str) -> None:
+    obj = json.loads(TURN_INFO_DOC)
+    del obj[field]
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_server_message(json.dumps(obj))
+    assert str(info.value) == f"TurnInfo message lacks required field {field!r}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("turn_index", "0", "TurnInfo message field 'turn_index' must be an integer, got \"0\""),
+        ("sequence_id", 1.5, "TurnInfo message field 'sequence_id' must be an integer, got 1.5"),
+        ("audio_window_end", True, "field 'audio_window_end' must be a number, got true"),
+        ("transcript", None, "TurnInfo message field 'transcript' must be a string, got null"),
+        ("words", {}, "TurnInfo message field 'words' must be a list, got {}"),
+        ("event", "Finished", "TurnInfo message has unknown event 'Finished'"),
+    ],
+)
+def test_mistyped_turn_info_field(field: str, value: object, error: str) -> None:
+    obj = json.loads(TURN_INFO_DOC)
+    obj[field] = value
+    with pytest.raises(RemoteProtocolError, match=error.replace("(", r"\(")):
+        parse_server_message(json.dumps(obj))
+
+
+def test_word_lacking_confidence() -> None:
+    obj = json.loads(TURN_INFO_DOC)
+    obj["words"] = [{"word": "Hi"}]
+    with pytest.raises(RemoteProtocolError, match="TurnInfo word message lacks required field"):
+        parse_server_message(json.dumps(obj))
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{"type":"Bogus"}', "unknown Flux server message type 'Bogus'"),
+        ('{"request_id":"r"}', "Flux server message lacks required field 'type'"),
+        ("{not json", "Flux server message is not valid JSON"),
+        ("[1, 2]", "Flux server message is a JSON list, not an object"),
+        ('{"type":"Error","sequence_id":1,"code":"X"}', "Error message lacks required field"),
+        ('{"type":"Connected","sequence_id":0}', "Connected message lacks required field"),
+        (
+            '{"type":"ConfigureSuccess","request_id":"r","sequence_id":1,'
+            '"thresholds":{"eot_threshold":"high"},"keyterms":[]}',
+            "'thresholds' must be an object of numbers",
+        ),
+    ],
+)
+def test_bad_server_messages(text: str, error: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=error):
+        parse_server_message(text)
+
+
+# ---- client messages ---------------------------------------------------------------------
+
+
+def test_client_messages_serialise_as_documented() -> None:
+    assert serialize_client_message(CloseStream()) == '{"type":"CloseStream"}'
+    assert serialize_client_message(ForceEndTurn()) == '{"type":"ForceEndTurn"}'
+    assert serialize_client_message(FluxConfigure()) == '{"type":"Configure"}'
+    assert (
+        serialize_client_message(FluxConfigure(thresholds={"eot_threshold": 0.8}))
+        == '{"type":"Configure","thresholds":{"eot_threshold":0.8}}'
+    )
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        CloseStream(),
+        ForceEndTurn(),
+        FluxConfigure(),
+        FluxConfigure(
+            thresholds={"eot_threshold": 0.8, "eot_timeout_ms": 3000},
+            keyterms=("alpha", "customer service"),
+            language_hints=("en",),
+        ),
+    ],
+)
+def test_client_round_trip(msg: CloseStream | ForceEndTurn | FluxConfigure) -> None:
+    assert parse_client_message(serialize_client_message(msg)) == msg
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{"type":"KeepAlive"}', "unknown Flux client message type 'KeepAlive'"),
+        ("{}", "Flux client message lacks required field 'type'"),
+        ('{"type":"Configure","keyterms":"alpha"}', "'keyterms' must be a list"),
+        ('{"type":"Configure","keyterms":[1]}', "'keyterms' must be a list of strings"),
+        ("not json", "Flux client message is not valid JSON"),
+    ],
+)
+def test_bad_client_messages(text: str, error: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=error):
+        parse_client_message(text)
+
+
+def test_client_unknown_fields_tolerated() -> None:
+    assert parse_client_message('{"type":"CloseStream","reason":"done"}') == CloseStream()
