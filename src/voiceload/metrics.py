@@ -241,6 +241,14 @@ class Recorder:
         Returns False (and counts the value as out of range) when ``value_us`` is negative or
         above :data:`MAX_VALUE_US`. Raises :class:`UnknownMetricError` for an unknown name.
         """
+        # Fast path: a histogram exists only for a name already checked (see _record_slow).
+        hist = self._interval.get((metric, phase))
+        if hist is not None and 0 <= value_us <= MAX_VALUE_US:
+            return bool(hist.record_value(value_us))
+        return self._record_slow(metric, value_us, phase)
+
+    def _record_slow(self, metric: str, value_us: int, phase: Phase) -> bool:
+        """First sample of ``(metric, phase)`` in this interval, or an out-of-range value."""
         if metric not in self._known_names:
             split_metric_name(metric)
             self._known_names.add(metric)
