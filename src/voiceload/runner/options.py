@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from voiceload.credentials import Credentials
 from voiceload.errors import ConfigError
+from voiceload.targets import NAMED_TARGETS, ModelParams, Target, resolve_target
 
 DEFAULT_EMULATOR_URL = "ws://127.0.0.1:8787"
 DEFAULT_FLUX_MODEL = "@cf/deepgram/flux"
 DEFAULT_AURA_MODEL = "@cf/deepgram/aura-1"
-TARGETS = ("emulator", "gateway", "workers-ai")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,26 @@ class RunSettings:
     cpu_budget_percent: float = 75.0
     fail_fast_sessions: int = 20
 
+    def model_params(self) -> ModelParams:
+        """The model parameters the endpoints carry (query parameters on every route)."""
+        return ModelParams(
+            flux_model=self.flux_model,
+            eager_eot_threshold=self.eager_eot_threshold,
+            eot_timeout_ms=self.eot_timeout_ms,
+            aura_model=self.aura_model,
+            aura_voice=self.aura_voice,
+        )
+
+    def resolve_target(self, credentials: Credentials) -> Target:
+        """The endpoints to load (:func:`voiceload.targets.resolve_target`); may raise
+        :class:`ConfigError` naming a missing credential."""
+        return resolve_target(
+            self.target,
+            credentials=credentials,
+            params=self.model_params(),
+            emulator_url=self.emulator_url,
+        )
+
 
 def add_arguments(parser: Any) -> None:
     """Add voiceload's options to Locust's (configargparse) parser."""
@@ -56,8 +77,8 @@ def add_arguments(parser: Any) -> None:
         env_var = "VOICELOAD_" + flag.lstrip("-").replace("-", "_").upper()
         parser.add_argument(flag, env_var=env_var, **kwargs)
 
-    add("--target", default="emulator", choices=TARGETS,
-        help="where to send load: the bundled emulator, AI Gateway or Workers AI directly")
+    add("--target", default="emulator",
+        help=f"where load goes: {', '.join(NAMED_TARGETS)} or a ws(s):// URL")
     add("--emulator-url", default=DEFAULT_EMULATOR_URL,
         help="ws:// URL of a running `voiceload emulate` (target emulator)")
     add("--fixtures", default="",
@@ -105,12 +126,10 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
     """Check Locust's parsed options and return the voiceload part of them.
 
     Raises :class:`ConfigError` (one line, naming the flag) for a frame size that is not a
-    positive multiple of 10 ms, a bad URL, an unknown target or a non-positive budget. Fixture
-    names are checked against the manifest by the caller (:mod:`voiceload.runner.plugin`).
+    positive multiple of 10 ms, a bad URL or a non-positive budget. The target itself is
+    checked by :meth:`RunSettings.resolve_target`, fixture names by the session factory.
     """
     target = str(options.target)
-    if target not in TARGETS:
-        raise ConfigError(f"unknown --target {target!r}; choose one of {', '.join(TARGETS)}")
     url = str(options.emulator_url)
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:

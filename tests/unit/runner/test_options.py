@@ -70,3 +70,20 @@ def test_probe_accepts_a_listening_port_and_names_a_refusing_one() -> None:
     problem = options.probe_tcp(f"ws://127.0.0.1:{port}")  # closed now: refused
     assert problem is not None
     assert f"cannot connect to ws://127.0.0.1:{port} (connection refused)" in problem
+
+
+def test_settings_resolve_the_emulator_target_with_model_params() -> None:
+    from voiceload.credentials import Credentials
+
+    settings = _parse("--emulator-url", "ws://127.0.0.1:9999", "--eot-timeout-ms", "3000")
+    target = settings.resolve_target(Credentials())
+    assert target.flux.url.startswith("ws://127.0.0.1:9999/")
+    assert "eot_timeout_ms=3000" in target.flux.url
+    assert not target.is_real
+
+
+def test_unknown_target_is_one_line_config_error() -> None:
+    from voiceload.credentials import Credentials
+
+    with pytest.raises(ConfigError, match="unknown --target 'nowhere'"):
+        _parse("--target", "nowhere").resolve_target(Credentials())
