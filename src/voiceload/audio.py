@@ -221,10 +221,11 @@ def prepare(
 class VadParams:
     """Thresholds of the energy VAD (defaults checked against CMU ARCTIC and the fixture set).
 
-    The signal is pre-emphasised (``y[n] = x[n] - preemphasis * x[n-1]``: removes hum and
-    rumble, keeps fricatives) and cut into ``window_ms`` windows; a window's energy is
-    ``10*log10(mean(y**2))`` in dBFS. Its noise floor is the minimum window energy over the last
-    ``floor_window_s`` seconds, clamped to [``floor_min_dbfs``, ``floor_max_dbfs``] (the lower
+    The signal is cut into ``window_ms`` windows; a window's energy is its mean-square power in
+    the speech band ``band_low_hz``..``band_high_hz`` (FFT of the window; this ignores hum,
+    rumble and hiss outside the band), in dB relative to full scale. Its noise floor is the
+    minimum window energy over the last ``floor_window_s`` seconds, clamped to
+    [``floor_min_dbfs``, ``floor_max_dbfs``] (the lower
     clamp keeps dither in near-digital silence from counting as speech). A window is
 
     - *loud* when its energy >= floor + ``start_margin_db``;
@@ -240,17 +241,27 @@ class VadParams:
     """
 
     window_ms: int = 10
-    preemphasis: float = 0.97
+    band_low_hz: float = 200.0
+    band_high_hz: float = 4000.0
     floor_window_s: float = 2.0
     floor_min_dbfs: float = -75.0
-    floor_max_dbfs: float = -25.0
-    start_margin_db: float = 15.0
-    stop_margin_db: float = 9.0
-    extend_margin_db: float = 4.0
+    floor_max_dbfs: float = -30.0
+    start_margin_db: float = 16.0
+    stop_margin_db: float = 14.5
+    extend_margin_db: float = 5.0
     extend_max_s: float = 0.05
     min_speech_s: float = 0.06
     hangover_s: float = 0.1
     turn_gap_s: float = 0.9
+
+    @classmethod
+    def fixed_floor(cls, floor_dbfs: float = -75.0) -> VadParams:
+        """Parameters for clean audio (e.g. synthesised speech): a fixed floor, not adaptive.
+
+        Use it where audio may be loud from its first sample, which the adaptive floor would
+        take for background noise.
+        """
+        return cls(floor_min_dbfs=floor_dbfs, floor_max_dbfs=floor_dbfs)
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0:
@@ -259,8 +270,10 @@ class VadParams:
             raise ConfigError(
                 "VAD margins must satisfy start_margin_db > stop_margin_db > extend_margin_db"
             )
-        if self.floor_min_dbfs >= self.floor_max_dbfs:
-            raise ConfigError("VAD floor_min_dbfs must be below floor_max_dbfs")
+        if self.floor_min_dbfs > self.floor_max_dbfs:
+            raise ConfigError("VAD floor_min_dbfs must not be above floor_max_dbfs")
+        if not 0 <= self.band_low_hz < self.band_high_hz:
+            raise ConfigError("VAD band must satisfy 0 <= band_low_hz < band_high_hz")
         if min(self.min_speech_s, self.hangover_s, self.turn_gap_s, self.floor_window_s) <= 0:
             raise ConfigError("VAD durations must be positive")
         if self.extend_max_s < 0:
@@ -294,22 +307,25 @@ class SpeechDetector:
 
     def __init__(self, sample_rate: int, params: VadParams | None = None) -> None:
         p = params if params is not None else VadParams()
-        if sample_rate <= 0 or (sample_rate * p.window_ms) % 1000 != 0:
-            raise ConfigError(
-                f"sample rate {sample_rate} Hz does not give whole-sample VAD windows"
-            )
+        if sample_rate < 1000:
+            raise ConfigError(f"VAD needs a sample rate of at least 1000 Hz, got {sample_rate}")
         self.sample_rate = sample_rate
         self.params = p
-        self._win = sample_rate * p.window_ms // 1000
+        self._win = round(sample_rate * p.window_ms / 1000)  # e.g. 160 samples at 16 kHz
         window_s = p.window_ms / 1000
         self._floor_n = max(1, round(p.floor_window_s / window_s))
         self._min_speech_n = max(1, round(p.min_speech_s / window_s))
         self._hangover_n = max(1, round(p.hangover_s / window_s))
         self._gap_n = max(1, round(p.turn_gap_s / window_s))
         self._extend_n = round(p.extend_max_s / window_s)
+        freqs = np.fft.rfftfreq(self._win, 1.0 / sample_rate)
+        self._band = (freqs >= p.band_low_hz) & (freqs <= p.band_high_hz)
+        if not self._band.any():
+            raise ConfigError(
+                f"VAD band {p.band_low_hz}-{p.band_high_hz} Hz holds no FFT bin at {sample_rate} Hz"
+            )
         # input carry-over
-        self._prev_sample = 0.0
-        self._pending = np.zeros(0, dtype=np.float64)  # pre-emphasised, < one window
+        self._pending = np.zeros(0, dtype=np.float64)  # samples of an incomplete window
         self._history = np.full(self._floor_n - 1, np.inf)  # last floor_n - 1 window energies
         self._n_samples = 0  # samples fed so far
         self._k = 0  # index of the next window
@@ -333,17 +349,13 @@ class SpeechDetector:
         if x.size == 0:
             return []
         self._n_samples += x.size
-        shifted = np.empty_like(x)
-        shifted[0] = self._prev_sample
-        shifted[1:] = x[:-1]
-        self._prev_sample = float(x[-1])
-        y = np.concatenate((self._pending, x - self.params.preemphasis * shifted))
+        y = np.concatenate((self._pending, x))
         n_windows = y.size // self._win
         self._pending = y[n_windows * self._win :]
         if n_windows == 0:
             return []
         frames = y[: n_windows * self._win].reshape(n_windows, self._win)
-        return self._windows(_energy_dbfs(frames))
+        return self._windows(self._energy_dbfs(frames))
 
     def flush(self) -> list[VadEvent]:
         """End of input: process the last partial window and close an open turn."""
@@ -351,13 +363,22 @@ class SpeechDetector:
             return []
         events: list[VadEvent] = []
         if self._pending.size:
-            events += self._windows(_energy_dbfs(self._pending.reshape(1, -1)))
+            last = np.zeros((1, self._win))  # the last partial window, zero-padded
+            last[0, : self._pending.size] = self._pending
+            events += self._windows(self._energy_dbfs(last))
             self._pending = np.zeros(0, dtype=np.float64)
         self._flushed = True
         self._end_burst()  # an unconfirmed burst at the very end is not speech
         if self._in_turn:
             events.append(self._offset())
         return events
+
+    def _energy_dbfs(self, frames: FloatArray) -> FloatArray:
+        """Mean-square power of each row in the speech band, in dBFS (Parseval on the rFFT)."""
+        spectrum = np.fft.rfft(frames, axis=1)[:, self._band]
+        power = 2.0 * np.sum(spectrum.real**2 + spectrum.imag**2, axis=1) / self._win**2
+        out: FloatArray = 10.0 * np.log10(power + 1e-10)
+        return out
 
     # -- state machine --------------------------------------------------------------------
 
@@ -452,12 +473,6 @@ def _as_float(pcm: bytes | npt.NDArray[np.generic]) -> FloatArray:
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.float64) / 32768.0
     return arr.astype(np.float64)
-
-
-def _energy_dbfs(frames: FloatArray) -> FloatArray:
-    power = np.mean(frames * frames, axis=1)
-    out: FloatArray = 10.0 * np.log10(power + 1e-10)
-    return out
 
 
 def detect_speech(

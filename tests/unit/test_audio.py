@@ -1,0 +1,272 @@
+"""voiceload.audio: conversion and framing exactness, the shared frame cache, and the VAD."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voiceload.audio import (
+    PreparedAudio,
+    SpeechDetector,
+    SpeechSegment,
+    VadEvent,
+    VadParams,
+    detect_speech,
+    frame_pcm,
+    load_linear16,
+    prepare,
+    read_info,
+)
+from voiceload.errors import ConfigError, FixtureError
+
+ARCTIC = "fixtures/cmu_arctic"
+
+
+def _tone(freq_hz: float, rate: int, seconds: float, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(round(rate * seconds)) / rate
+    return amplitude * np.sin(2 * np.pi * freq_hz * t)
+
+
+def _peak_hz(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    return float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum))])
+
+
+# --- framing --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "rate", "frame_ms", "n_frames"),
+    [(16000, 16000, 80, 13), (1280, 16000, 80, 1), (1281, 16000, 80, 2), (1, 8000, 20, 1)],
+)
+def test_frame_pcm_counts_sizes_and_padding(
+    n_samples: int, rate: int, frame_ms: int, n_frames: int
+) -> None:
+    pcm = (np.arange(n_samples) % 30000 + 1).astype(np.int16)  # no zero samples in the input
+    frames = frame_pcm(pcm, rate, frame_ms)
+    per_frame = rate * frame_ms // 1000
+    assert len(frames) == n_frames
+    assert all(len(f) == 2 * per_frame for f in frames)
+    joined = np.frombuffer(b"".join(frames), dtype="<i2")
+    assert np.array_equal(joined[:n_samples], pcm)  # little-endian, order kept
+    assert not joined[n_samples:].any()  # the padding is zeros
+    assert joined.size - n_samples == n_frames * per_frame - n_samples
+
+
+@pytest.mark.parametrize("frame_ms", [0, -20, 25, 5])
+def test_frame_ms_must_be_positive_multiple_of_10(frame_ms: int) -> None:
+    with pytest.raises(ConfigError, match="multiple of 10"):
+        frame_pcm(np.zeros(100, dtype=np.int16), 16000, frame_ms)
+
+
+# --- reading and resampling -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "fmt", "subtype"),
+    [
+        (44100, 2, "WAV", "PCM_16"),
+        (8000, 1, "WAV", "PCM_16"),
+        (48000, 1, "FLAC", "PCM_24"),
+        (16000, 1, "WAV", "PCM_24"),
+        (22050, 1, "OGG", "VORBIS"),
+    ],
+)
+def test_load_linear16_resamples_any_format_keeping_length_and_tone(
+    tmp_path: Path, rate: int, channels: int, fmt: str, subtype: str
+) -> None:
+    seconds = 1.5
+    tone = _tone(1000.0, rate, seconds)
+    data = np.column_stack([tone] * channels) if channels > 1 else tone
+    path = tmp_path / f"tone.{fmt.lower()}"
+    sf.write(path, data, rate, format=fmt, subtype=subtype)
+    pcm = load_linear16(path, 16000)
+    assert pcm.dtype == np.int16
+    assert pcm.ndim == 1
+    assert abs(pcm.size - round(seconds * 16000)) <= 1
+    assert _peak_hz(pcm.astype(np.float64), 16000) == pytest.approx(1000.0, abs=1.0)
+    rms = np.sqrt(np.mean((pcm[1600:-1600] / 32768.0) ** 2))
+    assert rms == pytest.approx(0.5 / np.sqrt(2), rel=0.02)  # amplitude survives mixing
+
+
+def test_resampler_is_anti_aliased(tmp_path: Path) -> None:
+    # a 9.5 kHz tone is above the 8 kHz Nyquist limit of 16 kHz audio: it must vanish, not
+    # fold back to 6.5 kHz as naive decimation or linear interpolation would let it
+    path = tmp_path / "high.wav"
+    sf.write(path, _tone(9500.0, 44100, 1.0), 44100)
+    pcm = load_linear16(path, 16000).astype(np.float64) / 32768.0
+    assert np.sqrt(np.mean(pcm[800:-800] ** 2)) < 0.005  # alias at 6.5 kHz would be ~0.35
+
+
+def test_int16_16k_input_is_bit_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    pcm = rng.integers(-32768, 32767, 4000, dtype=np.int16)
+    path = tmp_path / "exact.wav"
+    sf.write(path, pcm, 16000, subtype="PCM_16")
+    assert np.array_equal(load_linear16(path, 16000), pcm)
+
+
+def test_bad_files_raise_one_line_fixture_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.wav"
+    with pytest.raises(FixtureError, match="does not exist") as exc:
+        load_linear16(missing)
+    assert "\n" not in str(exc.value) and "missing.wav" in str(exc.value)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 3)
+    with pytest.raises(FixtureError, match=r"cannot read audio file .*corrupt\.wav") as exc:
+        read_info(corrupt)
+    assert "\n" not in str(exc.value)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not audio")
+    with pytest.raises(FixtureError, match="unsupported format or corrupt"):
+        load_linear16(text)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.int16), 16000)
+    with pytest.raises(FixtureError, match="zero-length"):
+        prepare(empty)
+
+
+# --- the shared frame cache -----------------------------------------------------------------
+
+
+def test_prepare_is_computed_once_and_shared_by_1000_users(tmp_path: Path) -> None:
+    path = tmp_path / "speech.wav"
+    sf.write(path, _tone(300.0, 16000, 2.0), 16000)
+    first = prepare(path, 16000, 80)
+    assert isinstance(first, PreparedAudio)
+    assert first.n_samples == 32000 and first.duration_s == 2.0 and len(first.frames) == 25
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        users = [prepare(path, 16000, 80) for _ in range(1000)]
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert all(u is first and u.frames is first.frames for u in users)
+    frame_bytes = sum(len(f) for f in first.frames)
+    # 1,000 private copies would take 1000 * 64 kB; a list of references takes ~8 kB
+    assert after - before < frame_bytes
+    # another frame size is another entry; an edited file is read again
+    assert prepare(path, 16000, 20) is not first
+    sf.write(path, _tone(300.0, 16000, 1.0), 16000)
+    assert prepare(path, 16000, 80).n_samples == 16000
+
+
+# --- the VAD --------------------------------------------------------------------------------
+
+
+def _lab_speech_span_s(lab: Path) -> tuple[float, float]:
+    """First and last non-silence phone of an HTS full-context label file (100 ns units)."""
+    spans = []
+    for line in lab.read_text().splitlines():
+        start, end, label = line.split(maxsplit=2)
+        phone = label.split("-", 1)[1].split("+", 1)[0]
+        if phone not in ("sil", "pau"):
+            spans.append((int(start) * 1e-7, int(end) * 1e-7))
+    return spans[0][0], spans[-1][1]
+
+
+def test_vad_agrees_with_phone_alignment_of_arctic_a0009(shared_dir: Path) -> None:
+    onset_s, offset_s = _lab_speech_span_s(shared_dir / ARCTIC / "arctic_a0009_phone.lab")
+    assert (onset_s, offset_s) == pytest.approx((0.13, 2.925))
+    pcm = load_linear16(shared_dir / ARCTIC / "arctic_a0009.wav")
+    turns = detect_speech(pcm, 16000)
+    assert len(turns) == 1
+    assert turns[0].onset_s == pytest.approx(onset_s, abs=0.030)
+    assert turns[0].offset_s == pytest.approx(offset_s, abs=0.030)
+
+
+def _conversation(shared: Path) -> np.ndarray:
+    """a0009, 2 s pause, a0007 then a0009: two turns (the ~0.7 s pause between a0007's last
+    speech and a0009's first merges; the 2 s one does not)."""
+    a9 = load_linear16(shared / ARCTIC / "arctic_a0009.wav")
+    a7 = load_linear16(shared / ARCTIC / "arctic_a0007.wav")
+    gap = np.zeros(32000, dtype=np.int16)
+    return np.concatenate([a9, gap, a7, a9])
+
+
+def test_vad_turns_merge_short_pauses_and_split_long_ones(shared_dir: Path) -> None:
+    pcm = _conversation(shared_dir)
+    single = detect_speech(load_linear16(shared_dir / ARCTIC / "arctic_a0009.wav"), 16000)[0]
+    turns = detect_speech(pcm, 16000)
+    assert len(turns) == 2
+    assert turns[0] == single
+    second_start_s = (49520 + 32000) / 16000
+    # a0007's room noise is louder than the digital-silence gap, so its onset may be found at
+    # the splice (up to extend_max_s early) but never later than its speech in isolation
+    assert second_start_s - VadParams().extend_max_s <= turns[1].onset_s <= second_start_s + 0.42
+    # the second turn ends where the appended a0009 ends its speech (it starts half-way into a
+    # 10 ms VAD window here, so the window grid moves the offset by up to two windows)
+    expected_offset_s = pcm.size / 16000 - 3.095 + single.offset_s
+    assert turns[1].offset_s == pytest.approx(expected_offset_s, abs=0.02)
+    assert turns[1].offset_s > turns[1].onset_s + 3.0
+
+
+def test_vad_finds_nothing_in_silence_or_stationary_noise() -> None:
+    assert detect_speech(np.zeros(48000, dtype=np.int16), 16000) == []
+    rng = np.random.default_rng(5)
+    assert detect_speech(0.05 * rng.standard_normal(48000), 16000) == []
+    dither = rng.integers(-2, 3, 48000).astype(np.int16)
+    assert detect_speech(dither, 16000) == []
+
+
+def test_vad_ignores_a_click_shorter_than_min_speech() -> None:
+    pcm = np.zeros(32000)
+    pcm[16000 : 16000 + 320] = _tone(1000.0, 16000, 0.02)  # 20 ms < min_speech_s
+    assert detect_speech(pcm, 16000) == []
+    pcm[16000 : 16000 + 3200] = _tone(1000.0, 16000, 0.2)  # 200 ms tone burst
+    (turn,) = detect_speech(pcm, 16000)
+    assert turn == SpeechSegment(1.0, (16000 + 3200 - 1) / 16000)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_incremental_detector_matches_batch_for_any_chunking(shared_dir: Path, seed: int) -> None:
+    pcm = _conversation(shared_dir)
+    batch = detect_speech(pcm, 16000)
+    rng = np.random.default_rng(seed)
+    det = SpeechDetector(16000)
+    events: list[VadEvent] = []
+    pos = 0
+    while pos < pcm.size:  # bounded: every chunk advances by at least one sample
+        n = int(rng.choice([1, 7, 160, 1280, 5000]))
+        chunk = pcm[pos : pos + n]
+        events += det.feed(chunk.tobytes() if seed % 2 else chunk)
+        pos += n
+    events += det.flush()
+    kinds = [e.kind for e in events]
+    assert kinds == ["onset", "offset"] * len(batch)
+    rebuilt = [
+        SpeechSegment(on.sample_index / 16000, off.sample_index / 16000)
+        for on, off in zip(events[::2], events[1::2], strict=True)
+    ]
+    assert rebuilt == batch
+
+
+def test_offset_event_comes_after_the_turn_gap_with_last_speech_sample() -> None:
+    pcm = np.zeros(48000)
+    pcm[8000:16000] = _tone(500.0, 16000, 0.5)
+    det = SpeechDetector(16000)
+    frames = frame_pcm((pcm * 32767).astype(np.int16), 16000, 80)
+    seen: list[tuple[int, VadEvent]] = []
+    for i, frame in enumerate(frames):
+        seen += [(i, e) for e in det.feed(frame)]
+    assert [e for _, e in seen] == [VadEvent("onset", 8000), VadEvent("offset", 15999)]
+    onset_frame, offset_frame = seen[0][0], seen[1][0]
+    assert onset_frame * 1280 < 8000 + 0.1 * 16000  # reported within min_speech + one frame
+    gap_samples = VadParams().turn_gap_s * 16000
+    assert (offset_frame + 1) * 1280 >= 16000 + gap_samples  # only after the turn gap
+
+
+def test_vad_params_are_validated() -> None:
+    with pytest.raises(ConfigError, match="start_margin_db > stop_margin_db"):
+        VadParams(start_margin_db=10.0, stop_margin_db=12.0)
+    with pytest.raises(ConfigError):
+        VadParams(turn_gap_s=0.0)
+    fixed = VadParams.fixed_floor(-70.0)
+    assert fixed.floor_min_dbfs == fixed.floor_max_dbfs == -70.0
