@@ -196,8 +196,27 @@ def stats_ms(histogram: Any) -> Stats:
         p99=by_key["p99"],
         p99_9=by_key["p99_9"],
         max=int(histogram.get_max_value()) / US_PER_MS,
-        mean=float(histogram.get_mean_value()) / US_PER_MS,
+        mean=mean_us(histogram) / US_PER_MS,
     )
+
+
+def mean_us(histogram: Any) -> float:
+    """The histogram's mean in µs, exactly as ``hdrh``'s ``get_mean_value`` computes it.
+
+    Each bucket counts at its median equivalent value. ``hdrh``'s own method walks a Python
+    iterator (~50 ms per histogram); one pass over the counts array is ~20× cheaper.
+    """
+    total = int(histogram.get_total_count())
+    if total == 0:
+        return 0.0
+    weighted = 0
+    for index, count in enumerate(histogram.counts):
+        if count:
+            value = histogram.get_value_from_index(index)
+            lowest = int(histogram.get_lowest_equivalent_value(value))
+            size = int(histogram.get_highest_equivalent_value(value)) - lowest + 1
+            weighted += count * (lowest + (size >> 1))
+    return weighted / total
 
 
 class RecorderPayload(TypedDict):

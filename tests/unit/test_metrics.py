@@ -22,6 +22,7 @@ from voiceload.metrics import (
     Phase,
     Recorder,
     UnknownMetricError,
+    mean_us,
     merged_histogram,
     metric_name,
     new_histogram,
@@ -142,6 +143,21 @@ def test_drain_resets_interval_and_sets_wall_clock_bounds() -> None:
     )
     assert first["samples"] == {"flux.ttft": {"steady": 1}}
     assert second["histograms"] == {} and second["samples"] == {} and second["out_of_range"] == {}
+
+
+def test_stats_match_hdrh_and_are_in_ms() -> None:
+    hist = new_histogram()
+    for v in [*lognormal_us(random.Random(3), 5_000), 0, MAX_VALUE_US]:
+        hist.record_value(v)
+    stats = stats_ms(hist)
+    assert stats["count"] == 5_002
+    assert mean_us(hist) == hist.get_mean_value()
+    assert stats["mean"] == hist.get_mean_value() / 1000
+    assert stats["p99"] == hist.get_value_at_percentile(99.0) / 1000
+    assert stats["p99_9"] == hist.get_value_at_percentile(99.9) / 1000
+    assert stats["max"] == hist.get_max_value() / 1000
+    assert stats_ms(new_histogram())["p50"] is None
+    assert mean_us(new_histogram()) == 0.0
 
 
 def test_payload_is_plain_data() -> None:
