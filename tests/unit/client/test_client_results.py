@@ -13,6 +13,7 @@ from voiceload.client.results import (
     SessionResult,
     TurnRecord,
 )
+from voiceload.protocol.flux import Finding
 from voiceload.wer import normalise, word_error_rate
 
 
@@ -81,7 +82,7 @@ def _flux_result() -> SessionResult:
     return SessionResult(
         user_type="flux", fixture="greeting", model="@cf/deepgram/flux", start_s=1.5e9,
         duration_s=7.25, turns=turns, flux_audio_s=9.04, connections=1,
-        findings=["f1", "f2"],
+        findings=[Finding("r", "one", 1), Finding("r", "two", 2)],
     )  # fmt: skip
 
 

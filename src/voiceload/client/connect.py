@@ -1,0 +1,75 @@
+"""Opening a WebSocket the one way every session does it, and the session's clock hooks.
+
+``websockets.sync`` works under Locust's gevent patches (``../shared/reference/measurements.md``
+§1): its threads become greenlets. The options are fixed here: no compression (PCM does not
+compress, and deflate costs CPU), no proxy (load must never leave for a proxy), no keepalive
+pings, ``close_timeout=2`` and no message size limit.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+NowNs = Callable[[], int]
+Sleep = Callable[[float], None]
+WallS = Callable[[], float]
+
+
+def default_sleep(seconds: float) -> None:
+    """``time.sleep`` looked up at each call, so gevent's monkey-patched version is used."""
+    time.sleep(seconds)
+
+
+def open_websocket(
+    url: str,
+    headers: Mapping[str, str],
+    subprotocols: Sequence[str],
+    open_timeout_s: float,
+) -> ClientConnection:
+    """Connect (use the result as a context manager); raises what ``connect`` raises."""
+    return connect(
+        url,
+        additional_headers=dict(headers),
+        subprotocols=[Subprotocol(p) for p in subprotocols] or None,
+        compression=None,
+        proxy=None,
+        ping_interval=None,
+        open_timeout=open_timeout_s,
+        close_timeout=2,
+        max_size=None,
+    )
+
+
+def secrets_of(headers: Mapping[str, str], subprotocols: Sequence[str]) -> list[str]:
+    """Strings an error message must never show: header values and auth subprotocols.
+
+    For ``cf-aig-authorization.<token>`` the token alone is listed too, as is the part after
+    ``Bearer `` in a header value.
+    """
+    out: list[str] = []
+    for value in [*headers.values(), *subprotocols]:
+        out.append(value)
+        for sep in (".", " "):
+            _, found, tail = value.partition(sep)
+            if found and tail:
+                out.append(tail)
+    return out
+
+
+def with_query(url: str, **params: str) -> str:
+    """``url`` with non-empty ``params`` appended to its query string.
+
+    Keys already present are left alone, and the existing query is kept byte for byte.
+    """
+    parts = urllib.parse.urlsplit(url)
+    present = {k for k, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)}
+    added = urllib.parse.urlencode({k: v for k, v in params.items() if k not in present and v})
+    if not added:
+        return url
+    query = f"{parts.query}&{added}" if parts.query else added
+    return urllib.parse.urlunsplit(parts._replace(query=query))

@@ -1,0 +1,287 @@
+"""One Flux stream: connect, stream a fixture in real time, measure every turn, close.
+
+The driver only moves data and stamps times; decisions live in pure code
+(:mod:`voiceload.pacing` for the schedule, :class:`~voiceload.client.flux_turns.FluxTurnTracker`
+for the metrics, :class:`voiceload.protocol.flux.TurnChecker` for the protocol rules).
+
+Timeline (``../shared/design/metrics.md``):
+
+1. ``flux.connect``: the opening handshake is timed (connect call -> open).
+2. ``t0 = start_time_ns(now, frame_ms, rng)``: the scheduled start, with a random phase so
+   users do not align. Frame ``k`` is due at ``t0 + (k+1)·frame_ms``; the driver sleeps until
+   then, sends, and records ``flux.send_lag`` (actual send − due).
+3. A reader thread (a greenlet under Locust's gevent patches) stamps each message with
+   ``now_ns()`` on arrival and feeds the tracker; its samples reach the sink at once.
+4. After the fixture, paced all-zero frames (trailing silence, counted in ``flux_audio_s``)
+   continue until every expected turn has ended or ``S(last offset) + eot_timeout_ms +
+   trailing_bound_s`` passes.
+5. ``CloseStream``, a short wait for the server to close, close.
+
+Failures become a :class:`~voiceload.client.results.SessionError` in the returned result,
+which keeps everything measured until then.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
+
+from voiceload.client.connect import (
+    NowNs,
+    Sleep,
+    WallS,
+    default_sleep,
+    open_websocket,
+    secrets_of,
+    with_query,
+)
+from voiceload.client.errors import (
+    classify_connect_error,
+    close_facts,
+    closed_by_server,
+    harness_error,
+)
+from voiceload.client.flux_turns import EndOfTurnEvent, FluxTurnTracker, TurnSpec
+from voiceload.client.results import ErrorCategory, SampleSink, SessionError, SessionResult
+from voiceload.pacing import (
+    FrameSchedule,
+    start_time_ns,
+    trailing_silence_deadline_ns,
+)
+from voiceload.protocol.flux import CloseStream, serialize_client_message
+
+FLUX_CONNECT = "flux.connect"
+FLUX_SEND_LAG = "flux.send_lag"
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class FluxOptions:
+    """Per-session Flux settings (defaults: Flux's own ``eot_timeout_ms``, 5 s margin)."""
+
+    eager: bool = False
+    eot_timeout_ms: int = 5_000
+    trailing_bound_s: float = 5.0  # silence may continue this long past eot_timeout_ms
+    open_timeout_s: float = 10.0
+    close_wait_s: float = 2.0  # after CloseStream, wait this long for the server's close
+
+
+class FluxSession:
+    """Streams one fixture into Flux over one WebSocket; :meth:`run` returns its result.
+
+    ``frames`` are the fixture's linear16 frames of ``frame_ms`` each (``PreparedAudio.frames``)
+    and ``turns`` its manifest turns (onset/offset seconds, reference transcript). The fixture
+    name is sent as Flux's ``tag`` query parameter (the emulator uses it to reveal that
+    fixture's words). ``on_end_of_turn`` is called from the reader when a manifest turn ends
+    (the voice agent hooks in there); it must not block. ``now_ns``/``sleep``/``wall_s`` are
+    the clock hooks (monotonic ns, gevent-friendly sleep, wall-clock epoch seconds).
+    """
+
+    service = "Flux"
+
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        subprotocols: Sequence[str],
+        frames: Sequence[bytes],
+        turns: Sequence[TurnSpec],
+        frame_ms: int,
+        sink: SampleSink,
+        rng: random.Random,
+        *,
+        fixture: str = "",
+        model: str = "",
+        options: FluxOptions | None = None,
+        on_end_of_turn: Callable[[EndOfTurnEvent], None] | None = None,
+        now_ns: NowNs = time.monotonic_ns,
+        sleep: Sleep = default_sleep,
+        wall_s: WallS = time.time,
+    ) -> None:
+        if not frames:
+            raise ValueError("a Flux session needs at least one audio frame")
+        self.url = with_query(url, tag=fixture)
+        self.headers = dict(headers)
+        self.subprotocols = list(subprotocols)
+        self.frames = frames
+        self.turns = list(turns)
+        self.frame_ms = frame_ms
+        self.sink = sink
+        self.rng = rng
+        self.options = options or FluxOptions()
+        self.on_end_of_turn = on_end_of_turn
+        self.now_ns = now_ns
+        self.sleep = sleep
+        self.result = SessionResult(
+            user_type="flux", fixture=fixture, model=model, start_s=wall_s()
+        )
+        self._secrets = secrets_of(self.headers, self.subprotocols)
+        self._lock = threading.Lock()
+        self._tracker: FluxTurnTracker | None = None
+        self._reader_error: SessionError | None = None
+        self._reader_done = threading.Event()
+        self._close_stream_sent = False
+
+    # -- the session -----------------------------------------------------------------------
+
+    def run(self) -> SessionResult:
+        """Run the whole session; never raises for service or network failures."""
+        started_ns = self.now_ns()
+        try:
+            self._run()
+        except ConnectionClosed as exc:
+            self._fail(self._closed_error(exc, "streaming audio"))
+        except Exception as exc:  # a bug here must not kill a Locust user
+            self._fail(harness_error(self.service, exc, self._secrets))
+        self._finish()
+        self.result.duration_s = (self.now_ns() - started_ns) / NS_PER_S
+        return self.result
+
+    def _run(self) -> None:
+        connect_ns = self.now_ns()
+        try:
+            ws_cm = open_websocket(
+                self.url, self.headers, self.subprotocols, self.options.open_timeout_s
+            )
+        except Exception as exc:
+            self._fail(classify_connect_error(exc, self.service, self._secrets))
+            return
+        with ws_cm as ws:
+            connect_us = (self.now_ns() - connect_ns + 500) // 1000
+            self.result.connections += 1
+            self.result.connect_us.append(connect_us)
+            self.sink.record(FLUX_CONNECT, connect_us)
+            self._stream(ws)
+
+    def _stream(self, ws: ClientConnection) -> None:
+        t0_ns = start_time_ns(self.now_ns(), self.frame_ms, self.rng)
+        tracker = FluxTurnTracker(self.turns, t0_ns, self.frame_ms, eager=self.options.eager)
+        self._tracker = tracker
+        schedule = FrameSchedule(t0_ns, self.frame_ms, len(self.frames))
+        last_offset_s = max((t.offset_s for t in self.turns), default=0.0)
+        deadline_ns = trailing_silence_deadline_ns(
+            t0_ns,
+            last_offset_s,
+            self.options.eot_timeout_ms,
+            round(self.options.trailing_bound_s * 1000),
+        )
+        reader = threading.Thread(target=self._read, args=(ws,), daemon=True)
+        reader.start()
+        silence = bytes(len(self.frames[0]))
+        k = 0
+        while not self._reader_done.is_set():
+            if k < len(self.frames):
+                frame = self.frames[k]
+            elif self._all_ended() or schedule.next_due(k) > deadline_ns:
+                break
+            else:
+                frame = silence
+            wait_ns = schedule.wait_ns(self.now_ns(), k)
+            if wait_ns > 0:
+                self.sleep(wait_ns / NS_PER_S)
+            if self._reader_done.is_set():
+                break
+            ws.send(frame)
+            lag_us = (schedule.send_lag_ns(self.now_ns(), k) + 500) // 1000
+            self.sink.record(FLUX_SEND_LAG, max(0, lag_us))
+            self.result.send_lag_max_us = max(self.result.send_lag_max_us, lag_us)
+            k += 1
+            self.result.flux_audio_s = schedule.audio_s(k)
+        if not self._reader_done.is_set():
+            self._close_stream_sent = True
+            ws.send(serialize_client_message(CloseStream()))
+            reader.join(self.options.close_wait_s)
+        if not self._all_ended():  # a close or Error seen by the reader overrides this
+            waited_s = (self.now_ns() - (t0_ns + round(last_offset_s * NS_PER_S))) / NS_PER_S
+            missing = [r.index for r in tracker.records if not r.ended]
+            self._fail(
+                SessionError(
+                    ErrorCategory.TRANSCRIPT_TIMEOUT,
+                    f"Flux sent no EndOfTurn for turn(s) {missing} within {waited_s:.1f} s"
+                    f" after the last turn's speech ended (eot_timeout_ms="
+                    f"{self.options.eot_timeout_ms}, bound {self.options.trailing_bound_s} s)",
+                )
+            )
+
+    def _read(self, ws: ClientConnection) -> None:
+        """Reader thread: stamp, feed the tracker, record samples; quiet on close."""
+        tracker = self._tracker
+        assert tracker is not None
+        try:
+            for message in ws:
+                arrival_ns = self.now_ns()
+                if isinstance(message, bytes):
+                    with self._lock:
+                        tracker.on_binary()
+                    continue
+                with self._lock:
+                    step = tracker.on_text(message, arrival_ns)
+                for metric, value_us in step.samples:
+                    self.sink.record(metric, value_us)
+                if step.error is not None:
+                    self._reader_error = SessionError(
+                        ErrorCategory.CLOSED_BY_SERVER,
+                        f"Flux sent Error: {step.error.description}",
+                        service_code=step.error.code,
+                    )
+                if step.ended is not None and self.on_end_of_turn is not None:
+                    self.on_end_of_turn(step.ended)
+            if not self._close_stream_sent and self._reader_error is None:
+                self._reader_error = closed_by_server(
+                    self.service, ws.close_code, ws.close_reason or "", "streaming audio",
+                    self._secrets,
+                )  # fmt: skip
+        except ConnectionClosed as exc:
+            if not self._close_stream_sent and self._reader_error is None:
+                self._reader_error = self._closed_error(exc, "streaming audio")
+        except Exception as exc:
+            self._reader_error = harness_error(self.service, exc, self._secrets)
+        finally:
+            self._reader_done.set()
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _all_ended(self) -> bool:
+        with self._lock:
+            return self._tracker is not None and self._tracker.all_ended
+
+    def _closed_error(self, exc: ConnectionClosed, while_doing: str) -> SessionError:
+        code, reason = close_facts(exc)
+        return closed_by_server(self.service, code, reason, while_doing, self._secrets)
+
+    def _fail(self, error: SessionError) -> None:
+        """Keep the first error: later ones are consequences."""
+        if self.result.error is None:
+            self.result.error = error
+
+    def _finish(self) -> None:
+        """Copy the tracker's records into the result and settle the outcome."""
+        # the server's close or Error explains a timeout we may have noted meanwhile
+        if self._reader_error is not None and (
+            self.result.error is None
+            or self.result.error.category
+            in (ErrorCategory.TRANSCRIPT_TIMEOUT, ErrorCategory.CLOSED_BY_SERVER)
+        ):
+            self.result.error = self._reader_error
+        tracker = self._tracker
+        if tracker is None:  # never connected: every turn is missed
+            self.result.turns = FluxTurnTracker(self.turns, 0, self.frame_ms, eager=False).records
+            return
+        with self._lock:
+            self.result.turns = tracker.records
+            self.result.findings = list(tracker.findings)
+            self.result.first_response_us = tracker.first_response_us
+        if self.result.error is None and self.result.findings:
+            first = self.result.findings[0]
+            self.result.error = SessionError(
+                ErrorCategory.PROTOCOL_VIOLATION,
+                f"Flux broke the protocol {len(self.result.findings)} time(s); first: "
+                f"{first.message} [{first.rule}]",
+            )
