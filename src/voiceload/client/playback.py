@@ -60,10 +60,8 @@ class PlaybackSimulator:
 
 
 # Synthetic TTS audio is clean: the VAD's adaptive noise floor (meant for recorded fixtures)
-# would treat audio that is loud from its first sample as "noise". Clamping the floor to one
-# value (-65 dBFS) leaves fixed thresholds (loud >= -50 dBFS) with the VAD's own hysteresis,
-# onset extension and burst rules.
-TTS_VAD_PARAMS = VadParams(floor_min_dbfs=-65.0, floor_max_dbfs=-64.999)
+# would treat audio that is loud from its first sample as "noise", so the floor is fixed.
+TTS_VAD_PARAMS = VadParams.fixed_floor()
 
 
 @dataclass
