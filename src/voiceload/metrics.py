@@ -28,9 +28,11 @@ Rules this module enforces:
 
 Pitfalls of ``hdrh`` 0.10.8 this wrapper works around (measurements.md §4): its
 ``output_start_time`` is broken (we write the headers by hand), ``output_percentile_distribution``
-writes bytes (we open ``.hgrm`` files in binary mode), its log reader takes a file name and
-cannot report tags in ranges (we parse ``.hlog`` ourselves in :func:`read_hlog`), and
-percentile queries are linear scans (ask for all percentiles at once, as :func:`stats_ms` does).
+writes bytes (we open ``.hgrm`` files in binary mode), its log reader takes a file name, skips
+unparseable lines and intervals stamped before ``StartTime`` without a word (we parse ``.hlog``
+ourselves in :func:`read_hlog` and fail loudly; the :class:`Aggregator` never stamps an interval
+before ``StartTime``), percentile queries are linear scans (ask for all at once, as
+:func:`stats_ms` does), and ``get_mean_value`` is slow (:func:`mean_us` is not).
 """
 
 from __future__ import annotations
