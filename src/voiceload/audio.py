@@ -319,11 +319,15 @@ class SpeechDetector:
         self._gap_n = max(1, round(p.turn_gap_s / window_s))
         self._extend_n = round(p.extend_max_s / window_s)
         freqs = np.fft.rfftfreq(self._win, 1.0 / sample_rate)
-        self._band = (freqs >= p.band_low_hz) & (freqs <= p.band_high_hz)
-        if not self._band.any():
+        band_bins = np.flatnonzero((freqs >= p.band_low_hz) & (freqs <= p.band_high_hz))
+        if band_bins.size == 0:
             raise ConfigError(
                 f"VAD band {p.band_low_hz}-{p.band_high_hz} Hz holds no FFT bin at {sample_rate} Hz"
             )
+        # the band's DFT bins as one real matrix: windows @ basis gives (Re, Im) of every bin,
+        # cheaper than a full FFT for the few windows of one streamed frame
+        phase = 2.0 * np.pi * np.outer(np.arange(self._win), band_bins) / self._win
+        self._basis = np.concatenate((np.cos(phase), np.sin(phase)), axis=1)
         # input carry-over
         self._pending = np.zeros(0, dtype=np.float64)  # samples of an incomplete window
         self._history = np.full(self._floor_n - 1, np.inf)  # last floor_n - 1 window energies
@@ -374,9 +378,9 @@ class SpeechDetector:
         return events
 
     def _energy_dbfs(self, frames: FloatArray) -> FloatArray:
-        """Mean-square power of each row in the speech band, in dBFS (Parseval on the rFFT)."""
-        spectrum = np.fft.rfft(frames, axis=1)[:, self._band]
-        power = 2.0 * np.sum(spectrum.real**2 + spectrum.imag**2, axis=1) / self._win**2
+        """Mean-square power of each row in the speech band, in dBFS (Parseval on the DFT)."""
+        parts = frames @ self._basis
+        power = 2.0 * np.einsum("ij,ij->i", parts, parts) / self._win**2
         out: FloatArray = 10.0 * np.log10(power + 1e-10)
         return out
 
@@ -386,9 +390,14 @@ class SpeechDetector:
         p = self.params
         # noise floor of window j = min energy over windows j-floor_n+1 .. j (the history is
         # +inf-padded, so early windows use the minimum seen so far)
-        joined = np.concatenate((self._history, energy_db))
-        floors = np.lib.stride_tricks.sliding_window_view(joined, self._floor_n).min(axis=1)
-        self._history = joined[joined.size - (self._floor_n - 1) :]
+        n, hist = energy_db.size, self._history
+        joined = np.concatenate((hist, energy_db))
+        if n <= hist.size:  # streaming: each window's span is a history suffix + a chunk prefix
+            hist_suffix_min = np.minimum.accumulate(hist[::-1])[::-1]
+            floors = np.minimum(hist_suffix_min[:n], np.minimum.accumulate(energy_db))
+        else:
+            floors = np.lib.stride_tricks.sliding_window_view(joined, self._floor_n).min(axis=1)
+        self._history = joined[joined.size - hist.size :]
         floors = np.clip(floors, p.floor_min_dbfs, p.floor_max_dbfs)
         above_floor_db = energy_db - floors
         loud = above_floor_db >= p.start_margin_db
