@@ -10,7 +10,7 @@ target           Flux / Aura endpoint, auth
 ``emulator``     the gateway route, on the emulator's URL (``emulator_url``); the emulator's
                  account, gateway and token
 ``gateway``      ``wss://gateway.ai.cloudflare.com/v1/{account}/{gateway}/workers-ai?model=…``;
-                 ``cf-aig-authorization: <token>`` (raw, ``Bearer`` or subprotocol form)
+                 ``cf-aig-authorization: <token>`` (raw, ``Bearer`` or subprotocol form: :data:`AUTH_FORMS`)
 ``workers-ai``   ``wss://api.cloudflare.com/client/v4/accounts/{account}/ai/run/@cf/deepgram/…``;
                  ``Authorization: Bearer <token>``
 ``deepgram``     ``wss://api.deepgram.com/v2/listen`` and ``/v1/speak``;
@@ -36,9 +36,8 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import SplitResult, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from voiceload.credentials import (
     ACCOUNT_ID_VAR,
@@ -50,10 +49,18 @@ from voiceload.credentials import (
     register_secret,
 )
 from voiceload.errors import ConfigError
-
-GATEWAY_BASE: Final = "wss://gateway.ai.cloudflare.com"
-WORKERS_AI_BASE: Final = "wss://api.cloudflare.com"
-DEEPGRAM_BASE: Final = "wss://api.deepgram.com"
+from voiceload.protocol.gateway import (
+    DEEPGRAM_BASE,
+    DEFAULT_DEEPGRAM_FLUX_MODEL,
+    GATEWAY_BASE,
+    WORKERS_AI_BASE,
+    AuthForm,
+    Service,
+    client_auth,
+    deepgram_url,
+    gateway_url,
+    workers_ai_url,
+)
 
 # What `voiceload emulate` accepts unless told otherwise (its --account/--gateway/--token).
 EMULATOR_ACCOUNT_ID: Final = "0" * 32
@@ -67,17 +74,13 @@ _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _DEFAULT_AURA_VOICE: Final = {"aura-1": "angus", "aura-2-en": "luna", "aura-2-es": "aquila"}
 
 
-class AuthForm(StrEnum):
-    """How the gateway token is sent (protocols.md §1.2)."""
-
-    RAW = "raw"  # cf-aig-authorization: <token>   (the Workers AI Deepgram examples)
-    BEARER = "bearer"  # cf-aig-authorization: Bearer <token>
-    SUBPROTOCOL = "subprotocol"  # Sec-WebSocket-Protocol: cf-aig-authorization.<token>
-
-
-class Service(StrEnum):
-    FLUX = "flux"
-    AURA = "aura"
+#: The auth forms each named route accepts; the first is the default (protocols.md §1.2, §6).
+AUTH_FORMS: Final[dict[str, tuple[AuthForm, ...]]] = {
+    "emulator": (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTOCOL),
+    "gateway": (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTOCOL),
+    "workers-ai": (AuthForm.BEARER,),
+    "deepgram": (AuthForm.TOKEN, AuthForm.TOKEN_SUBPROTOCOL),
+}
 
 
 @dataclass(frozen=True)
@@ -211,11 +214,6 @@ def _check_ws_url(url: str, what: str) -> SplitResult:
     return parts
 
 
-def _url(base: str, path: str, pairs: Sequence[tuple[str, str]]) -> str:
-    query = urlencode(list(pairs), quote_via=quote, safe="@/")
-    return f"{base}{path}" + (f"?{query}" if query else "")
-
-
 def _num(value: float) -> str:
     return f"{value:g}"
 
@@ -282,60 +280,58 @@ def parse_header(text: str) -> tuple[str, str]:
 
 # --- the routes ------------------------------------------------------------------------------
 
+Headers = tuple[tuple[str, str | Secret], ...]
+Subprotocols = tuple[str | Secret, ...]
 
-def gateway_auth(
-    token: Secret, form: AuthForm
-) -> tuple[tuple[tuple[str, str | Secret], ...], tuple[str | Secret, ...]]:
-    """Headers and subprotocols that carry the gateway token in ``form``."""
+
+def auth(form: AuthForm, token: Secret) -> tuple[Headers, Subprotocols]:
+    """:func:`~voiceload.protocol.gateway.client_auth` with every value that carries the token
+    wrapped in :class:`Secret` (so it never prints)."""
     raw = token.reveal()
-    if form is AuthForm.SUBPROTOCOL:
-        protocol = f"cf-aig-authorization.{raw}"
-        return (), (Secret(protocol),)
-    value = raw if form is AuthForm.RAW else f"Bearer {raw}"
-    return (("cf-aig-authorization", Secret(value)),), ()
+    headers, protocols = client_auth(form, raw)
+    return (
+        tuple((k, Secret(v) if raw in v else v) for k, v in headers),
+        tuple(Secret(p) if raw in p else p for p in protocols),
+    )
 
 
 def gateway_endpoints(
     account_id: str, gateway_id: str, token: Secret, params: ModelParams, *,
-    form: AuthForm, base: str = GATEWAY_BASE,
+    form: AuthForm = AuthForm.AIG_HEADER, base: str = GATEWAY_BASE,
 ) -> tuple[Endpoint, Endpoint]:
     """AI Gateway's realtime route (protocols.md §1.1): ``model`` and every model parameter in
     the query of ``/v1/{account}/{gateway}/workers-ai``."""
-    path = f"/v1/{quote(account_id, safe='')}/{quote(gateway_id, safe='')}/workers-ai"
-    headers, protocols = gateway_auth(token, form)
-    flux = _url(base, path, [("model", params.flux_model), *flux_params(params)])
-    aura = _url(base, path, [("model", params.aura_model), *aura_params(params)])
-    return (Endpoint(flux, headers, protocols), Endpoint(aura, headers, protocols))
+    headers, protocols = auth(form, token)
+    flux = gateway_url(base, account_id, gateway_id, params.flux_model, flux_params(params))
+    aura = gateway_url(base, account_id, gateway_id, params.aura_model, aura_params(params))
+    return Endpoint(flux, headers, protocols), Endpoint(aura, headers, protocols)
 
 
 def workers_ai_endpoints(
-    account_id: str, token: Secret, params: ModelParams, *, base: str = WORKERS_AI_BASE
+    account_id: str, token: Secret, params: ModelParams, *,
+    form: AuthForm = AuthForm.BEARER, base: str = WORKERS_AI_BASE,
 ) -> tuple[Endpoint, Endpoint]:
     """The direct Workers AI route (protocols.md §2.1) with ``Authorization: Bearer``; model
     parameters in the query, as the Worker binding passes its inputs (§1.3)."""
-    prefix = f"/client/v4/accounts/{quote(account_id, safe='')}/ai/run/"
-    headers: tuple[tuple[str, str | Secret], ...] = (
-        ("Authorization", Secret(f"Bearer {token.reveal()}")),
-    )
-    flux = _url(base, prefix + params.flux_model, flux_params(params))
-    aura = _url(base, prefix + params.aura_model, aura_params(params))
-    return Endpoint(flux, headers), Endpoint(aura, headers)
+    headers, protocols = auth(form, token)
+    flux = workers_ai_url(base, account_id, params.flux_model, flux_params(params))
+    aura = workers_ai_url(base, account_id, params.aura_model, aura_params(params))
+    return Endpoint(flux, headers, protocols), Endpoint(aura, headers, protocols)
 
 
 def deepgram_endpoints(
-    key: Secret, params: ModelParams, *, base: str = DEEPGRAM_BASE
+    key: Secret, params: ModelParams, *,
+    form: AuthForm = AuthForm.TOKEN, base: str = DEEPGRAM_BASE,
 ) -> tuple[Endpoint, Endpoint]:
     """Deepgram's own API (protocols.md §6): ``/v2/listen`` and ``/v1/speak`` with
     ``Authorization: Token <key>``; Deepgram model names."""
-    headers: tuple[tuple[str, str | Secret], ...] = (
-        ("Authorization", Secret(f"Token {key.reveal()}")),
-    )
-    flux_model = params.deepgram_flux_model or "flux-general-en"
+    headers, protocols = auth(form, key)
+    flux_model = params.deepgram_flux_model or DEFAULT_DEEPGRAM_FLUX_MODEL
+    flux = deepgram_url(base, Service.FLUX, flux_model, flux_params(params))
     # The voice is part of Deepgram's model name, not a parameter of its own.
-    speak = [("model", deepgram_aura_model(params)), *aura_params(params, with_voice=False)]
-    flux = _url(base, "/v2/listen", [("model", flux_model), *flux_params(params)])
-    aura = _url(base, "/v1/speak", speak)
-    return Endpoint(flux, headers), Endpoint(aura, headers)
+    aura = deepgram_url(base, Service.AURA, deepgram_aura_model(params),
+                        aura_params(params, with_voice=False))
+    return Endpoint(flux, headers, protocols), Endpoint(aura, headers, protocols)
 
 
 def resolve_target(
@@ -345,7 +341,7 @@ def resolve_target(
     params: ModelParams | None = None,
     emulator_url: str | None = None,
     base_url: str | None = None,
-    auth_form: AuthForm = AuthForm.RAW,
+    auth_form: AuthForm | None = None,
     headers: Sequence[str] = (),
     aura_url: str | None = None,
 ) -> Target:
@@ -354,11 +350,12 @@ def resolve_target(
     ``target`` is one of :data:`NAMED_TARGETS` or a ``ws://``/``wss://`` URL. ``emulator_url``
     is where the emulator listens (target ``emulator``, default ``ws://127.0.0.1:8787``);
     ``base_url`` replaces scheme and host of the real routes (see the module docstring);
+    ``auth_form`` must be one of :data:`AUTH_FORMS` for the target (default: the first);
     ``headers`` are extra ``'K: V'`` headers for any target (values registered as secrets);
     ``aura_url`` is the Aura endpoint of a URL target (default: the same URL).
 
     Raises :class:`ConfigError` naming the missing variable when ``credentials`` lack what the
-    target needs (the guide's names), or for a bad URL, header or Aura model.
+    target needs (the guide's names), or for a bad URL, header, auth form or Aura model.
     """
     params = params or ModelParams()
     extra: list[tuple[str, str | Secret]] = []
@@ -366,23 +363,38 @@ def resolve_target(
         name, value = parse_header(text)
         register_secret(value)
         extra.append((name, Secret(value)))
+    is_url = target.startswith(("ws://", "wss://"))
+    if not is_url and target not in NAMED_TARGETS:
+        raise ConfigError(
+            f"unknown --target {target!r}; choose one of {', '.join(NAMED_TARGETS)} "
+            "or give a ws:// or wss:// URL"
+        )
+    form = auth_form
+    if not is_url:
+        allowed = AUTH_FORMS[target]
+        form = form or allowed[0]
+        if form not in allowed:
+            raise ConfigError(
+                f"--auth-form {form} does not work with target {target}; "
+                f"choose one of {', '.join(allowed)}"
+            )
 
+    required: tuple[str, ...] = ()
     if target == "emulator":
         base = emulator_url or "ws://127.0.0.1:8787"
         _check_ws_url(base, "--emulator-url")
         # The emulator's own identity, never the user's real credentials.
         flux, aura = gateway_endpoints(
             EMULATOR_ACCOUNT_ID, EMULATOR_GATEWAY_ID, Secret(EMULATOR_TOKEN), params,
-            form=auth_form, base=rebase(GATEWAY_BASE, base),
+            form=form or AuthForm.AIG_HEADER, base=rebase(GATEWAY_BASE, base),
         )
-        required: tuple[str, ...] = ()
     elif target == "gateway":
         required = (ACCOUNT_ID_VAR, GATEWAY_ID_VAR, API_TOKEN_VAR)
         credentials.require(required)
         assert credentials.account_id and credentials.gateway_id and credentials.api_token
         flux, aura = gateway_endpoints(
             credentials.account_id, credentials.gateway_id, credentials.api_token, params,
-            form=auth_form, base=rebase(GATEWAY_BASE, base_url),
+            form=form or AuthForm.AIG_HEADER, base=rebase(GATEWAY_BASE, base_url),
         )
     elif target == "workers-ai":
         required = (ACCOUNT_ID_VAR, API_TOKEN_VAR)
@@ -397,23 +409,18 @@ def resolve_target(
         credentials.require(required)
         assert credentials.deepgram_api_key
         flux, aura = deepgram_endpoints(
-            credentials.deepgram_api_key, params, base=rebase(DEEPGRAM_BASE, base_url)
+            credentials.deepgram_api_key, params, form=form or AuthForm.TOKEN,
+            base=rebase(DEEPGRAM_BASE, base_url),
         )
-    elif target.startswith(("ws://", "wss://")):
+    else:
         _check_ws_url(target, "--target")
         if aura_url is not None:
             _check_ws_url(aura_url, "--aura-url")
         flux, aura = Endpoint(target), Endpoint(aura_url or target)
-        required = ()
-    else:
-        raise ConfigError(
-            f"unknown --target {target!r}; choose one of {', '.join(NAMED_TARGETS)} "
-            "or give a ws:// or wss:// URL"
-        )
 
     if extra:
         flux = Endpoint(flux.url, (*flux.headers, *extra), flux.subprotocols)
         aura = Endpoint(aura.url, (*aura.headers, *extra), aura.subprotocols)
     real = target != "emulator" and not (is_loopback(flux.url) and is_loopback(aura.url))
-    name = "custom" if target.startswith(("ws://", "wss://")) else target
-    return Target(name=name, flux=flux, aura=aura, is_real=real, required_vars=required)
+    return Target(name="custom" if is_url else target, flux=flux, aura=aura, is_real=real,
+                  required_vars=required)

@@ -12,6 +12,7 @@ from voiceload import credentials
 from voiceload.credentials import Credentials, Secret, redact
 from voiceload.errors import ConfigError
 from voiceload.targets import (
+    AUTH_FORMS,
     AuthForm,
     ModelParams,
     Service,
@@ -74,9 +75,9 @@ def test_gateway_aura_url_and_voice_parameter() -> None:
 @pytest.mark.parametrize(
     ("form", "headers", "subprotocols"),
     [
-        (AuthForm.RAW, [("cf-aig-authorization", TOKEN)], []),
-        (AuthForm.BEARER, [("cf-aig-authorization", f"Bearer {TOKEN}")], []),
-        (AuthForm.SUBPROTOCOL, [], [f"cf-aig-authorization.{TOKEN}"]),
+        (AuthForm.AIG_HEADER, [("cf-aig-authorization", TOKEN)], []),
+        (AuthForm.AIG_BEARER, [("cf-aig-authorization", f"Bearer {TOKEN}")], []),
+        (AuthForm.AIG_SUBPROTOCOL, [], [f"cf-aig-authorization.{TOKEN}"]),
     ],
 )
 def test_gateway_auth_forms(
@@ -187,6 +188,14 @@ def test_custom_url_with_extra_headers_treated_as_secrets() -> None:
         resolve_target(url, credentials=Credentials(), headers=["no colon"])
 
 
+def test_deepgram_subprotocol_form_and_wrong_forms() -> None:
+    target = resolve_target("deepgram", credentials=CREDS, auth_form=AuthForm.TOKEN_SUBPROTOCOL)
+    assert target.flux.wire_subprotocols() == ["token", DG_KEY]
+    assert target.flux.wire_headers() == []
+    with pytest.raises(ConfigError, match="does not work with target workers-ai"):
+        resolve_target("workers-ai", credentials=CREDS, auth_form=AuthForm.AIG_HEADER)
+
+
 def test_unknown_target_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown --target 'prod'"):
         resolve_target("prod", credentials=CREDS)
@@ -194,7 +203,7 @@ def test_unknown_target_is_a_config_error() -> None:
 
 def test_printing_a_target_never_shows_a_credential() -> None:
     for name in ("gateway", "workers-ai", "deepgram"):
-        for form in AuthForm:
+        for form in AUTH_FORMS[name]:
             target = resolve_target(name, credentials=CREDS, auth_form=form)
             text = f"{target!r} {target} {target.describe()}"
             assert TOKEN not in text and DG_KEY not in text
