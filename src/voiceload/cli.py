@@ -17,6 +17,7 @@ from voiceload.errors import VoiceloadError
 # Add a line here when a sub-command module lands (tests import every entry).
 COMMANDS: dict[str, tuple[str, str]] = {
     "cost": ("voiceload.cost_cli", "what N voice sessions/day cost and need, without a run"),
+    "report": ("voiceload.report.cli", "render a run's report.html and junit.xml"),
 }
 
 

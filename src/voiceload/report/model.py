@@ -1,0 +1,707 @@
+"""The report's numbers: run artifacts in, one :class:`ReportModel` out (no HTML, no plotting).
+
+Two steps, so the numbers can be tested without files or pictures:
+
+* :func:`load_run` (I/O) reads what a run left in its directory — ``run.json``,
+  ``summary.json``, ``sessions.csv`` and one ``<metric>.hlog`` per metric (schemas:
+  docs/ARCHITECTURE.md "Artifact schemas") — and notes every file that is missing or unreadable.
+  It reads nothing else, so any old run can be re-rendered.
+* :func:`build_model` (pure) turns those into every number the page shows: SLO checks, the
+  per-metric table from the merged steady-phase histograms, percentile curves, series over
+  time, errors with the setup guide's causes and fixes, WER, validity, cost and capacity.
+
+Latencies are milliseconds (histograms hold µs); times on the over-time axis are seconds since
+the run started. A partial run directory gives a partial model whose ``missing`` says what is
+absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voiceload import cost, metrics, slo
+from voiceload.errors import VoiceloadError
+from voiceload.metrics import IntervalHistogram, Phase, merged_histogram
+
+#: Every metric of ../shared/design/metrics.md (voiceload.metrics.METRICS), in table order.
+METRICS = tuple(metrics.METRICS)
+
+#: Metrics drawn over time (p50/p99 per window), when the run measured them.
+MAIN_METRICS = ("flux.ttft", "flux.eot", "aura.ttfb", "aura.ttfa", "agent.voice_to_voice")
+
+PHASES = ("ramp_up", "steady", "teardown")
+
+#: Percentile-plot resolution: points per decade of "nines".
+_POINTS_PER_NINE = 10
+#: The over-time figure never draws more windows than this; adjacent intervals are merged.
+MAX_WINDOWS = 300
+
+#: What a failure category means and what to do, in the setup guide's words where it has them
+#: (../shared/reference/setup-guide.md, "The failures the guide tells users to expect").
+ERROR_GUIDANCE: Mapping[str, tuple[str, str]] = {
+    "gateway_not_found": (
+        'AI Gateway not found ({"error": "AI Gateway not found"}): the gateway id is wrong or '
+        "in another account",
+        "check that the gateway exists, that CLOUDFLARE_GATEWAY_ID matches the dashboard, and "
+        "that it is in the same account as the Worker",
+    ),
+    "unauthorized": (
+        'Unauthorized ({"error": "Unauthorized", "status": 401}): the token is missing, expired '
+        "or lacks permissions",
+        "check the token is valid, has Workers AI Read + AI Gateway Read, and that the "
+        "cf-aig-authorization header is actually sent",
+    ),
+    "connection_failed": (
+        "WebSocket connection to 'wss://...' failed: client vs server problem unclear",
+        "check the URL format wss://gateway.ai.cloudflare.com/v1/{account_id}/{gateway_id}/"
+        "workers-ai?model=...; isolate with a plain HTTP request",
+    ),
+    "handshake_refused": (
+        "WebSocket connection to 'wss://...' failed: the upgrade was answered with an HTTP "
+        "error (status in the message)",
+        "check the URL format wss://gateway.ai.cloudflare.com/v1/{account_id}/{gateway_id}/"
+        "workers-ai?model=...; isolate with a plain HTTP request",
+    ),
+    "allocation_exhausted": (
+        "the daily free allocation of 10,000 Neurons is used up (429, error 4006/3036)",
+        "upgrade to Workers Paid, or wait for the 00:00 UTC reset; see the cost section",
+    ),
+    "unknown_model": (
+        "Workers AI does not know the model (5007 / 3042)",
+        "check the model name: @cf/deepgram/flux, aura-1, aura-2-en, aura-2-es",
+    ),
+    "rate_limited": (
+        "429 Too Many Requests: a gateway rate limit or Workers AI capacity (3040)",
+        "lower the load or the gateway's rate limit; compare with the 720 requests/min ASR limit",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass
+class RunFiles:
+    """What :func:`load_run` found in a run directory (``None``: file missing or unreadable)."""
+
+    run_dir: str
+    run: Mapping[str, Any] | None = None
+    summary: Mapping[str, Any] | None = None
+    sessions: list[dict[str, str]] | None = None
+    hlogs: dict[str, list[IntervalHistogram]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+
+def load_run(run_dir: Path) -> RunFiles:
+    """Read a run directory; every missing or unreadable file becomes a line in ``missing``."""
+    files = RunFiles(run_dir=str(run_dir))
+    if not run_dir.is_dir():
+        files.missing.append(f"run directory {run_dir} does not exist")
+        return files
+    files.run = _read_json(run_dir / "run.json", files.missing)
+    files.summary = _read_json(run_dir / "summary.json", files.missing)
+    sessions_path = run_dir / "sessions.csv"
+    if sessions_path.is_file():
+        with sessions_path.open(newline="", encoding="utf-8") as fh:
+            files.sessions = [dict(r) for r in csv.DictReader(fh)]
+    else:
+        files.missing.append("sessions.csv is missing: no sessions, errors, WER or cost")
+    for path in sorted(run_dir.glob("*.hlog")):
+        metric = path.name[: -len(".hlog")]
+        try:
+            files.hlogs[metric] = metrics.read_hlog(path)
+        except VoiceloadError as exc:
+            files.missing.append(f"{path.name} is unreadable ({exc}); its metric is left out")
+    return files
+
+
+def _read_json(path: Path, missing: list[str]) -> Mapping[str, Any] | None:
+    if not path.is_file():
+        missing.append(f"{path.name} is missing")
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        missing.append(f"{path.name} is unreadable ({exc})")
+        return None
+    if not isinstance(data, dict):
+        missing.append(f"{path.name} is not a JSON object")
+        return None
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One line of the per-metric table (ms, steady phase); ``source`` says where it came from."""
+
+    metric: str
+    count: int
+    count_all_phases: int
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    p99_9: float | None
+    max: float | None
+    mean: float | None
+    out_of_range: int
+    source: str  # "hlog" | "summary.json" | "not measured"
+
+    def stats(self) -> dict[str, Any]:
+        """The summary.json form of this row."""
+        d = asdict(self)
+        d.pop("metric")
+        d.pop("source")
+        return d
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A percentile distribution: ``percentiles[i]`` (0..100) -> ``values_ms[i]``."""
+
+    metric: str
+    percentiles: list[float]
+    values_ms: list[float]
+
+
+@dataclass(frozen=True)
+class OverTime:
+    """Per-window series; ``t_s`` are window starts in seconds since the run started."""
+
+    window_s: float
+    t_s: list[float]
+    latency_p50_ms: dict[str, list[float | None]]
+    latency_p99_ms: dict[str, list[float | None]]
+    active_sessions: list[float]
+    sessions_per_s: list[float]
+    errors_per_s: list[float]
+    phases: dict[str, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    category: str
+    count: int
+    first_message: str
+    cause: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class WerRow:
+    fixture: str
+    sessions: int
+    wer_mean: float
+    wer_max: float
+    wer_steady_mean: float | None
+
+
+@dataclass
+class ReportModel:
+    """Everything the page shows, top to bottom."""
+
+    run_id: str
+    title: str
+    # 1 verdict
+    slo_results: list[slo.SloResult]
+    slo_verdict: str
+    valid: bool | None
+    validity_reasons: list[str]
+    target: str
+    load: str
+    duration_s: float | None
+    started_at: str
+    git_commit: str
+    # 2-4 latency
+    metrics: list[MetricRow]
+    harness_error: dict[str, float | None]
+    curves: list[Curve]
+    over_time: OverTime | None
+    # 5 errors and findings
+    errors: list[ErrorRow]
+    sessions_total: int
+    sessions_failed: int
+    findings_total: int
+    sessions_with_findings: int
+    turn_counts: dict[str, int]
+    # 6 accuracy
+    wer_overall: float | None
+    wer: list[WerRow]
+    # 7 validity
+    validity: dict[str, Any]
+    workers: list[dict[str, Any]]
+    # 8 cost and capacity
+    usage: cost.UsageStats | None
+    projection: cost.Projection | None
+    capacity: cost.Capacity | None
+    pricing_path: str
+    sustained_concurrency: float | None
+    # 9 configuration
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    missing: list[str]
+
+    def summary_additions(self) -> dict[str, Any]:
+        """What the report step adds to summary.json: ``slo`` and ``cost``."""
+        return {"slo": [r.as_json() for r in self.slo_results], "cost": self.cost_json()}
+
+    def cost_json(self) -> dict[str, Any] | None:
+        """The ``cost`` object of summary.json (None when sessions.csv is missing)."""
+        if self.usage is None or self.projection is None or self.capacity is None:
+            return None
+        return {
+            "pricing_file": self.pricing_path,
+            "usage_basis": self.usage.basis,
+            "usage_mean": asdict(self.usage.mean),
+            "usage_p95": asdict(self.usage.p95),
+            "projection": asdict(self.projection),
+            "capacity": asdict(self.capacity),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Every number of the model as plain JSON (for the golden-file test)."""
+        out = asdict(self)
+        out["slo_results"] = [r.as_json() for r in self.slo_results]
+        out["cost"] = self.cost_json()
+        for key in ("usage", "projection", "capacity"):
+            out.pop(key)
+        plain: dict[str, Any] = json.loads(json.dumps(out, default=str))
+        return plain
+
+
+def build_model(
+    files: RunFiles,
+    slos: Sequence[slo.Slo],
+    pricing: cost.Pricing,
+    *,
+    sessions_per_day: float = 1000.0,
+    busy_hour_factor: float | None = None,
+) -> ReportModel:
+    """Every number of the report from the files of one run (pure)."""
+    run = files.run or {}
+    summary = files.summary or {}
+    missing = list(files.missing)
+    sessions = files.sessions
+
+    rows = _metric_rows(files.hlogs, summary.get("metrics") or {}, missing)
+    metrics_json = {r.metric: r.stats() for r in rows if r.count}
+    slo_results = slo.check(slos, metrics_json)
+    validity = dict(summary.get("validity") or {})
+    valid = validity.get("valid") if isinstance(validity.get("valid"), bool) else None
+    if not validity:
+        missing.append("no validity verdict: summary.json lacks it")
+    by_name = {r.metric: r for r in rows if r.count}
+    send_lag, recv = by_name.get("flux.send_lag"), by_name.get("harness.recv_delay")
+    harness_error = {
+        "send_lag_p50_ms": send_lag.p50 if send_lag else None,
+        "send_lag_p99_ms": send_lag.p99 if send_lag else None,
+        "send_lag_max_ms": send_lag.max if send_lag else None,
+        "recv_delay_p50_ms": recv.p50 if recv else None,
+        "recv_delay_p99_ms": recv.p99 if recv else None,
+    }
+
+    run_start_s = _run_start_s(run, files.hlogs, sessions)
+    phases = _phases(run, run_start_s)
+    curves = []
+    for name in _ordered(files.hlogs):
+        steady_h = merged_histogram(files.hlogs[name], Phase.STEADY)
+        if not _is_harness(name) and steady_h.get_total_count():
+            curves.append(_curve(name, steady_h))
+    over_time = _over_time(files.hlogs, sessions or [], run_start_s, run, phases)
+
+    sess_summary = _session_summary(sessions or [])
+    errors = _errors(summary.get("errors"), sess_summary["errors"])
+    wer_rows, wer_overall = _wer(sessions or [], summary.get("wer"))
+
+    steady = phases.get("steady")
+    sustained = (
+        _mean_active(sessions, steady[0] + run_start_s, steady[1] + run_start_s)
+        if sessions is not None and steady is not None
+        else None
+    )
+    usage = projection = capacity_ = None
+    if sessions is not None:
+        usage = cost.usage_from_sessions(sessions, pricing.default_aura_model)
+        projection = cost.project(usage.mean, sessions_per_day, pricing)
+        run_ok = valid is True and slo.verdict(slo_results) == "PASS"
+        capacity_ = cost.capacity(
+            usage.mean, sessions_per_day, pricing, busy_hour_factor=busy_hour_factor,
+            sustained_concurrency=sustained if run_ok else None, run_ok=run_ok,
+        )
+
+    config = _scrub(dict(run.get("config") or {}))
+    target = config.get("target") if isinstance(config.get("target"), dict) else {}
+    load = _load_text(config)
+    return ReportModel(
+        run_id=str(run.get("run_id") or summary.get("run_id") or Path(files.run_dir).name),
+        title=f"voiceload report {run.get('run_id') or Path(files.run_dir).name}",
+        slo_results=slo_results,
+        slo_verdict=slo.verdict(slo_results),
+        valid=valid,
+        validity_reasons=[str(r) for r in validity.get("reasons") or []],
+        target=(f"{target.get('name', '?')} {target.get('url', '')}".strip()
+                if target else "unknown (run.json missing)"),
+        load=load,
+        duration_s=_num(run.get("duration_s")),
+        started_at=str(run.get("started_at") or "unknown"),
+        git_commit=_git_text(run.get("git")),
+        metrics=rows,
+        harness_error=harness_error,
+        curves=curves,
+        over_time=over_time,
+        errors=errors,
+        sessions_total=sess_summary["total"],
+        sessions_failed=sess_summary["failed"],
+        findings_total=sess_summary["findings"],
+        sessions_with_findings=sess_summary["with_findings"],
+        turn_counts=sess_summary["turns"],
+        wer_overall=wer_overall,
+        wer=wer_rows,
+        validity=validity,
+        workers=[_scrub(dict(w)) for w in run.get("workers") or []],
+        usage=usage,
+        projection=projection,
+        capacity=capacity_,
+        pricing_path=pricing.path,
+        sustained_concurrency=sustained,
+        config=config,
+        environment=_scrub({
+            "machine": run.get("machine"), "packages": run.get("packages"),
+            "fixtures": run.get("fixtures"), "interrupted": run.get("interrupted"),
+        }),
+        missing=missing,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Histograms
+
+
+def _is_harness(name: str) -> bool:
+    """Harness-health metrics go in the table, not in the latency distribution plot."""
+    spec = metrics.METRICS.get(name.split("[", 1)[0])
+    return spec is not None and spec.harness
+
+
+def _ordered(names: Any) -> list[str]:
+    known = [m for m in METRICS if m in names]
+    return known + sorted(n for n in names if n not in METRICS)
+
+
+def _ms(value_us: float) -> float:
+    return round(value_us / 1000.0, 3)
+
+
+def _metric_rows(
+    hlogs: Mapping[str, Sequence[IntervalHistogram]], summary_metrics: Mapping[str, Any],
+    missing: list[str],
+) -> list[MetricRow]:
+    rows = []
+    for name in _ordered(set(METRICS) | set(hlogs) | set(summary_metrics)):
+        s = summary_metrics.get(name) or {}
+        out_of_range = int(s.get("out_of_range") or 0)
+        if name in hlogs:
+            st = metrics.stats_ms(merged_histogram(hlogs[name], Phase.STEADY))
+            everything = merged_histogram(hlogs[name], None)
+            rows.append(MetricRow(
+                metric=name, count=st["count"],
+                count_all_phases=int(everything.get_total_count()),
+                p50=st["p50"], p90=st["p90"], p95=st["p95"], p99=st["p99"],
+                p99_9=st["p99_9"], max=st["max"],
+                mean=None if st["mean"] is None else round(st["mean"], 3),
+                out_of_range=out_of_range, source="hlog"))
+        elif s:
+            missing.append(f"{name}.hlog is missing: its table row comes from summary.json and "
+                           "it has no percentile curve or series")
+            rows.append(MetricRow(
+                metric=name, count=int(s.get("count") or 0),
+                count_all_phases=int(s.get("count_all_phases") or 0),
+                p50=_num(s.get("p50")), p90=_num(s.get("p90")), p95=_num(s.get("p95")),
+                p99=_num(s.get("p99")), p99_9=_num(s.get("p99_9")), max=_num(s.get("max")),
+                mean=_num(s.get("mean")), out_of_range=out_of_range, source="summary.json"))
+        else:
+            rows.append(MetricRow(metric=name, count=0, count_all_phases=0, p50=None,
+                                  p90=None, p95=None, p99=None, p99_9=None, max=None,
+                                  mean=None, out_of_range=0, source="not measured"))
+    return rows
+
+
+def nines_percentiles(count: int) -> list[float]:
+    """Percentiles for a "nines" plot: 0, then 10 points per nine up to what ``count`` resolves.
+
+    Point k is ``100 x (1 - 10^(-k/10))``; the last is the first that needs more than ``count``
+    samples to resolve, and 100 (the max) closes the curve.
+    """
+    out = [0.0]
+    k = 1
+    while k <= 10 * _POINTS_PER_NINE:
+        p = 100.0 * (1.0 - 10.0 ** (-k / _POINTS_PER_NINE))
+        out.append(round(p, 10))
+        if 10.0 ** (k / _POINTS_PER_NINE) > count:
+            break
+        k += 1
+    out.append(100.0)
+    return out
+
+
+def _curve(metric: str, h: Any) -> Curve:
+    pcts = nines_percentiles(int(h.get_total_count()))
+    values = h.get_percentile_to_value_dict(pcts)
+    return Curve(metric=metric, percentiles=pcts, values_ms=[_ms(values[p]) for p in pcts])
+
+
+# ---------------------------------------------------------------------------------------------
+# Time
+
+
+def _iso_to_epoch_s(text: object) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _run_start_s(
+    run: Mapping[str, Any], hlogs: Mapping[str, Sequence[IntervalHistogram]],
+    sessions: Sequence[Mapping[str, str]] | None,
+) -> float:
+    phases = run.get("phases") or {}
+    starts = [float(v[0]) for v in phases.values() if isinstance(v, list | tuple) and v]
+    if starts:
+        return min(starts)
+    started = _iso_to_epoch_s(run.get("started_at"))
+    if started is not None:
+        return started
+    candidates = [iv.start_s for ivs in hlogs.values() for iv in ivs]
+    candidates += [f for r in sessions or [] if (f := _num(r.get("start_s"))) is not None]
+    return min(candidates) if candidates else 0.0
+
+
+def _phases(run: Mapping[str, Any], start_s: float) -> dict[str, tuple[float, float]]:
+    """Phase boundaries in seconds since the run started."""
+    out = {}
+    for name, span in (run.get("phases") or {}).items():
+        if isinstance(span, list | tuple) and len(span) == 2:
+            a, b = float(span[0]) - start_s, float(span[1]) - start_s
+            out[str(name)] = (round(a, 3), round(b, 3))
+    return out
+
+
+def _mean_active(sessions: Sequence[Mapping[str, str]], t0_s: float, t1_s: float) -> float:
+    """Time-averaged number of open sessions over wall-clock ``[t0_s, t1_s)``."""
+    if t1_s <= t0_s:
+        return 0.0
+    busy = 0.0
+    for r in sessions:
+        start, dur = _num(r.get("start_s")), _num(r.get("duration_s"))
+        if start is None or dur is None:
+            continue
+        busy += max(0.0, min(t1_s, start + dur) - max(t0_s, start))
+    return round(busy / (t1_s - t0_s), 3)
+
+
+def _over_time(
+    hlogs: Mapping[str, Sequence[IntervalHistogram]], sessions: Sequence[Mapping[str, str]],
+    start_s: float, run: Mapping[str, Any], phases: Mapping[str, tuple[float, float]],
+) -> OverTime | None:
+    ends = [iv.end_s - start_s for ivs in hlogs.values() for iv in ivs]
+    for r in sessions:
+        s0, d = _num(r.get("start_s")), _num(r.get("duration_s"))
+        if s0 is not None:
+            ends.append(s0 + (d or 0.0) - start_s)
+    duration = max([*ends, _num(run.get("duration_s")) or 0.0, *(e for _, e in phases.values())],
+                   default=0.0)
+    if duration <= 0:
+        return None
+    native = min((iv.end_s - iv.start_s for ivs in hlogs.values() for iv in ivs
+                  if iv.end_s > iv.start_s), default=1.0)
+    window = max(native, duration / MAX_WINDOWS)
+    window = math.ceil(window / native) * native  # whole native intervals per window
+    n = max(1, math.ceil(duration / window - 1e-9))
+    t = [round(i * window, 3) for i in range(n)]
+
+    p50: dict[str, list[float | None]] = {}
+    p99: dict[str, list[float | None]] = {}
+    for name in MAIN_METRICS:
+        if name not in hlogs:
+            continue
+        buckets: list[list[IntervalHistogram]] = [[] for _ in range(n)]
+        for iv in hlogs[name]:
+            i = min(n - 1, max(0, int((iv.start_s - start_s + 1e-6) // window)))
+            buckets[i].append(iv)
+        p50[name], p99[name] = [], []
+        for bucket in buckets:
+            h = merged_histogram(bucket, None)
+            if h.get_total_count():
+                pct = h.get_percentile_to_value_dict([50.0, 99.0])
+                p50[name].append(_ms(pct[50.0]))
+                p99[name].append(_ms(pct[99.0]))
+            else:
+                p50[name].append(None)
+                p99[name].append(None)
+
+    starts = [0] * n
+    failures = [0] * n
+    busy = [0.0] * n
+    for r in sessions:
+        s0, d = _num(r.get("start_s")), _num(r.get("duration_s")) or 0.0
+        if s0 is None:
+            continue
+        a, b = s0 - start_s, s0 - start_s + d
+        starts[min(n - 1, max(0, int(a // window)))] += 1
+        if (r.get("outcome") or "") != "ok":
+            failures[min(n - 1, max(0, int(b // window)))] += 1
+        for i in range(max(0, int(a // window)), min(n, int(b // window) + 1)):
+            busy[i] += max(0.0, min(b, (i + 1) * window) - max(a, i * window))
+    return OverTime(
+        window_s=round(window, 3), t_s=t, latency_p50_ms=p50, latency_p99_ms=p99,
+        active_sessions=[round(x / window, 3) for x in busy],
+        sessions_per_s=[round(c / window, 4) for c in starts],
+        errors_per_s=[round(c / window, 4) for c in failures],
+        phases=dict(phases),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions: errors, findings, WER
+
+
+def _num(value: object) -> float | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _session_summary(sessions: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+    errors: dict[str, dict[str, Any]] = {}
+    turns = dict.fromkeys(("expected", "ended", "missed", "premature", "resumed"), 0)
+    findings = with_findings = failed = 0
+    for r in sessions:
+        if (r.get("outcome") or "") != "ok":
+            failed += 1
+            cat = r.get("error_category") or "unknown"
+            e = errors.setdefault(cat, {"count": 0, "first_message": r.get("error_detail") or ""})
+            e["count"] += 1
+        f = int(_num(r.get("findings")) or 0)
+        findings += f
+        with_findings += f > 0
+        for k in turns:
+            turns[k] += int(_num(r.get(f"turns_{k}")) or 0)
+    return {"total": len(sessions), "failed": failed, "errors": errors, "findings": findings,
+            "with_findings": with_findings, "turns": turns}
+
+
+def _errors(summary_errors: object, from_sessions: Mapping[str, Any]) -> list[ErrorRow]:
+    source: Mapping[str, Any] = from_sessions
+    if isinstance(summary_errors, dict) and summary_errors:
+        source = summary_errors
+    rows = []
+    for cat, e in sorted(source.items(), key=lambda kv: (-int(kv[1].get("count", 0)), kv[0])):
+        cause, fix = ERROR_GUIDANCE.get(cat, ("", ""))
+        rows.append(ErrorRow(category=cat, count=int(e.get("count", 0)),
+                             first_message=_scrub_text(str(e.get("first_message") or "")),
+                             cause=cause, fix=fix))
+    return rows
+
+
+def _wer(
+    sessions: Sequence[Mapping[str, str]], summary_wer: object
+) -> tuple[list[WerRow], float | None]:
+    by_fixture: dict[str, list[tuple[float, bool]]] = {}
+    for r in sessions:
+        w = _num(r.get("wer"))
+        if w is not None:
+            fixture = r.get("fixture") or "?"
+            by_fixture.setdefault(fixture, []).append((w, r.get("phase") == "steady"))
+    rows = []
+    for fx, ws in sorted(by_fixture.items()):
+        values = [w for w, _ in ws]
+        steady = [w for w, s in ws if s]
+        rows.append(WerRow(fixture=fx, sessions=len(values),
+                           wer_mean=round(sum(values) / len(values), 4),
+                           wer_max=round(max(values), 4),
+                           wer_steady_mean=round(sum(steady) / len(steady), 4) if steady else None))
+    all_w = [w for ws in by_fixture.values() for w, _ in ws]
+    overall = round(sum(all_w) / len(all_w), 4) if all_w else None
+    if overall is None and isinstance(summary_wer, dict):
+        overall = _num(summary_wer.get("overall"))
+    return rows, overall
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration text, without secrets
+
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|authori[sz]ation|api[_-]?key|cookie", re.I)
+_SECRET_QUERY = re.compile(
+    r"((?:token|secret|key|password|authorization|cf-aig-authorization)=)[^&\s]+", re.I)
+_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+_TOKENISH = re.compile(r"(?<![A-Za-z0-9_\-])(?:Bearer\s+)?[A-Za-z0-9_\-]{32,}(?![A-Za-z0-9_\-])")
+_HEX_ID = re.compile(r"^[0-9a-f]{32}$|^[0-9a-f]{40}$|^[0-9a-f]{64}$")
+REDACTED = "[redacted]"
+
+
+def _scrub_text(text: str) -> str:
+    """Remove anything that looks like a credential from one string.
+
+    Query parameters named like secrets, URL user-info and long opaque tokens (32+ characters of
+    letters, digits, ``-`` and ``_`` that are not plain hex ids such as account ids or hashes)
+    become ``[redacted]``.
+    """
+    text = _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
+
+    def token(m: re.Match[str]) -> str:
+        word = m.group(0)
+        return word if _HEX_ID.match(word) else REDACTED
+
+    return _TOKENISH.sub(token, text)
+
+
+def _scrub(value: Any) -> Any:
+    """A deep copy of ``value`` with secret-named keys and token-like strings redacted."""
+    if isinstance(value, dict):
+        return {str(k): (REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "")
+                         else _scrub(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str):
+        return _scrub_text(value)
+    return value
+
+
+def _git_text(git: object) -> str:
+    if not isinstance(git, dict) or not git.get("commit"):
+        return "unknown"
+    return f"{git['commit']}{' (dirty)' if git.get('dirty') else ''}"
+
+
+def _load_text(config: Mapping[str, Any]) -> str:
+    if not config:
+        return "unknown (run.json missing)"
+    classes = config.get("user_classes") or {}
+    mix = ", ".join(f"{k} x{v}" for k, v in classes.items()) if isinstance(classes, dict) else ""
+    parts = [f"{config.get('users', '?')} users", f"spawn rate {config.get('spawn_rate', '?')}/s"]
+    if config.get("frame_ms"):
+        parts.append(f"{config['frame_ms']} ms frames")
+    if mix:
+        parts.append(f"mix {mix}")
+    return ", ".join(parts)
