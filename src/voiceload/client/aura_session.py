@@ -1,0 +1,235 @@
+"""Aura sessions: one socket, one or more ``Speak`` + ``Flush`` requests, measured.
+
+The driver times the handshake (``aura.connect``), sleeps until each request's scheduled time
+``r``, sends ``Speak`` and ``Flush``, then stamps every frame on arrival and feeds the pure
+:class:`~voiceload.client.aura_request.AuraRequest` until ``Flushed``. Requests on one socket
+run one after another: request ``k`` is scheduled at ``r0 + k·interval`` when an interval is
+set (latency then includes any wait behind a slow earlier request, as a caller would see it),
+else as soon as the previous one has finished.
+
+:func:`run_request` is shared with the voice agent, which drives a persistent Aura socket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
+
+from voiceload.client.aura_request import AuraRequest
+from voiceload.client.connect import (
+    NowNs,
+    Sleep,
+    WallS,
+    default_sleep,
+    open_websocket,
+    secrets_of,
+)
+from voiceload.client.errors import (
+    classify_connect_error,
+    close_facts,
+    closed_by_server,
+    harness_error,
+)
+from voiceload.client.flux_turns import UNPARSEABLE_RULE
+from voiceload.client.results import ErrorCategory, SampleSink, SessionError, SessionResult
+from voiceload.errors import RemoteProtocolError
+from voiceload.protocol import aura
+from voiceload.protocol.flux import Finding
+
+AURA_CONNECT = "aura.connect"
+NS_PER_S = 1_000_000_000
+
+
+
+@dataclass(frozen=True)
+class AuraOptions:
+    """Per-session Aura settings."""
+
+    sample_rate_hz: int = aura.DEFAULT_SAMPLE_RATE_HZ  # linear16 rate the URL asks for
+    open_timeout_s: float = 10.0
+    request_timeout_s: float = 30.0  # from r to Flushed
+    request_interval_s: float | None = None  # None: back to back
+
+
+class RequestTimeout(Exception):
+    """No ``Flushed`` within the request timeout (internal: becomes a SessionError)."""
+
+
+def run_request(
+    ws: ClientConnection,
+    request: AuraRequest,
+    text: str,
+    sink: SampleSink,
+    findings: list[Finding],
+    *,
+    timeout_s: float,
+    now_ns: NowNs,
+    sleep: Sleep,
+    on_samples: Callable[[AuraRequest], None] | None = None,
+) -> None:
+    """Send ``text`` at ``request.scheduled_ns`` and receive until ``Flushed``.
+
+    Samples go to ``sink`` as they complete; ``on_samples`` is called after each (the agent
+    uses it to catch the moment speech becomes audible). Unparseable text frames become
+    findings. Raises :class:`RequestTimeout` after ``timeout_s`` past ``r`` without
+    ``Flushed``, and ``ConnectionClosed`` if the peer closes.
+    """
+    wait_ns = request.scheduled_ns - now_ns()
+    if wait_ns > 0:
+        sleep(wait_ns / NS_PER_S)
+    ws.send(aura.serialize_client_message(aura.Speak(text)))
+    ws.send(aura.serialize_client_message(aura.Flush()))
+    deadline_ns = request.scheduled_ns + round(timeout_s * NS_PER_S)
+    while not request.done:
+        remaining_ns = deadline_ns - now_ns()
+        if remaining_ns <= 0:
+            raise RequestTimeout
+        try:
+            message = ws.recv(timeout=remaining_ns / NS_PER_S)
+        except TimeoutError:
+            raise RequestTimeout from None
+        arrival_ns = now_ns()
+        if isinstance(message, bytes):
+            samples = request.on_audio(message, arrival_ns)
+        else:
+            samples = _on_text(request, message, arrival_ns, findings)
+        for metric, value_us in samples:
+            sink.record(metric, value_us)
+        if samples and on_samples is not None:
+            on_samples(request)
+
+
+def _on_text(
+    request: AuraRequest, message: str, arrival_ns: int, findings: list[Finding]
+) -> list[tuple[str, int]]:
+    try:
+        msg = aura.parse_server_message(message)
+    except RemoteProtocolError as exc:
+        findings.append(Finding(rule=UNPARSEABLE_RULE, message=str(exc), sequence_id=None))
+        return []
+    if isinstance(msg, aura.Flushed):
+        return request.on_flushed(arrival_ns)
+    return []  # Metadata, Cleared, Warning: nothing to measure
+
+
+class AuraSession:
+    """Speaks ``texts`` over one Aura socket; :meth:`run` returns the session's result.
+
+    ``url`` must already carry the model and output format (linear16 at
+    ``options.sample_rate_hz``). Clock hooks as in :class:`~voiceload.client.flux_session.
+    FluxSession`.
+    """
+
+    service = "Aura"
+
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        subprotocols: Sequence[str],
+        texts: Sequence[str],
+        sink: SampleSink,
+        *,
+        fixture: str = "",
+        model: str = "",
+        options: AuraOptions | None = None,
+        now_ns: NowNs = time.monotonic_ns,
+        sleep: Sleep = default_sleep,
+        wall_s: WallS = time.time,
+    ) -> None:
+        if not texts:
+            raise ValueError("an Aura session needs at least one text to speak")
+        self.url = url
+        self.headers = dict(headers)
+        self.subprotocols = list(subprotocols)
+        self.texts = list(texts)
+        self.sink = sink
+        self.options = options or AuraOptions()
+        self.now_ns = now_ns
+        self.sleep = sleep
+        self.result = SessionResult(
+            user_type="aura", fixture=fixture, model=model, start_s=wall_s()
+        )
+        self._secrets = secrets_of(self.headers, self.subprotocols)
+
+    def run(self) -> SessionResult:
+        """Run every request; never raises for service or network failures."""
+        started_ns = self.now_ns()
+        try:
+            self._run()
+        except Exception as exc:  # a bug here must not kill a Locust user
+            self._fail(harness_error(self.service, exc, self._secrets))
+        self.result.duration_s = (self.now_ns() - started_ns) / NS_PER_S
+        return self.result
+
+    def _run(self) -> None:
+        connect_ns = self.now_ns()
+        try:
+            ws_cm = open_websocket(
+                self.url, self.headers, self.subprotocols, self.options.open_timeout_s
+            )
+        except Exception as exc:
+            self._fail(classify_connect_error(exc, self.service, self._secrets))
+            return
+        with ws_cm as ws:
+            opened_ns = self.now_ns()
+            connect_us = (opened_ns - connect_ns + 500) // 1000
+            self.result.connections += 1
+            self.result.connect_us.append(connect_us)
+            self.sink.record(AURA_CONNECT, connect_us)
+            self._requests(ws, opened_ns)
+            if self.result.error is None:
+                ws.send(aura.serialize_client_message(aura.Close()))
+
+    def _requests(self, ws: ClientConnection, r0_ns: int) -> None:
+        interval_s = self.options.request_interval_s
+        for k, text in enumerate(self.texts):
+            if interval_s is None:
+                r_ns = max(r0_ns, self.now_ns())
+            else:
+                r_ns = r0_ns + round(k * interval_s * NS_PER_S)
+            request = AuraRequest(text, r_ns, self.options.sample_rate_hz)
+            self.result.aura_requests.append(request.record)
+            try:
+                run_request(
+                    ws, request, text, self.sink, self.result.findings,
+                    timeout_s=self.options.request_timeout_s, now_ns=self.now_ns,
+                    sleep=self.sleep,
+                )  # fmt: skip
+            except RequestTimeout:
+                self._fail(request_timeout_error(k, self.options.request_timeout_s, request))
+                return
+            except ConnectionClosed as exc:
+                code, reason = close_facts(exc)
+                self._fail(
+                    closed_by_server(
+                        self.service, code, reason, f"waiting for request {k}", self._secrets
+                    )
+                )
+                return
+        if self.result.error is None and self.result.findings:
+            first = self.result.findings[0]
+            self._fail(
+                SessionError(
+                    ErrorCategory.PROTOCOL_VIOLATION,
+                    f"Aura sent {len(self.result.findings)} unreadable message(s); first: "
+                    f"{first.message}",
+                )
+            )
+
+    def _fail(self, error: SessionError) -> None:
+        if self.result.error is None:
+            self.result.error = error
+
+
+def request_timeout_error(k: int, timeout_s: float, request: AuraRequest) -> SessionError:
+    """``Flushed`` for request ``k`` did not come in time (says whether any audio did)."""
+    got = "no audio" if request.first_audio_ns is None else "audio but no Flushed"
+    return SessionError(
+        ErrorCategory.TRANSCRIPT_TIMEOUT,
+        f"Aura request {k}: {got} within {timeout_s:g} s of its scheduled time",
+    )
