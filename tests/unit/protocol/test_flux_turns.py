@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import random
 
 import pytest
 
@@ -461,3 +463,44 @@ def test_forced_end_of_turn_needs_an_open_turn() -> None:
         machine.emit_end_of_turn_forced(
             transcript="x", audio_window_start=0.0, audio_window_end=1.0, end_of_turn_confidence=1.0
         )
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_machine_and_checker_agree_on_random_walks(eager: bool) -> None:
+    """Whatever the machine emits, the checker accepts; whatever it refuses, the checker flags."""
+    rng = random.Random(20261126)
+    texts = ["", "Hi", "Hi there", "Hi there friend"]
+    turns_ended = 0
+    for _ in range(50):
+        machine = FluxTurnMachine(REQ, eager_enabled=eager)
+        checker = TurnChecker(eager_enabled=eager)
+        assert checker.feed(machine.connected()) == []
+        sent = 1  # refused emits take no sequence_id, so the next one is the count sent
+        end_s = 0.0
+        for _ in range(40):
+            event = rng.choice(list(E))
+            transcript = rng.choice(texts)
+            end_s += 0.25
+            try:
+                msg = _emit(machine, event, transcript, end_s)
+            except LocalProtocolError:
+                would_be = TurnInfo(
+                    REQ,
+                    sent,
+                    event,
+                    machine.turn_index,
+                    0.0,
+                    end_s,
+                    transcript,
+                    (),
+                    0.5,
+                )
+                probe = copy.deepcopy(checker)
+                assert probe.feed(would_be) != []
+                continue
+            sent += 1
+            assert checker.feed(msg) == []
+            assert checker.state is machine.state
+            assert checker.turn_index == machine.turn_index
+        turns_ended += machine.turn_index
+    assert turns_ended > 0  # the walks reached EndOfTurn, not just Updates
