@@ -1,0 +1,557 @@
+"""The Locust side of a run: event listeners that own the histograms, phases and artifacts.
+
+One :class:`RunPlugin` lives in every Locust process, created by the ``init`` event
+(:func:`register` attaches it). Its parts depend on the process's role, and the same code path
+serves a local run and a distributed one:
+
+* a **generator** (local runner or worker) runs users. Each session records its samples, the
+  moment they are known, through :meth:`RunPlugin.sink` into a :class:`voiceload.metrics.Recorder`
+  under the current phase, and fires Locust ``request`` events so Locust's console, web UI and
+  ``--csv`` files show live numbers; its finished :class:`SessionResult` becomes a sessions.csv
+  row. A greenlet samples the process's CPU every second.
+* a **collector** (local runner or master) owns the run directory, a
+  :class:`voiceload.metrics.Aggregator` (which writes the ``.hlog``/``.hgrm`` files), sessions.csv,
+  run.json and summary.json.
+
+Generators hand collectors a plain-dict *payload* (:meth:`RunPlugin.take_payload`: drained
+histograms, new session rows, CPU samples). Locally a greenlet passes it every reporting interval;
+on a worker it piggy-backs on ``report_to_master`` and the master merges it in ``worker_report``.
+Both end in :meth:`RunPlugin.absorb`.
+
+Phases: ``ramp_up`` from ``test_start`` until ``spawning_complete``, ``steady`` until
+``test_stopping``, ``teardown`` after; boundaries go to run.json, headline numbers use steady.
+
+End of run: a local run finalises on ``test_stop`` (every user has stopped); a master on
+``quitting`` (after Locust's grace period for the workers' last reports). Issue 5 replaces the
+master's grace with an explicit final-flush handshake: see :meth:`RunPlugin.on_test_stopping`
+and :meth:`RunPlugin.worker_finals`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+import psutil
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from voiceload.client.results import ErrorCategory, SessionError, SessionResult
+from voiceload.credentials import load_credentials
+from voiceload.errors import ConfigError
+from voiceload.metrics import Aggregator, Phase, Recorder
+from voiceload.runner import artifacts
+from voiceload.runner.options import RunSettings, add_arguments, probe_tcp, settings_from
+from voiceload.runner.validity import AllFailingDetector, Budgets, Validity, WorkerHealth, judge
+from voiceload.targets import Target
+
+logger = logging.getLogger("voiceload")
+
+#: Samples that also go to Locust's own statistics (service latencies; harness-health metrics
+#: such as send_lag stay in the histograms only: thousands per second would swamp Locust).
+LIVE_METRICS = frozenset(
+    {
+        "flux.connect", "flux.first_response", "flux.ttft", "flux.eot", "flux.eager_eot",
+        "aura.connect", "aura.ttfb", "aura.ttfa", "aura.flushed", "agent.voice_to_voice",
+    }
+)  # fmt: skip
+
+CPU_SAMPLE_INTERVAL_S = 1.0
+FINALISE_WAIT_S = 60.0  # bound on waiting for another greenlet to finish writing artifacts
+LOCAL_WORKER_ID = "local"
+EXIT_INVALID = 1
+EXIT_BAD_INPUT = 2
+
+
+class SessionFailed(Exception):
+    """The exception Locust shows for a failed session: its text is the error category only,
+    so Locust groups failures by category (the detail goes to sessions.csv)."""
+
+
+@dataclass
+class PhaseClock:
+    """The current run phase and the wall-clock boundaries of each phase seen so far."""
+
+    phase: Phase = Phase.RAMP_UP
+    boundaries_s: dict[str, list[float]] = field(default_factory=dict)
+
+    def enter(self, phase: Phase, now_wall_s: float) -> None:
+        """Close the current phase at ``now_wall_s`` and open ``phase`` (idempotent)."""
+        if phase.value in self.boundaries_s:
+            return
+        current = self.boundaries_s.get(self.phase.value)
+        if current is not None and len(current) == 2 and current[1] < 0:
+            current[1] = now_wall_s
+        self.phase = phase
+        self.boundaries_s[phase.value] = [now_wall_s, -1.0]
+
+    def close(self, now_wall_s: float) -> dict[str, list[float]]:
+        """End the current phase; return ``{phase: [start_s, end_s]}`` for run.json."""
+        current = self.boundaries_s.get(self.phase.value)
+        if current is not None and current[1] < 0:
+            current[1] = now_wall_s
+        return {name: list(bounds) for name, bounds in self.boundaries_s.items()}
+
+
+class _Sink:
+    """The :class:`~voiceload.client.results.SampleSink` handed to one session."""
+
+    def __init__(self, plugin: RunPlugin) -> None:
+        self._plugin = plugin
+
+    def record(self, metric: str, value_us: int) -> None:
+        plugin = self._plugin
+        plugin.recorder.record(metric, value_us, plugin.phases.phase)
+        if metric in LIVE_METRICS:
+            request_type, _, name = metric.partition(".")
+            plugin.events.request.fire(
+                request_type=request_type, name=name, response_time=value_us / 1000.0,
+                response_length=0, exception=None, context={},
+            )  # fmt: skip
+
+
+class RunPlugin:
+    """voiceload's state in one Locust process. Create it through :func:`register`."""
+
+    def __init__(self, environment: Environment, settings: RunSettings, target: Target) -> None:
+        self.environment = environment
+        self.target = target
+        self.events: Any = environment.events  # locust's EventHook methods are untyped
+        self.settings = settings
+        runner = environment.runner
+        self.is_worker = isinstance(runner, WorkerRunner)
+        self.is_master = isinstance(runner, MasterRunner)
+        self.generates = not self.is_master
+        self.collects = not self.is_worker
+        self.worker_id = runner.client_id if isinstance(runner, WorkerRunner) else LOCAL_WORKER_ID
+        self.budgets = Budgets(
+            send_lag_p99_ms=settings.send_lag_budget_ms,
+            worker_cpu_percent=settings.cpu_budget_percent,
+        )
+        self.exit_code: int | None = None
+        self.validity: Validity | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self._reset_run_state(time.time())
+
+    # -- state of one test (the web UI can run several in one process) -------------------------
+
+    def _reset_run_state(self, now_wall_s: float) -> None:
+        self.running = False
+        self.finalised = False  # True once every artifact is written
+        self._finalising = False
+        self._accepting = False  # the collector takes payloads (run open, final not merged)
+        self._facts: dict[str, Any] = {}  # git, packages, machine: read once per run
+        self.interrupted = False
+        self.early_stop_reason: str | None = None
+        self.started_wall_s = now_wall_s
+        self.phases = PhaseClock()
+        self.recorder = Recorder(now_wall_s)
+        self._session_ids = itertools.count(1)
+        self._pending_rows: list[dict[str, Any]] = []
+        self._pending_cpu: list[tuple[str, float]] = []
+        self._detector = AllFailingDetector(self.settings.fail_fast_sessions or 1)
+        self._stopped = False
+        # collector side
+        self.run_dir: Path | None = None
+        self.run_id = ""
+        self.aggregator: Aggregator | None = None
+        self.sessions_csv: artifacts.SessionsCsv | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.worker_cpu: dict[str, list[float]] = {}
+        self.worker_sessions: dict[str, int] = {}
+
+    # -- generator side ------------------------------------------------------------------------
+
+    def sink(self) -> _Sink:
+        """A sample sink for one session: records under the current phase, fires live events."""
+        return _Sink(self)
+
+    def run_session(self, run: Callable[[_Sink], SessionResult], user_type: str) -> SessionResult:
+        """Run one session with a fresh sink, then account for its result.
+
+        ``run`` is a session driver's ``run`` (e.g. ``lambda sink: FluxSession(..., sink).run()``).
+        A driver that raises (a bug: drivers report errors as data) is counted as a
+        ``harness_error`` session instead of killing the user.
+        """
+        phase = self.phases.phase
+        start_wall_s = time.time()
+        start_ns = time.monotonic_ns()
+        try:
+            result = run(self.sink())
+        except Exception as exc:  # a driver bug must not kill the Locust user
+            logger.exception("session driver raised; counted as harness_error")
+            result = SessionResult(
+                user_type=user_type, fixture="", model="", start_s=start_wall_s,
+                duration_s=(time.monotonic_ns() - start_ns) / 1e9,
+                error=SessionError(ErrorCategory.HARNESS_ERROR, f"{type(exc).__name__}: {exc}"),
+            )  # fmt: skip
+        self.account(result, phase)
+        return result
+
+    def account(self, result: SessionResult, phase: Phase) -> None:
+        """Turn a finished session into a sessions.csv row and a Locust ``session`` event."""
+        row = result.to_row(
+            session_id=f"{self.worker_id}-{next(self._session_ids)}",
+            worker=self.worker_id,
+            phase=phase.value,
+        )
+        self._pending_rows.append(dict(row))
+        error = result.error
+        self.events.request.fire(
+            request_type=result.user_type, name="session",
+            response_time=result.duration_s * 1000.0, response_length=0,
+            exception=None if error is None else SessionFailed(error.category.value), context={},
+        )  # fmt: skip
+        if self.settings.fail_fast_sessions:
+            reason = self._detector.observe(
+                error is None,
+                "" if error is None else error.category.value,
+                "" if error is None else error.message(),
+            )
+            if reason:
+                self.stop_early(reason)
+
+    def stop_early(self, reason: str) -> None:
+        """Stop the whole run with one message (every session failing the same way)."""
+        logger.error("voiceload: %s", reason)
+        if self.is_worker:
+            assert isinstance(self.environment.runner, WorkerRunner)
+            self.environment.runner.send_message("voiceload_stop_early", {"reason": reason})
+            return
+        self._stop_collecting_run(reason)
+
+    def take_payload(self, now_wall_s: float) -> dict[str, Any]:
+        """Everything measured since the last call, as plain data (msgpack/JSON safe)."""
+        rows, self._pending_rows = self._pending_rows, []
+        cpu, self._pending_cpu = self._pending_cpu, []
+        return {
+            "worker": self.worker_id,
+            "hdr": self.recorder.drain(now_wall_s, final=self._stopped),
+            "sessions": rows,
+            "cpu": cpu,
+        }
+
+    def _sample_cpu(self) -> None:
+        """Greenlet: one CPU sample per second; a live warning when it passes the budget."""
+        process = psutil.Process()
+        process.cpu_percent(None)
+        over = False
+        while True:
+            gevent.sleep(CPU_SAMPLE_INTERVAL_S)
+            percent = process.cpu_percent(None)
+            self._pending_cpu.append((self.phases.phase.value, percent))
+            if percent > self.budgets.worker_cpu_percent and not over:
+                logger.warning(
+                    "voiceload: worker %s CPU %.0f %% is above the %g %% budget: latency tails"
+                    " now include harness queueing (the run is invalid if it stays there)",
+                    self.worker_id, percent, self.budgets.worker_cpu_percent,
+                )  # fmt: skip
+            over = percent > self.budgets.worker_cpu_percent
+
+    def _drain_locally(self) -> None:
+        """Greenlet (local runs): hand the payload to the collector every reporting interval."""
+        while True:
+            gevent.sleep(self.settings.report_interval_s)
+            self.absorb(self.take_payload(time.time()))
+
+    # -- collector side ------------------------------------------------------------------------
+
+    def absorb(self, payload: dict[str, Any]) -> None:
+        """Merge one generator payload: histograms, session rows, CPU samples."""
+        if self.aggregator is None or not self._accepting:
+            logger.warning("voiceload: a report from %s arrived after the run was written;"
+                           " its samples are not in the artifacts", payload.get("worker"))
+            return
+        source = str(payload.get("worker", "?"))
+        self.aggregator.add(payload["hdr"], source)
+        rows = payload.get("sessions") or []
+        if rows:
+            assert self.sessions_csv is not None
+            self.sessions_csv.append(rows)
+            self.rows.extend(rows)
+            self.worker_sessions[source] = self.worker_sessions.get(source, 0) + len(rows)
+        steady = [pct for phase, pct in payload.get("cpu") or [] if phase == Phase.STEADY.value]
+        self.worker_cpu.setdefault(source, []).extend(steady)
+
+    def _open_run(self, now_wall_s: float) -> None:
+        settings = self.settings
+        if settings.run_dir is not None:
+            self.run_dir = settings.run_dir
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.run_id = self.run_dir.name
+            artifacts.point_latest(settings.reports_dir, self.run_dir)
+        else:
+            self.run_id = artifacts.new_run_id(now_wall_s)
+            self.run_dir = artifacts.create_run_dir(settings.reports_dir, self.run_id)
+        self.aggregator = Aggregator(self.run_dir, start_time_s=now_wall_s)
+        self._accepting = True
+        self._facts = {
+            "git": artifacts.git_info(Path.cwd()),
+            "packages": artifacts.package_versions(),
+            "machine": artifacts.machine_info(),
+        }
+        self.sessions_csv = artifacts.SessionsCsv(self.run_dir / "sessions.csv")
+        artifacts.write_json(self.run_dir / "run.json", self._run_json(now_wall_s, None))
+        logger.info("voiceload: run %s writing to %s", self.run_id, self.run_dir)
+
+    def _expected_workers(self) -> list[str]:
+        runner = self.environment.runner
+        if isinstance(runner, MasterRunner):
+            return sorted(set(self.worker_sessions) | {c.id for c in runner.clients.all})
+        return [LOCAL_WORKER_ID]
+
+    def _final_received(self, worker_id: str) -> bool:
+        assert self.aggregator is not None
+        source = self.aggregator.sources.get(worker_id)
+        return source is not None and source.final_received
+
+    def _send_lag_p99_ms(self, worker_id: str) -> float | None:
+        assert self.aggregator is not None
+        stats = self.aggregator.source_stats_ms(worker_id, "flux.send_lag")
+        return None if stats is None else stats["p99"]
+
+    def _worker_health(self) -> list[WorkerHealth]:
+        missing_state = {"missing"}
+        runner = self.environment.runner
+        lost: set[str] = set()
+        if isinstance(runner, MasterRunner):
+            lost = {c.id for c in runner.clients.all if c.state in missing_state}
+        return [
+            WorkerHealth(
+                worker_id=w,
+                cpu_samples_percent=tuple(self.worker_cpu.get(w, [])),
+                final_report=self._final_received(w),
+                lost=w in lost,
+            )
+            for w in self._expected_workers()
+        ]
+
+    def _run_json(self, now_wall_s: float, ended_wall_s: float | None) -> dict[str, Any]:
+        env = self.environment
+        options = env.parsed_options
+        settings = self.settings
+        weights = {cls.__name__: getattr(cls, "weight", 1) for cls in env.user_classes}
+        workers = []
+        if ended_wall_s is not None:
+            health = {w.worker_id: w for w in self._worker_health()}
+            for worker_id, h in health.items():
+                cpu = list(h.cpu_samples_percent)
+                workers.append(
+                    {
+                        "id": worker_id,
+                        "sessions": self.worker_sessions.get(worker_id, 0),
+                        "cpu_percent_mean": sum(cpu) / len(cpu) if cpu else None,
+                        "cpu_percent_max": max(cpu) if cpu else None,
+                        "send_lag_p99_ms": self._send_lag_p99_ms(worker_id),
+                        "final_report": h.final_report,
+                        "lost": h.lost,
+                    }
+                )
+        return {
+            "run_id": self.run_id,
+            "started_at": artifacts.iso_utc(self.started_wall_s),
+            "ended_at": None if ended_wall_s is None else artifacts.iso_utc(ended_wall_s),
+            "duration_s": None if ended_wall_s is None else ended_wall_s - self.started_wall_s,
+            "phases": self.phases.close(now_wall_s) if ended_wall_s else {},
+            "config": {
+                "users": getattr(options, "num_users", None),
+                "spawn_rate": getattr(options, "spawn_rate", None),
+                "run_time_s": getattr(options, "run_time", None),
+                "frame_ms": settings.frame_ms,
+                "user_classes": weights,
+                "fixtures": list(settings.fixtures),
+                "target": self.target.describe(),
+                "emulator": {"url": settings.emulator_url}
+                if settings.target == "emulator"
+                else None,
+                "slo_file": None if settings.slo_file is None else str(settings.slo_file),
+                "stop_timeout_s": env.stop_timeout,
+                "flux_model": settings.flux_model,
+                "aura_model": settings.aura_model,
+                "aura_voice": settings.aura_voice,
+                "eager_eot_threshold": settings.eager_eot_threshold,
+                "eot_timeout_ms": settings.eot_timeout_ms,
+                "think_time_ms": settings.think_time_ms,
+                "report_interval_s": settings.report_interval_s,
+            },
+            "git": self._facts.get("git"),
+            "fixtures": {},
+            "packages": self._facts.get("packages"),
+            "machine": self._facts.get("machine"),
+            "workers": workers,
+            "interrupted": self.interrupted,
+            "budgets": {
+                "send_lag_p99_ms": self.budgets.send_lag_p99_ms,
+                "worker_cpu_percent": self.budgets.worker_cpu_percent,
+            },
+        }
+
+    def finalise(self) -> None:
+        """Write the final artifacts and judge validity; sets :attr:`exit_code` (idempotent)."""
+        if self._finalising or self.aggregator is None or self.run_dir is None:
+            return
+        self._finalising = True
+        now_wall_s = time.time()
+        for greenlet in self._greenlets:
+            greenlet.kill(block=True)
+        self._greenlets = []
+        if self.generates:  # local run: the last samples, recorded after the last interval
+            self._stopped = True
+            self.absorb(self.take_payload(now_wall_s))
+        self._accepting = False
+        metrics = self.aggregator.close()
+        send_lag = metrics.get("flux.send_lag")
+        self.validity = judge(
+            send_lag_p99_ms=send_lag["p99"] if send_lag else None,
+            workers=self._worker_health(),
+            out_of_range={name: int(s.get("out_of_range", 0)) for name, s in metrics.items()},
+            budgets=self.budgets,
+            early_stop_reason=self.early_stop_reason,
+        )
+        assert self.sessions_csv is not None
+        self.sessions_csv.close()
+        summary = artifacts.build_summary(self.run_id, metrics, self.rows, self.validity)
+        artifacts.write_json(self.run_dir / "summary.json", summary)
+        artifacts.write_json(self.run_dir / "run.json", self._run_json(now_wall_s, now_wall_s))
+        self.running = False
+        self.finalised = True
+        if self.validity.valid and not self.interrupted:
+            logger.info("voiceload: run %s is valid; artifacts in %s", self.run_id, self.run_dir)
+        else:
+            for reason in self.validity.reasons:
+                logger.error("voiceload: run %s is INVALID: %s", self.run_id, reason)
+            if self.interrupted:
+                logger.error("voiceload: run %s was interrupted; artifacts hold what was"
+                             " measured, in %s", self.run_id, self.run_dir)  # fmt: skip
+            self.exit_code = EXIT_INVALID
+
+    def _stop_collecting_run(self, reason: str) -> None:
+        if self.early_stop_reason is None:
+            self.early_stop_reason = reason
+        runner = self.environment.runner
+        assert runner is not None
+        headless = bool(getattr(self.environment.parsed_options, "headless", False))
+        gevent.spawn(runner.quit if headless else runner.stop)
+
+    # -- Locust event listeners ----------------------------------------------------------------
+
+    def on_test_start(self, environment: Environment, **_: Any) -> None:
+        if self.running:
+            return
+        now_wall_s = time.time()
+        self._reset_run_state(now_wall_s)
+        self.running = True
+        self.phases.enter(Phase.RAMP_UP, now_wall_s)
+        if self.collects:
+            self._open_run(now_wall_s)
+        if self.generates:
+            self._greenlets.append(gevent.spawn(self._sample_cpu))
+        if self.generates and self.collects:
+            self._greenlets.append(gevent.spawn(self._drain_locally))
+
+    def on_spawning_complete(self, user_count: int, **_: Any) -> None:
+        if self.running and self.phases.phase is Phase.RAMP_UP:
+            self.phases.enter(Phase.STEADY, time.time())
+
+    def on_test_stopping(self, environment: Environment, **_: Any) -> None:
+        """Teardown starts. Issue 5 hook: the master's final-flush handshake goes here."""
+        if self.running:
+            self.phases.enter(Phase.TEARDOWN, time.time())
+
+    def on_test_stop(self, environment: Environment, **_: Any) -> None:
+        self._stopped = True  # a worker's next report carries final=True
+        if self.generates and self.collects:
+            self.finalise()
+
+    def on_quitting(self, environment: Environment, **_: Any) -> None:
+        """Ctrl-C / SIGTERM arrive here with the test still running: stop it, then write."""
+        if self.collects and self.running and not self.finalised:
+            runner = environment.runner
+            if runner is not None and runner.state not in ("stopped", "stopping", "cleanup"):
+                self.interrupted = True
+                logger.warning("voiceload: interrupted; stopping users and writing artifacts")
+            if runner is not None and self.generates:
+                runner.stop()  # fires test_stop, which finalises
+            self.finalise()
+        deadline_s = time.monotonic() + FINALISE_WAIT_S
+        while self._finalising and not self.finalised and time.monotonic() < deadline_s:
+            gevent.sleep(0.05)  # another greenlet (an early stop) is writing the artifacts
+        if self.exit_code is not None:
+            environment.process_exit_code = self.exit_code
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        if self.running or self._stopped:
+            data["voiceload"] = self.take_payload(time.time())
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        payload = data.get("voiceload")
+        if payload:
+            self.absorb(payload)
+
+    def install(self) -> None:
+        """Attach the listeners for this process's role to ``environment.events``."""
+        events = self.events
+        events.test_start.add_listener(self.on_test_start)
+        events.spawning_complete.add_listener(self.on_spawning_complete)
+        events.test_stopping.add_listener(self.on_test_stopping)
+        events.test_stop.add_listener(self.on_test_stop)
+        events.quitting.add_listener(self.on_quitting)
+        if self.is_worker:
+            events.report_to_master.add_listener(self.on_report_to_master)
+        if self.is_master:
+            events.worker_report.add_listener(self.on_worker_report)
+            runner = self.environment.runner
+            assert isinstance(runner, MasterRunner)
+            runner.register_message(
+                "voiceload_stop_early",
+                lambda environment, msg, **_: self._stop_collecting_run(msg.data["reason"]),
+            )
+
+
+_PLUGINS: dict[int, RunPlugin] = {}
+
+
+def plugin_of(environment: Environment) -> RunPlugin:
+    """The :class:`RunPlugin` of ``environment`` (created by the ``init`` event)."""
+    try:
+        return _PLUGINS[id(environment)]
+    except KeyError:
+        raise ConfigError(
+            "voiceload's plugin is not installed: load loadtests/locustfile.py"
+            " (or call voiceload.runner.plugin.register(events)) before starting users"
+        ) from None
+
+
+def on_init(environment: Environment, **_: Any) -> None:
+    """``init`` listener: check options and the target once, then install a :class:`RunPlugin`.
+
+    Bad options or a target that refuses connections end the process here with one log line
+    and exit code 2, before any user starts.
+    """
+    try:
+        if environment.parsed_options is None:
+            raise ConfigError("Locust environment has no parsed options: pass parsed_options=")
+        settings = settings_from(environment.parsed_options)
+        target = settings.resolve_target(load_credentials())
+        if not isinstance(environment.runner, MasterRunner):
+            problem = probe_tcp(target.flux.url)
+            if problem:
+                raise ConfigError(problem)
+    except ConfigError as exc:
+        logger.error("voiceload: %s", exc)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    plugin = RunPlugin(environment, settings, target)
+    _PLUGINS[id(environment)] = plugin
+    plugin.install()
+
+
+def register(events: Any) -> None:
+    """Hook voiceload into Locust: its command-line options and the ``init`` listener."""
+    events.init_command_line_parser.add_listener(add_arguments)
+    events.init.add_listener(on_init)

@@ -1,0 +1,172 @@
+"""The plugin inside a real in-process Locust runner, with stand-in sessions (no emulator).
+
+These check the plumbing the real users rely on: phases, payload draining, artifacts that agree
+with each other, Ctrl-C while running, the early stop when every session fails the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+from locust import User, constant, task
+from locust.argument_parser import get_parser
+from locust.env import Environment
+from locust.event import Events
+
+from voiceload.client.results import ErrorCategory, SessionError, SessionResult, TurnRecord
+from voiceload.metrics import read_hlog
+from voiceload.runner import plugin as vl_plugin
+from voiceload.runner.options import add_arguments
+
+EOT_US = 250_000
+
+
+def _ok_session(sink: Any) -> SessionResult:
+    sink.record("flux.send_lag", 400)
+    sink.record("flux.eot", EOT_US)
+    turn = TurnRecord(index=0, onset_s=0.1, offset_s=0.5, reference="hi", transcript="hi")
+    turn.eot_us = EOT_US
+    return SessionResult(user_type="flux", fixture="f", model="m", start_s=time.time(),
+                         turns=[turn])  # fmt: skip
+
+
+def _refused_session(sink: Any) -> SessionResult:
+    return SessionResult(
+        user_type="flux", fixture="f", model="m", start_s=time.time(),
+        error=SessionError(ErrorCategory.HANDSHAKE_REFUSED, "upgrade refused", http_status=503),
+    )  # fmt: skip
+
+
+class StandInUser(User):
+    wait_time = constant(0.02)
+    session = staticmethod(_ok_session)
+
+    @task
+    def one_session(self) -> None:
+        vl_plugin.plugin_of(self.environment).run_session(self.session, "flux")
+
+
+class RefusedUser(StandInUser):
+    session = staticmethod(_refused_session)
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    """Something for the start-up TCP probe to connect to."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield server.getsockname()[1]
+
+
+def _environment(
+    user: type[User], port: int, run_dir: Path, *extra: str
+) -> tuple[Environment, vl_plugin.RunPlugin]:
+    parser = get_parser()
+    add_arguments(parser)
+    options = parser.parse_args(
+        ["--headless", "--emulator-url", f"ws://127.0.0.1:{port}", "--run-dir", str(run_dir),
+         "--reports-dir", str(run_dir.parent), "--report-interval-s", "0.2", *extra]
+    )  # fmt: skip
+    events = Events()
+    vl_plugin.register(events)
+    env = Environment(user_classes=[user], events=events, parsed_options=options)
+    runner = env.create_local_runner()
+    events.init.fire(environment=env, runner=runner, web_ui=None)
+    return env, vl_plugin.plugin_of(env)
+
+
+def _wait_until(condition: Any, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition() and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+
+
+def test_artifacts_agree_after_a_normal_stop(tmp_path: Path, listening_port: int) -> None:
+    run_dir = tmp_path / "reports" / "run-1"
+    env, plugin = _environment(StandInUser, listening_port, run_dir)
+    assert env.runner is not None
+    env.runner.start(4, spawn_rate=100)
+    _wait_until(lambda: plugin.phases.phase.value == "steady")
+    gevent.sleep(0.6)  # several reporting intervals of steady load
+    env.runner.quit()
+    env.events.quitting.fire(environment=env)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    run = json.loads((run_dir / "run.json").read_text())
+    with (run_dir / "sessions.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    eot = summary["metrics"]["flux.eot"]
+    assert rows and eot["count_all_phases"] == len(rows) == summary["sessions"]["total"]
+    assert eot["count"] == sum(1 for r in rows if r["phase"] == "steady")
+    assert eot["p50"] == pytest.approx(EOT_US / 1000, rel=1e-3)
+    intervals = read_hlog(run_dir / "flux.eot.hlog")
+    assert len(intervals) > 2  # drained every reporting interval, not only at the end
+    assert sum(i.histogram.get_total_count() for i in intervals) == len(rows)
+    assert {i.tag for i in intervals} <= {"ramp_up", "steady", "teardown"}
+    assert (run_dir / "flux.eot.hgrm").stat().st_size > 0
+    assert summary["validity"]["valid"] is True
+    assert plugin.exit_code is None and env.process_exit_code is None
+    phases = run["phases"]
+    assert phases["ramp_up"][0] <= phases["ramp_up"][1] <= phases["steady"][0]
+    assert phases["steady"][0] < phases["steady"][1] <= phases["teardown"][0]
+    assert run["interrupted"] is False
+    assert run["workers"][0]["id"] == "local" and run["workers"][0]["final_report"] is True
+    assert run["workers"][0]["sessions"] == len(rows)
+    assert run["config"]["target"]["name"] == "emulator"
+    assert (tmp_path / "reports" / "latest").resolve() == run_dir.resolve()
+
+
+def test_quitting_while_running_is_an_interrupted_run(tmp_path: Path, listening_port: int) -> None:
+    run_dir = tmp_path / "reports" / "run-2"
+    env, plugin = _environment(StandInUser, listening_port, run_dir)
+    assert env.runner is not None
+    env.runner.start(2, spawn_rate=100)
+    _wait_until(lambda: bool(plugin.rows) or bool(plugin._pending_rows))
+    env.events.quitting.fire(environment=env)  # what Locust does first on Ctrl-C / SIGTERM
+
+    run = json.loads((run_dir / "run.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert run["interrupted"] is True
+    assert env.process_exit_code == vl_plugin.EXIT_INVALID
+    with (run_dir / "sessions.csv").open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == summary["sessions"]["total"] > 0
+    assert summary["metrics"]["flux.eot"]["count_all_phases"] == summary["sessions"]["total"]
+
+
+def test_every_session_failing_the_same_way_stops_the_run(
+    tmp_path: Path, listening_port: int
+) -> None:
+    run_dir = tmp_path / "reports" / "run-3"
+    env, plugin = _environment(RefusedUser, listening_port, run_dir, "--fail-fast-sessions", "5")
+    assert env.runner is not None
+    env.runner.start(2, spawn_rate=100)
+    _wait_until(lambda: plugin.finalised)
+    env.events.quitting.fire(environment=env)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    reasons = summary["validity"]["reasons"]
+    assert summary["validity"]["valid"] is False
+    assert any("first 5 sessions all failed with handshake_refused" in r for r in reasons)
+    assert summary["errors"]["handshake_refused"]["count"] == summary["sessions"]["total"]
+    assert env.process_exit_code == vl_plugin.EXIT_INVALID
+    failures = env.runner.stats.errors
+    assert {str(e.error) for e in failures.values()} == {"handshake_refused"}
+
+
+def test_a_refusing_target_stops_before_load(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(SystemExit) as exc:
+            _environment(StandInUser, port, tmp_path / "run")
+    assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
+    assert not (tmp_path / "run").exists()
