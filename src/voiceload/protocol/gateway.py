@@ -169,7 +169,7 @@ def parse_route(path_and_query: str) -> Route:
             model=model,
             account_id=unquote(m["account"]),
             gateway_id=None,
-            params=tuple(pairs),
+            params=params,
         )
     service = _DEEPGRAM_PATHS.get(path.rstrip("/"))
     if service is not None:

@@ -161,8 +161,11 @@ def test_parse_route_forms(
     )
 
 
-def test_direct_route_params_exclude_nothing() -> None:
-    route = parse_route("/client/v4/accounts/a/ai/run/@cf/deepgram/flux?encoding=linear16")
+def test_direct_route_model_comes_from_the_path_only() -> None:
+    route = parse_route(
+        "/client/v4/accounts/a/ai/run/@cf/deepgram/flux?encoding=linear16&model=@cf/x/y"
+    )
+    assert (route.model, route.service) == (FLUX_MODEL, Service.FLUX)
     assert route.params == (("encoding", "linear16"),)
 
 
