@@ -65,10 +65,12 @@ class TurnSpec(Protocol):
 
 @dataclass(frozen=True)
 class EndOfTurnEvent:
-    """A manifest turn just ended: which one, and when its ``EndOfTurn`` arrived."""
+    """A manifest turn just ended: which one, when its ``EndOfTurn`` arrived, and when its
+    speech ended on the plan (``S(offset_i)``, the start of the caller's wait)."""
 
     index: int
     arrival_ns: int
+    offset_ns: int
 
 
 @dataclass
@@ -169,4 +171,4 @@ class FluxTurnTracker:
             record.premature = arrival_ns < offset_ns
             samples.append((FLUX_EOT, 0 if record.premature else record.eot_us))
             record.wer = word_error_rate([record.reference], [msg.transcript])
-            step.ended = EndOfTurnEvent(record.index, arrival_ns)
+            step.ended = EndOfTurnEvent(record.index, arrival_ns, offset_ns)

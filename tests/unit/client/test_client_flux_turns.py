@@ -71,8 +71,8 @@ def test_two_turns_without_eager() -> None:
         assert step.findings == []
         if step.ended:
             ended.append(step.ended)
-    assert [(e.index, e.arrival_ns) for e in ended] == [
-        (0, T0 + 2_412_345_000), (1, T0 + 3_950 * MS)
+    assert [(e.index, e.arrival_ns, e.offset_ns) for e in ended] == [
+        (0, T0 + 2_412_345_000, T0 + 2_000 * MS), (1, T0 + 3_950 * MS, T0 + 4_000 * MS)
     ]
     assert tr.all_ended and tr.first_response_us == 220_000
     first, second = tr.records

@@ -1,0 +1,243 @@
+"""A voice-agent conversation: a Flux stream and a persistent Aura socket in one session.
+
+The caller's side of the conversation fixture streams into Flux exactly as a
+:class:`~voiceload.client.flux_session.FluxSession` does. When turn ``i`` ends (its
+``EndOfTurn`` arrives), a worker thread waits the optional think time (standing in for the
+language model) and speaks that turn's scripted reply on an Aura socket opened at the start and
+kept for the whole conversation. Replies run one after another, like a real agent's.
+
+``agent.voice_to_voice`` (``../shared/design/metrics.md``) = first audible reply audio (first
+byte + leading silence, as in ``aura.ttfa``) − ``S(offset_i)``: the pause the caller hears
+after they stop talking, think time included; ``TurnRecord.think_ms`` reports it beside. The
+reply's own ``aura.*`` metrics are recorded too, measured from its scheduled time
+(``EndOfTurn`` arrival + think time).
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
+
+from voiceload.client.aura_request import AuraRequest
+from voiceload.client.aura_session import (
+    AURA_CONNECT,
+    AuraOptions,
+    RequestTimeout,
+    request_timeout_error,
+    run_request,
+)
+from voiceload.client.connect import (
+    NowNs,
+    Sleep,
+    WallS,
+    default_sleep,
+    open_websocket,
+    secrets_of,
+)
+from voiceload.client.errors import (
+    classify_connect_error,
+    close_facts,
+    closed_by_server,
+    harness_error,
+)
+from voiceload.client.flux_session import FluxOptions, FluxSession
+from voiceload.client.flux_turns import EndOfTurnEvent, FluxTurnTracker
+from voiceload.client.results import SampleSink, SessionError, SessionResult
+from voiceload.protocol import aura
+from voiceload.protocol.flux import Finding
+
+AGENT_VOICE_TO_VOICE = "agent.voice_to_voice"
+NS_PER_S = 1_000_000_000
+NS_PER_MS = 1_000_000
+
+
+class AgentTurnSpec(Protocol):
+    """A conversation turn: the caller's speech (onset/offset, transcript) and the reply."""
+
+    @property
+    def onset_s(self) -> float: ...
+
+    @property
+    def offset_s(self) -> float: ...
+
+    @property
+    def transcript(self) -> str: ...
+
+    @property
+    def reply(self) -> str: ...
+
+
+class AgentSession:
+    """One conversation; :meth:`run` returns a ``user_type="agent"`` result.
+
+    Arguments as for :class:`FluxSession` (``flux_*``) and :class:`AuraSession` (``aura_*``);
+    ``think_time_ms`` is the fixed pause between ``EndOfTurn`` and sending the reply.
+    """
+
+    def __init__(
+        self,
+        flux_url: str,
+        flux_headers: Mapping[str, str],
+        flux_subprotocols: Sequence[str],
+        aura_url: str,
+        aura_headers: Mapping[str, str],
+        aura_subprotocols: Sequence[str],
+        frames: Sequence[bytes],
+        turns: Sequence[AgentTurnSpec],
+        frame_ms: int,
+        sink: SampleSink,
+        rng: random.Random,
+        *,
+        fixture: str = "",
+        flux_model: str = "",
+        aura_model: str = "",
+        think_time_ms: int = 0,
+        flux_options: FluxOptions | None = None,
+        aura_options: AuraOptions | None = None,
+        now_ns: NowNs = time.monotonic_ns,
+        sleep: Sleep = default_sleep,
+        wall_s: WallS = time.time,
+    ) -> None:
+        self.flux_args = (flux_url, flux_headers, flux_subprotocols)
+        self.aura_url = aura_url
+        self.aura_headers = dict(aura_headers)
+        self.aura_subprotocols = list(aura_subprotocols)
+        self.frames = frames
+        self.turns = list(turns)
+        self.frame_ms = frame_ms
+        self.sink = sink
+        self.rng = rng
+        self.fixture = fixture
+        self.flux_model = flux_model
+        self.think_time_ms = think_time_ms
+        self.flux_options = flux_options or FluxOptions()
+        self.aura_options = aura_options or AuraOptions()
+        self.now_ns = now_ns
+        self.sleep = sleep
+        self.wall_s = wall_s
+        model = "+".join(m for m in (flux_model, aura_model) if m)
+        self.result = SessionResult(user_type="agent", fixture=fixture, model=model, start_s=0.0)
+        self._secrets = secrets_of(self.aura_headers, self.aura_subprotocols)
+        self._ended: queue.Queue[EndOfTurnEvent | None] = queue.Queue()
+        self._voice_to_voice_us: dict[int, int] = {}
+        self._aura_findings: list[Finding] = []
+        self._aura_error: SessionError | None = None
+
+    def run(self) -> SessionResult:
+        """Run the conversation; never raises for service or network failures."""
+        self.result.start_s = self.wall_s()
+        started_ns = self.now_ns()
+        flux_result: SessionResult | None = None
+        try:
+            flux_result = self._run()
+        except Exception as exc:  # a bug here must not kill a Locust user
+            self._aura_error = self._aura_error or harness_error("Agent", exc, self._secrets)
+        self._merge(flux_result)
+        self.result.duration_s = (self.now_ns() - started_ns) / NS_PER_S
+        return self.result
+
+    def _run(self) -> SessionResult | None:
+        connect_ns = self.now_ns()
+        try:
+            aura_cm = open_websocket(
+                self.aura_url,
+                self.aura_headers,
+                self.aura_subprotocols,
+                self.aura_options.open_timeout_s,
+            )
+        except Exception as exc:
+            self._aura_error = classify_connect_error(exc, "Aura", self._secrets)
+            return None
+        with aura_cm as aura_ws:
+            connect_us = (self.now_ns() - connect_ns + 500) // 1000
+            self.result.connections += 1
+            self.result.connect_us.append(connect_us)
+            self.sink.record(AURA_CONNECT, connect_us)
+            worker = threading.Thread(target=self._speak_replies, args=(aura_ws,), daemon=True)
+            worker.start()
+            flux = FluxSession(
+                *self.flux_args, self.frames, self.turns, self.frame_ms, self.sink, self.rng,
+                fixture=self.fixture, model=self.flux_model, options=self.flux_options,
+                on_end_of_turn=self._ended.put, now_ns=self.now_ns, sleep=self.sleep,
+                wall_s=self.wall_s,
+            )  # fmt: skip
+            try:
+                flux_result = flux.run()
+            finally:
+                self._ended.put(None)  # the worker finishes the replies queued so far
+                worker.join(self.aura_options.request_timeout_s + 1.0)
+            if worker.is_alive() and self._aura_error is None:
+                self._aura_error = harness_error(
+                    "Aura", RuntimeError("reply worker did not finish in time"), self._secrets
+                )
+            if self._aura_error is None:
+                aura_ws.send(aura.serialize_client_message(aura.Close()))
+            return flux_result
+
+    def _speak_replies(self, ws: ClientConnection) -> None:
+        """Worker: one reply per ended turn, in order; stops at the first Aura failure."""
+        k = 0
+        while (event := self._ended.get()) is not None:
+            if self._aura_error is not None:
+                continue  # drain: no replies after a failure
+            reply = self.turns[event.index].reply if event.index < len(self.turns) else ""
+            if not reply:
+                continue
+            scheduled_ns = event.arrival_ns + self.think_time_ms * NS_PER_MS
+            request = AuraRequest(reply, scheduled_ns, self.aura_options.sample_rate_hz)
+            self.result.aura_requests.append(request.record)
+
+            def on_samples(req: AuraRequest, event: EndOfTurnEvent = event) -> None:
+                audible_ns = req.audible_ns
+                if audible_ns is not None and event.index not in self._voice_to_voice_us:
+                    v2v_us = (audible_ns - event.offset_ns + 500) // 1000
+                    self._voice_to_voice_us[event.index] = v2v_us
+                    self.sink.record(AGENT_VOICE_TO_VOICE, max(0, v2v_us))
+
+            try:
+                run_request(
+                    ws, request, reply, self.sink, self._aura_findings,
+                    timeout_s=self.aura_options.request_timeout_s, now_ns=self.now_ns,
+                    sleep=self.sleep, on_samples=on_samples,
+                )  # fmt: skip
+            except RequestTimeout:
+                self._aura_error = request_timeout_error(
+                    k, self.aura_options.request_timeout_s, request
+                )
+            except ConnectionClosed as exc:
+                code, reason = close_facts(exc)
+                self._aura_error = closed_by_server(
+                    "Aura", code, reason, f"speaking the reply to turn {event.index}",
+                    self._secrets,
+                )  # fmt: skip
+            except Exception as exc:
+                self._aura_error = harness_error("Aura", exc, self._secrets)
+            k += 1
+
+    def _merge(self, flux: SessionResult | None) -> None:
+        """Fold the Flux half into the agent result; the first failure names the session."""
+        r = self.result
+        if flux is None:  # Aura never opened: the caller was never heard
+            r.turns = FluxTurnTracker(self.turns, 0, self.frame_ms, eager=False).records
+        else:
+            r.turns = flux.turns
+            r.findings = [*flux.findings, *self._aura_findings]
+            r.flux_audio_s = flux.flux_audio_s
+            r.connections += flux.connections
+            r.connect_us += flux.connect_us
+            r.first_response_us = flux.first_response_us
+            r.send_lag_max_us = flux.send_lag_max_us
+            r.error = flux.error
+        for turn in r.turns:
+            if turn.ended:
+                turn.think_ms = self.think_time_ms
+            turn.voice_to_voice_us = self._voice_to_voice_us.get(turn.index)
+        if r.error is None:
+            r.error = self._aura_error
