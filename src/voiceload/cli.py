@@ -16,6 +16,7 @@ from voiceload.errors import VoiceloadError
 # name -> (module implementing configure_parser/main, one-line help)
 # Add a line here when a sub-command module lands (tests import every entry).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("voiceload.preflight", "preflight: config, DNS, TCP, TLS, upgrade, Flux, Aura"),
     "fixtures": ("voiceload.fixtures_cli", "check the audio fixtures manifest; add a recording"),
     "cost": ("voiceload.cost_cli", "what N voice sessions/day cost and need, without a run"),
     "report": ("voiceload.report.cli", "render a run's report.html and junit.xml"),

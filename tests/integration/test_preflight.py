@@ -1,0 +1,289 @@
+"""`voiceload check` against the real emulator on loopback: every route passes, every fault is
+named in the setup guide's words, every failing layer is the right one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+from voiceload import credentials, preflight
+from voiceload.emulator.behaviour import parse_config
+from voiceload.emulator.server import ServerOptions, start
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+GATEWAY = "preflight-gw"
+TOKEN = "preflight-token-7d1c0a9e5b3f4a2c"
+DG_KEY = "preflight-dgkey-0b1c2d3e4f5a6b7c"
+FAST = {"latency": {"flux": {"eot_delay": {"kind": "fixed", "ms": 50}},
+                    "aura": {"first_byte": {"kind": "fixed", "ms": 20}}}}
+
+
+@contextmanager
+def running_emulator(config: Mapping[str, Any], token: str = TOKEN) -> Iterator[int]:
+    """The emulator in a background thread with its own event loop; yields its port."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        options = ServerOptions(config=parse_config(dict(config)), token=token, account=ACCOUNT,
+                                gateway=GATEWAY)
+        server, _ = await start(options, port=0)
+        box["port"] = server.sockets[0].getsockname()[1]
+        box["server"] = server
+        ready.set()
+        await server.serve_forever()
+
+    def run() -> None:
+        with suppress(asyncio.CancelledError):
+            loop.run_until_complete(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(30), "emulator did not start"
+    try:
+        yield int(box["port"])
+    finally:
+        loop.call_soon_threadsafe(box["server"].close)
+        thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def utterance(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """0.3 s silence, 0.9 s of speech-band sound (syllable-rate modulated), 0.2 s silence."""
+    rate = 16_000
+    t = np.arange(int(0.9 * rate)) / rate
+    voiced = sum(np.sin(2 * np.pi * f * t) for f in (180, 360, 720, 1400)) / 4
+    envelope = 0.5 * (1 - np.cos(2 * np.pi * 4 * t)) * 0.6
+    audio = np.concatenate([np.zeros(int(0.3 * rate)), voiced * envelope, np.zeros(rate // 5)])
+    path = tmp_path_factory.mktemp("audio") / "utterance.wav"
+    soundfile.write(path, audio.astype(np.float32), rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("CLOUDFLARE_GATEWAY_ID", GATEWAY)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("DEEPGRAM_API_KEY", DG_KEY)
+    credentials.forget_secrets()
+    yield
+    credentials.forget_secrets()
+
+
+def check(tmp_path: Path, utterance: Path, *argv: str) -> tuple[int, str]:
+    """Run ``voiceload check`` in-process; returns (exit code, printed text)."""
+    parser = argparse.ArgumentParser()
+    preflight.configure_parser(parser)
+    args = parser.parse_args(
+        ["--env-file", str(tmp_path / "absent.env"), "--fixture", str(utterance),
+         "--timeout-s", "10", *argv]
+    )
+    out = io.StringIO()
+    code = preflight.main(args, out=out)
+    return code, out.getvalue()
+
+
+def lines_of(text: str) -> dict[str, str]:
+    """step name -> its first printed line."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in ("✓", "✗", "-"):
+            found[parts[1]] = line
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("target", "auth_form"),
+    [("gateway", "aig-header"), ("gateway", "aig-bearer"), ("gateway", "aig-subprotocol"),
+     ("workers-ai", "bearer"), ("deepgram", "token")],
+)
+def test_every_route_passes_against_the_emulator(
+    tmp_path: Path, utterance: Path, target: str, auth_form: str
+) -> None:
+    # The emulator takes one credential: the Deepgram key for the deepgram route.
+    with running_emulator(FAST, token=DG_KEY if target == "deepgram" else TOKEN) as port:
+        code, text = check(tmp_path, utterance, "--target", target, "--auth-form", auth_form,
+                           "--base-url", f"ws://127.0.0.1:{port}")
+    steps = lines_of(text)
+    assert code == 0, text
+    assert list(steps) == ["config", "dns", "tcp", "upgrade", "flux", "aura"]  # no TLS on ws://
+    assert all(line.startswith("✓") for line in steps.values()), text
+    assert " ms " in steps["dns"]
+    assert "EndOfTurn" in steps["flux"] and "first audio frame" in steps["aura"]
+    assert TOKEN not in text and DG_KEY not in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fault", "problem"),
+    [
+        ("unauthorized", "Unauthorized (token invalid, lacking Workers AI Read / AI Gateway Read"),
+        ("unknown_gateway", "AI Gateway not found"),
+        ("unknown_model", "unknown model"),
+        ("allocation_exhausted", "allocation used up (4006)"),
+        ("rate_limited", "rate limited (429)"),
+        ("bad_param", "WebSocket connection failed at the upgrade layer: bad request (400)"),
+    ],
+)
+def test_each_injected_upgrade_fault_is_named_with_its_fix(
+    tmp_path: Path, utterance: Path, fault: str, problem: str
+) -> None:
+    config = {**FAST, "faults": [{"kind": fault, "every": 1}]}
+    with running_emulator(config) as port:
+        code, text = check(tmp_path, utterance, "--target", "gateway",
+                           "--base-url", f"ws://127.0.0.1:{port}")
+    steps = lines_of(text)
+    assert code == 1
+    assert steps["upgrade"].startswith("✗")
+    assert steps["flux"].startswith("- flux") and steps["aura"].startswith("- aura")
+    diagnosis = text.split(steps["upgrade"], 1)[1].splitlines()[1].strip()
+    assert diagnosis.startswith(problem), text
+    assert ": check" in diagnosis or ": wait" in diagnosis or ": lower" in diagnosis
+
+
+@pytest.mark.slow
+def test_a_wrong_token_is_unauthorized_and_never_printed(
+    tmp_path: Path, utterance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "wrong-token-5e6f7a8b9c0d1e2f3a4b"
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", wrong)
+    with running_emulator(FAST) as port:
+        code, text = check(tmp_path, utterance, "--target", "gateway",
+                           "--base-url", f"ws://127.0.0.1:{port}")
+    assert code == 1
+    assert "✗ upgrade" in text and "Unauthorized" in text and "HTTP 401" in text
+    assert wrong not in text and TOKEN not in text
+
+
+@pytest.mark.slow
+def test_a_wrong_gateway_id_is_gateway_not_found(
+    tmp_path: Path, utterance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDFLARE_GATEWAY_ID", "no-such-gateway")
+    with running_emulator(FAST) as port:
+        code, text = check(tmp_path, utterance, "--target", "gateway",
+                           "--base-url", f"ws://127.0.0.1:{port}")
+    assert code == 1 and "AI Gateway not found" in text and "CLOUDFLARE_GATEWAY_ID" in text
+
+
+@pytest.mark.slow
+def test_an_unknown_model_is_named(tmp_path: Path, utterance: Path) -> None:
+    with running_emulator(FAST) as port:
+        code, text = check(tmp_path, utterance, "--target", "workers-ai",
+                           "--flux-model", "@cf/deepgram/no-such-model",
+                           "--base-url", f"ws://127.0.0.1:{port}")
+    assert code == 1 and "unknown model" in text and "5007" in text
+
+
+@pytest.mark.slow
+def test_a_stream_fault_fails_the_flux_step(tmp_path: Path, utterance: Path) -> None:
+    config = {**FAST, "faults": [{"kind": "error_message", "every": 1, "service": "flux",
+                                  "after_messages": 1}]}
+    with running_emulator(config) as port:
+        code, text = check(tmp_path, utterance, "--target", "gateway",
+                           "--base-url", f"ws://127.0.0.1:{port}")
+    steps = lines_of(text)
+    assert code == 1
+    assert steps["upgrade"].startswith("✓") and steps["flux"].startswith("✗")
+    assert "flux step failed" in text
+
+
+def test_a_missing_variable_is_named_before_any_connection(
+    tmp_path: Path, utterance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLOUDFLARE_GATEWAY_ID")
+    code, text = check(tmp_path, utterance, "--target", "gateway")
+    steps = lines_of(text)
+    assert code == 1
+    assert steps["config"].startswith("✗") and "CLOUDFLARE_GATEWAY_ID is not set" in text
+    assert all(steps[s].startswith("- ") for s in ("dns", "tcp", "upgrade", "flux", "aura"))
+
+
+def test_an_unresolvable_host_fails_at_dns(tmp_path: Path, utterance: Path) -> None:
+    code, text = check(tmp_path, utterance, "--target", "gateway",
+                       "--base-url", "ws://voiceload-check.invalid:80")
+    steps = lines_of(text)
+    assert code == 1 and steps["dns"].startswith("✗")
+    assert "WebSocket connection failed at the dns layer" in text
+
+
+def test_a_closed_port_fails_at_tcp(tmp_path: Path, utterance: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: bind, note it, close
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, text = check(tmp_path, utterance, "--target", "gateway",
+                       "--base-url", f"ws://127.0.0.1:{port}")
+    steps = lines_of(text)
+    assert code == 1 and steps["dns"].startswith("✓") and steps["tcp"].startswith("✗")
+    assert "WebSocket connection failed at the tcp layer" in text
+
+
+@pytest.fixture(scope="module")
+def self_signed_tls_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A TLS listener on loopback with a self-signed certificate (openssl CLI)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=60,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        for _ in range(10_000):  # bounded; each wait is at most 0.2 s
+            if stop.is_set():
+                return
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_an_untrusted_certificate_fails_at_tls(
+    tmp_path: Path, utterance: Path, self_signed_tls_port: int
+) -> None:
+    code, text = check(tmp_path, utterance, "--target", "gateway",
+                       "--base-url", f"wss://127.0.0.1:{self_signed_tls_port}")
+    steps = lines_of(text)
+    assert code == 1
+    assert steps["tcp"].startswith("✓") and steps["tls"].startswith("✗"), text
+    assert "certificate not trusted" in text
+    assert "WebSocket connection failed at the tls layer" in text
