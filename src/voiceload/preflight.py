@@ -44,7 +44,8 @@ from voiceload.credentials import (
     load_credentials,
     redact,
 )
-from voiceload.errors import ConfigError, RemoteProtocolError
+from voiceload.errors import ConfigError, FixtureError, RemoteProtocolError
+from voiceload.fixtures import load_manifest
 from voiceload.protocol.flux import FluxError, TurnEvent, TurnInfo, parse_server_message
 from voiceload.protocol.gateway import AuthForm, FailureCategory, classify_upgrade_failure
 from voiceload.targets import NAMED_TARGETS, ModelParams, Target, resolve_target
@@ -399,8 +400,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aura-url", default=None, help="Aura endpoint of a URL target")
     parser.add_argument("--env-file", type=Path, default=DEFAULT_ENV_FILE,
                         help="credentials file (default .env.local; environment wins)")
-    parser.add_argument("--fixture", type=Path, required=False, default=None,
-                        help="short speech recording for the Flux step")
+    parser.add_argument("--fixture", type=Path, default=None,
+                        help="short speech recording for the Flux step (default: the shortest "
+                             "one-turn fixture in fixtures/audio/manifest.toml)")
     parser.add_argument("--frame-ms", type=int, default=80, help="Flux frame size")
     parser.add_argument("--flux-model", default="@cf/deepgram/flux")
     parser.add_argument("--aura-model", default="@cf/deepgram/aura-1")
@@ -411,13 +413,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def default_fixture() -> Path:
-    """The Flux step's utterance: the shortest speech fixture under fixtures/audio."""
-    root = Path("fixtures/audio")
-    candidates = sorted(root.glob("*.wav"), key=lambda p: p.stat().st_size) if root.is_dir() else []
-    if not candidates:
-        raise ConfigError("no fixture for the Flux step: pass --fixture <short speech .wav> "
-                          "or run `make fixtures`")
-    return candidates[0]
+    """The Flux step's utterance: the shortest one-turn fixture in the fixtures manifest.
+
+    Raises :class:`~voiceload.errors.FixtureError` when there is no manifest or no such
+    fixture (the fix: ``--fixture <short speech .wav>`` or ``make fixtures``)."""
+    single = [f for f in load_manifest().fixtures if len(f.turns) == 1]
+    if not single:
+        raise FixtureError("no one-turn fixture in the manifest for the Flux step: pass "
+                           "--fixture <short speech .wav> or run `make fixtures`")
+    return min(single, key=lambda f: f.duration_s).path
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
