@@ -28,8 +28,8 @@ _ENV = jinja2.Environment(
 )
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
+def _ms(value: object) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
         return "—"
     return f"{value:,.1f}" if abs(value) >= 100 else f"{value:,.2f}"
 
