@@ -1,0 +1,413 @@
+"""One emulated Flux stream, sans-I/O: audio and control messages in, server messages out.
+
+The server feeds what it receives (:meth:`FluxStream.feed_audio`, :meth:`FluxStream.control`)
+with the monotonic time it received it, calls :meth:`FluxStream.poll` to collect what is due,
+and sleeps until :meth:`FluxStream.next_wakeup_ns`. Nothing here reads a clock.
+
+Timing comes only from the audio actually received:
+
+- the VAD (:class:`voiceload.audio.SpeechDetector`) on the received PCM decides where speech
+  starts and stops; turn boundaries are sample indices of *received* audio, and
+  ``audio_window_*`` are seconds of received audio;
+- ``StartOfTurn`` goes out with the frame that confirms an onset; an ``Update`` for about every
+  ``update_interval_s`` of received audio (none in a frame that carried a state change);
+- ``EndOfTurn`` is due at (arrival of the frame holding the offset sample) + the end-of-turn delay
+  (capped at ``eot_timeout_ms``: the forced end of turn), or when the VAD confirms the offset if
+  that is later; with ``eager_eot_threshold`` set, ``EagerEndOfTurn`` is due at
+  ``eager_fraction`` of that delay, and speech before ``EndOfTurn`` gives ``TurnResumed``;
+- all messages after ``Connected`` wait until ``first_response_ms`` after the first audio frame.
+
+Transcripts: with a reference (the fixture named by the ``tag`` query parameter), turn ``k``
+reveals the words of reference turn ``k`` in proportion to the speech received, and once the VAD
+has seen the turn's offset the transcript is the whole reference turn (so ``EagerEndOfTurn`` and
+``EndOfTurn`` carry it exactly). Without one, placeholder words at a speaking rate.
+
+Message legality (sequence ids, turn index, the §3.5 rules) is :class:`FluxTurnMachine`'s job.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from voiceload.audio import SpeechDetector, VadParams
+from voiceload.protocol.flux import (
+    Configure,
+    ConfigureFailure,
+    ConfigureSuccess,
+    Connected,
+    FluxError,
+    FluxTurnMachine,
+    ForceEndTurn,
+    TurnEvent,
+    TurnInfo,
+    TurnState,
+    Word,
+)
+
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+
+#: Words of placeholder transcripts, cycled.
+PLACEHOLDER_WORDS = (
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+)
+
+# end_of_turn_confidence values per event (the model's EoT belief, as in Deepgram's example)
+_CONF_SPEAKING = 0.05
+_CONF_PAUSED = 0.3
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the connection: ``code`` None means a close frame without a status code."""
+
+    code: int | None
+    reason: str = ""
+
+
+Outgoing = Connected | TurnInfo | ConfigureSuccess | ConfigureFailure | FluxError | Close
+
+
+class AudioDecodeError(Exception):
+    """A binary frame that cannot be linear16 audio (odd byte count): close 1008 DATA-0000."""
+
+
+@dataclass(frozen=True)
+class ReferenceTurn:
+    """The expected words of one turn and how many seconds of speech carry them."""
+
+    words: tuple[str, ...]
+    speech_s: float
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    """Per-stream settings: query parameters of the upgrade plus emulator config values."""
+
+    sample_rate: int = 16000
+    eot_threshold: float = 0.7
+    eager_eot_threshold: float | None = None
+    eot_timeout_ms: int = 5000
+    keyterms: tuple[str, ...] = ()
+    update_interval_s: float = 0.25
+    placeholder_words_per_s: float = 2.5
+    vad_turn_gap_s: float = 0.5
+    eager_fraction: float = 0.5
+    idle_timeout_s: float = 10.0
+    first_response_ms: float = 0.0
+
+
+@dataclass
+class _Turn:
+    onset_sample: int
+    reference: ReferenceTurn | None
+    all_words: tuple[Word, ...]
+    offset_sample: int | None = None
+    eot_due_ns: int | None = None
+    eager_due_ns: int | None = None
+
+
+class FluxStream:
+    """The emulated server side of one Flux WebSocket.
+
+    ``eot_delays_ms`` yields one end-of-turn delay per turn (drawn by the caller from the
+    config's seeded distribution). ``reference`` holds the turns of the fixture named by ``tag``
+    (empty: placeholder words).
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        params: StreamParams,
+        eot_delays_ms: Iterator[float],
+        reference: tuple[ReferenceTurn, ...] = (),
+        *,
+        now_ns: int,
+    ) -> None:
+        self._vad = SpeechDetector(params.sample_rate, VadParams(turn_gap_s=params.vad_turn_gap_s))
+        self.params = params
+        self.machine = FluxTurnMachine(request_id, params.eager_eot_threshold is not None)
+        self._eot_delays = eot_delays_ms
+        self._reference = reference
+        self._sr = params.sample_rate
+        self._update_every = max(1, round(params.update_interval_s * self._sr))
+        self._received = 0  # samples received
+        self._next_update = self._update_every
+        self._frames: deque[tuple[int, int]] = deque()  # (end sample, arrival ns), recent only
+        self._keep_samples = int((params.vad_turn_gap_s + 1.0) * self._sr)
+        self._turn: _Turn | None = None
+        self._turns_started = 0
+        self._window_start_s = 0.0
+        self._last_audio_ns = now_ns
+        self._gate_ns: int | None = None  # first audio + first_response delay
+        self._outbox: deque[Outgoing] = deque([self.machine.connected()])
+        self._closed = False
+        self._thresholds: dict[str, float] = {
+            "eot_threshold": params.eot_threshold,
+            "eot_timeout_ms": params.eot_timeout_ms,
+        }
+        if params.eager_eot_threshold is not None:
+            self._thresholds["eager_eot_threshold"] = params.eager_eot_threshold
+        self._keyterms = params.keyterms
+
+    # -- input ----------------------------------------------------------------------------
+
+    def feed_audio(self, pcm: bytes, now_ns: int) -> None:
+        """One binary frame received at ``now_ns``; raises :class:`AudioDecodeError` if odd."""
+        if self._closed:
+            return
+        if len(pcm) % 2:
+            raise AudioDecodeError(f"binary frame of {len(pcm)} bytes is not linear16 audio")
+        if not pcm:
+            return
+        self._last_audio_ns = now_ns
+        if self._gate_ns is None:
+            self._gate_ns = now_ns + int(self.params.first_response_ms * NS_PER_MS)
+        self._received += len(pcm) // 2
+        self._frames.append((self._received, now_ns))
+        while self._frames and self._frames[0][0] < self._received - self._keep_samples:
+            self._frames.popleft()
+        changed = False
+        for event in self._vad.feed(pcm):
+            if event.kind == "onset":
+                changed |= self._on_onset(event.sample_index)
+            else:
+                self._on_offset(event.sample_index, now_ns)
+        if self._received >= self._next_update:
+            self._next_update = (self._received // self._update_every + 1) * self._update_every
+            if not changed:
+                self._emit(TurnEvent.UPDATE, _CONF_SPEAKING if self._speaking() else _CONF_PAUSED)
+
+    def control(self, msg: Configure | ForceEndTurn | None, now_ns: int) -> None:
+        """A control message; ``None`` stands for ``CloseStream``."""
+        if self._closed:
+            return
+        if msg is None:  # CloseStream: decode what was received, then close without status
+            if self._received > self._next_update - self._update_every:
+                self._emit(TurnEvent.UPDATE, _CONF_PAUSED)
+            self._close(None)
+        elif isinstance(msg, ForceEndTurn):
+            if self._turn is not None:
+                self._end_turn(forced=True)
+        else:
+            self._configure(msg)
+
+    def poll(self, now_ns: int) -> list[Outgoing]:
+        """Everything due at ``now_ns``, in order; empty while the first-response gate is shut."""
+        if not self._closed:
+            self._fire_timers(now_ns)
+        if self._gate_ns is None or now_ns >= self._gate_ns:
+            out = list(self._outbox)
+            self._outbox.clear()
+            return out
+        if self._outbox and isinstance(self._outbox[0], Connected):  # never held back
+            return [self._outbox.popleft()]
+        return []
+
+    def next_wakeup_ns(self) -> int | None:
+        """The earliest time :meth:`poll` may have something new (None: only input will)."""
+        if self._closed and not self._outbox:
+            return None
+        times = []
+        if self._outbox and self._gate_ns is not None:
+            times.append(self._gate_ns)
+        if not self._closed:
+            times.append(self._last_audio_ns + int(self.params.idle_timeout_s * NS_PER_S))
+            turn = self._turn
+            if turn is not None:
+                if turn.eager_due_ns is not None and self.machine.state is TurnState.TURN_ONGOING:
+                    times.append(turn.eager_due_ns)
+                if turn.eot_due_ns is not None:
+                    times.append(turn.eot_due_ns)
+        return min(times) if times else None
+
+    def error(self, code: str, description: str) -> FluxError:
+        """A fatal ``Error`` message with the next sequence id (fault injection)."""
+        return self.machine.error(code, description)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def received_s(self) -> float:
+        return self._received / self._sr
+
+    # -- turns ----------------------------------------------------------------------------
+
+    def _on_onset(self, sample: int) -> bool:
+        """Speech starts (or resumes); True when a state-changing message was emitted."""
+        turn = self._turn
+        if turn is not None:  # speech again before EndOfTurn: the turn goes on
+            turn.offset_sample = None
+            turn.eot_due_ns = turn.eager_due_ns = None
+            if self.machine.state is TurnState.AWAITING_END:
+                self._emit(TurnEvent.TURN_RESUMED, _CONF_SPEAKING)
+                return True
+            return False
+        ref = (
+            self._reference[self._turns_started]
+            if self._turns_started < len(self._reference)
+            else None
+        )
+        self._turns_started += 1
+        self._turn = _Turn(sample, ref, self._words_for(sample, ref))
+        self._emit(TurnEvent.START_OF_TURN, _CONF_SPEAKING)
+        return True
+
+    def _on_offset(self, sample: int, now_ns: int) -> None:
+        turn = self._turn
+        if turn is None:
+            return
+        turn.offset_sample = sample
+        arrival_ns = now_ns
+        for end_sample, at_ns in self._frames:  # the frame holding the offset sample
+            if end_sample > sample:
+                arrival_ns = at_ns
+                break
+        delay_ms = min(next(self._eot_delays), float(self._thresholds["eot_timeout_ms"]))
+        turn.eot_due_ns = max(arrival_ns + int(delay_ms * NS_PER_MS), now_ns)
+        if self.machine.eager_enabled:
+            eager_ms = delay_ms * self.params.eager_fraction
+            turn.eager_due_ns = max(arrival_ns + int(eager_ms * NS_PER_MS), now_ns)
+
+    def _fire_timers(self, now_ns: int) -> None:
+        turn = self._turn
+        if turn is not None:
+            if (
+                turn.eager_due_ns is not None
+                and now_ns >= turn.eager_due_ns
+                and self.machine.state is TurnState.TURN_ONGOING
+            ):
+                self._emit(
+                    TurnEvent.EAGER_END_OF_TURN, self._thresholds.get("eager_eot_threshold", 0.5)
+                )
+            if turn.eot_due_ns is not None and now_ns >= turn.eot_due_ns:
+                self._end_turn(forced=False)
+        idle_ns = int(self.params.idle_timeout_s * NS_PER_S)
+        if now_ns - self._last_audio_ns >= idle_ns:
+            self._close(1011, "NET-0001")
+
+    def _end_turn(self, *, forced: bool) -> None:
+        conf = max(self._thresholds["eot_threshold"], 0.7)
+        if forced or (self.machine.state is TurnState.TURN_ONGOING and self.machine.eager_enabled):
+            transcript, words = self._transcript()
+            for msg in self.machine.emit_end_of_turn_forced(
+                transcript=transcript,
+                words=words,
+                audio_window_start=self._window_start_s,
+                audio_window_end=self._window_end_s(),
+                end_of_turn_confidence=conf,
+            ):
+                self._outbox.append(msg)
+        else:
+            self._emit(TurnEvent.END_OF_TURN, conf)
+        self._window_start_s = self._window_end_s()
+        self._turn = None
+
+    def _speaking(self) -> bool:
+        return self._turn is not None and self._turn.offset_sample is None
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _emit(self, event: TurnEvent, confidence: float) -> None:
+        transcript, words = ("", ()) if self._turn is None else self._transcript()
+        self._outbox.append(
+            self.machine.emit(
+                event,
+                transcript=transcript,
+                words=words,
+                audio_window_start=self._window_start_s,
+                audio_window_end=self._window_end_s(),
+                end_of_turn_confidence=confidence,
+            )
+        )
+
+    def _window_end_s(self) -> float:
+        return round(self._received / self._sr, 3)
+
+    def _transcript(self) -> tuple[str, tuple[Word, ...]]:
+        """Words revealed so far in the open turn (all of them once its offset is known)."""
+        turn = self._turn
+        assert turn is not None
+        if turn.offset_sample is not None:
+            speech_s = (turn.offset_sample - turn.onset_sample + 1) / self._sr
+            final = True
+        else:
+            speech_s = (self._received - turn.onset_sample) / self._sr
+            final = False
+        if turn.reference is not None:
+            total = len(turn.reference.words)
+            share = speech_s / turn.reference.speech_s if turn.reference.speech_s > 0 else 1.0
+            n = total if final else min(total, int(total * share) + 1)
+            words = turn.all_words[:n]
+        else:
+            n = max(1, int(speech_s * self.params.placeholder_words_per_s))
+            words = self._placeholder(turn.onset_sample, n)
+        return " ".join(w.word for w in words), words
+
+    def _words_for(self, onset_sample: int, ref: ReferenceTurn | None) -> tuple[Word, ...]:
+        if ref is None or not ref.words:
+            return ()
+        onset_s = onset_sample / self._sr
+        step_s = ref.speech_s / len(ref.words)
+        return tuple(
+            Word(w, 0.9, round(onset_s + i * step_s, 3), round(onset_s + (i + 1) * step_s, 3))
+            for i, w in enumerate(ref.words)
+        )
+
+    def _placeholder(self, onset_sample: int, n: int) -> tuple[Word, ...]:
+        onset_s = onset_sample / self._sr
+        step_s = 1.0 / self.params.placeholder_words_per_s
+        return tuple(
+            Word(
+                PLACEHOLDER_WORDS[i % len(PLACEHOLDER_WORDS)],
+                0.9,
+                round(onset_s + i * step_s, 3),
+                round(onset_s + (i + 1) * step_s, 3),
+            )
+            for i in range(n)
+        )
+
+    def _configure(self, msg: Configure) -> None:
+        thresholds = dict(msg.thresholds or {})
+        ok = set(thresholds) <= {"eot_threshold", "eager_eot_threshold", "eot_timeout_ms"}
+        eot = thresholds.get("eot_threshold", self._thresholds["eot_threshold"])
+        eager = thresholds.get("eager_eot_threshold")
+        timeout = thresholds.get("eot_timeout_ms", self._thresholds["eot_timeout_ms"])
+        ok = ok and 0.5 <= eot <= 1.0 and 500 <= timeout <= 60000
+        ok = ok and (eager is None or 0.3 <= eager <= 0.9)
+        # eager mode can only be switched on between turns (the machine checks rule 7)
+        if eager is not None and not self.machine.eager_enabled:
+            ok = ok and self.machine.state is TurnState.INITIAL
+        if not ok:
+            self._outbox.append(self.machine.configure_failure())
+            return
+        self._thresholds.update(thresholds)
+        if eager is not None:
+            self.machine.eager_enabled = True
+        if msg.keyterms is not None:
+            self._keyterms = msg.keyterms
+        self._outbox.append(
+            self.machine.configure_success(self._thresholds, self._keyterms, msg.language_hints)
+        )
+
+    def _close(self, code: int | None, reason: str = "") -> None:
+        self._outbox.append(Close(code, reason))
+        self._closed = True

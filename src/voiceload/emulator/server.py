@@ -1,0 +1,521 @@
+"""The emulator's WebSocket server (asyncio ``websockets``): routes, auth, faults, I/O only.
+
+Decisions live elsewhere: routes, auth forms and error bodies in :mod:`voiceload.protocol.gateway`,
+delays and faults in :mod:`.behaviour`, the Flux and Aura conversations in :mod:`.flux_stream`
+and :mod:`.aura_stream`. This module reads the clock, moves bytes and writes the trace.
+
+Upgrade checks, in the order the real stack applies them (each answers with the real status and
+body, never a traceback): ``GET /healthz`` -> 200; unknown path -> :func:`route_not_found`;
+token (only when one is configured) -> 401; account / gateway (only when configured) -> 400
+2001 (gateway route) or 401 10000 (direct route); unknown model -> 400 5007; bad parameters ->
+400. Then the connection gets a number (1, 2, ... per process) and its
+:class:`~.behaviour.ConnectionPlan`: an injected upgrade error, the handshake delay, and maybe
+a mid-stream fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from voiceload.emulator import aura_stream, flux_stream
+from voiceload.emulator.behaviour import (
+    Behaviour,
+    ConnectionPlan,
+    EmulatorConfig,
+    FaultRule,
+)
+from voiceload.emulator.flux_stream import AudioDecodeError, Close, FluxStream, ReferenceTurn
+from voiceload.emulator.trace import TraceWriter
+from voiceload.errors import RemoteProtocolError
+from voiceload.protocol import aura, gateway
+from voiceload.protocol.flux import (
+    CloseStream,
+    ServerMessage,
+    TurnInfo,
+    parse_client_message,
+    serialize_server_message,
+)
+from voiceload.protocol.gateway import AuthForm, Route, RouteError, RouteForm, Service
+
+_HTTP_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+}
+_GATEWAY_AUTH = (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTOCOL)
+_DIRECT_AUTH = (AuthForm.BEARER,)
+_DEEPGRAM_AUTH = (AuthForm.TOKEN, AuthForm.TOKEN_SUBPROTOCOL, AuthForm.BEARER)
+_BAD_DATA = (gateway.DEEPGRAM_BAD_AUDIO.code, gateway.DEEPGRAM_BAD_AUDIO.reason)
+_MALFORMED_JSON = '{"type":"TurnInfo","event":'  # a truncated message (fault injection)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What ``voiceload emulate`` serves; ``None`` token/account/gateway switch that check off."""
+
+    config: EmulatorConfig = field(default_factory=EmulatorConfig)
+    token: str | None = None
+    account: str | None = None
+    gateway: str | None = None
+    references: Mapping[str, tuple[ReferenceTurn, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class _Accepted:
+    """What process_request decided for an upgrade it lets through."""
+
+    route: Route
+    model: str  # the config's model name (flux, aura-1, aura-2-en, aura-2-es)
+    plan: ConnectionPlan
+    subprotocol: str | None
+
+
+def config_model_name(route: Route) -> str:
+    """The emulator config's name for the route's model (``@cf/deepgram/aura-1`` -> ``aura-1``).
+
+    Deepgram-style names map onto the Workers AI ones: ``flux-general-*`` -> ``flux``,
+    ``aura-2-<voice>-es`` -> ``aura-2-es``, other ``aura-2-*`` -> ``aura-2-en``, ``aura-*`` ->
+    ``aura-1``.
+    """
+    model = route.model.removeprefix("@cf/deepgram/")
+    if route.form is not RouteForm.DEEPGRAM:
+        return model
+    if route.service is Service.FLUX:
+        return "flux"
+    if model.startswith("aura-2-"):
+        return "aura-2-es" if model.endswith("-es") else "aura-2-en"
+    return "aura-1"
+
+
+def _response(status: int, body: bytes, content_type: str = "application/json") -> Response:
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", content_type),
+        ]
+    )
+    return Response(status, _HTTP_REASONS.get(status, "Error"), headers, body)
+
+
+def _offered_subprotocols(request: Request) -> list[str]:
+    return [
+        item.strip()
+        for value in request.headers.get_all("Sec-WebSocket-Protocol")
+        for item in value.split(",")
+        if item.strip()
+    ]
+
+
+class EmulatorApp:
+    """One process's emulator: the websockets hooks plus the per-connection handlers."""
+
+    def __init__(self, options: ServerOptions, trace: TraceWriter | None = None) -> None:
+        self.options = options
+        self.behaviour = Behaviour(options.config)
+        self.trace = trace
+        self.connections = 0
+        self._accepted: weakref.WeakKeyDictionary[ServerConnection, _Accepted] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- handshake ------------------------------------------------------------------------
+
+    async def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Route, authenticate and plan the upgrade; a Response refuses it."""
+        if request.path.split("?", 1)[0] == "/healthz":
+            return _response(200, b"ok\n", "text/plain; charset=utf-8")
+        try:
+            route = gateway.parse_route(request.path)
+        except RouteError as exc:
+            return self._reject(request, *gateway.route_not_found(exc))
+        offered = _offered_subprotocols(request)
+        refusal = self._check(route, request, offered)
+        if refusal is not None:
+            return self._reject(request, *refusal)
+        assert route.service is not None  # _check refused unknown models
+        self.connections += 1
+        model = config_model_name(route)
+        plan = self.behaviour.plan(self.connections, route.service.value, model)
+        if plan.handshake_delay_ms > 0:
+            await asyncio.sleep(plan.handshake_delay_ms / 1000)
+        if plan.upgrade_fault is not None:
+            return self._reject(request, *_upgrade_fault(plan.upgrade_fault, route))
+        _, form = gateway.server_extract_token(request.headers, offered)
+        subprotocol = gateway.server_subprotocol(form, offered)
+        self._accepted[connection] = _Accepted(route, model, plan, subprotocol)
+        return None
+
+    def select_subprotocol(
+        self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        """Echo the auth subprotocol the client offered (browsers abort without it)."""
+        accepted = self._accepted.get(connection)
+        if accepted is None or accepted.subprotocol is None:
+            return None
+        return Subprotocol(accepted.subprotocol)
+
+    def _check(
+        self, route: Route, request: Request, offered: list[str]
+    ) -> tuple[int, bytes] | None:
+        opts = self.options
+        if opts.token is not None:
+            token, form = gateway.server_extract_token(request.headers, offered)
+            allowed = {
+                RouteForm.GATEWAY: _GATEWAY_AUTH,
+                RouteForm.WORKERS_AI: _DIRECT_AUTH,
+                RouteForm.DEEPGRAM: _DEEPGRAM_AUTH,
+            }[route.form]
+            if token != opts.token or form not in allowed:
+                if route.form is RouteForm.GATEWAY:
+                    return gateway.unauthorized()
+                return gateway.api_authentication_error()
+        if opts.account is not None and route.account_id not in (None, opts.account):
+            if route.form is RouteForm.GATEWAY:
+                return gateway.gateway_not_found()
+            return gateway.api_authentication_error()
+        if opts.gateway is not None and route.gateway_id not in (None, opts.gateway):
+            return gateway.gateway_not_found()
+        if route.service is None:
+            return gateway.unknown_model(route.model)
+        if route.service is Service.FLUX:
+            problem = gateway.flux_param_problem(route.params)
+        else:
+            problem = aura_stream.param_problem(route.params)
+        if problem is not None:
+            return gateway.bad_parameter(problem)
+        return None
+
+    def _reject(self, request: Request, status: int, body: bytes) -> Response:
+        if self.trace is not None:
+            self.trace.write(
+                {"ev": "reject", "ns": time.monotonic_ns(), "path": request.path, "status": status}
+            )
+        return _response(status, body)
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def handler(self, ws: ServerConnection) -> None:
+        """Serve one accepted WebSocket until it closes."""
+        accepted = self._accepted.pop(ws, None)
+        if accepted is None:  # pragma: no cover - process_request always records one
+            return
+        route, plan = accepted.route, accepted.plan
+        idle_s = self.options.config.flux.idle_timeout_s
+        conn = _Conn(ws, plan.connection_no, self.trace, plan.stream_fault, idle_s)
+        if self.trace is not None:
+            self.trace.write(
+                {
+                    "ev": "open",
+                    "conn": conn.no,
+                    "ns": time.monotonic_ns(),
+                    "route": route.form.value,
+                    "service": route.service,
+                    "model": route.model,
+                    "tag": route.param("tag"),
+                }
+            )
+        try:
+            if route.service is Service.FLUX:
+                await self._serve_flux(conn, accepted)
+            else:
+                await self._serve_aura(conn, accepted)
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.trace_close()
+
+    async def _serve_flux(self, conn: _Conn, accepted: _Accepted) -> None:
+        route, plan = accepted.route, accepted.plan
+        cfg = self.options.config
+        latency = cfg.latency_for("flux", accepted.model)
+        tag = route.param("tag")
+        params = flux_stream.StreamParams(
+            sample_rate=int(route.param("sample_rate") or 16000),
+            eot_threshold=float(route.param("eot_threshold") or 0.7),
+            eager_eot_threshold=(
+                float(route.param("eager_eot_threshold") or 0)
+                if route.param("eager_eot_threshold")
+                else None
+            ),
+            eot_timeout_ms=int(route.param("eot_timeout_ms") or 5000),
+            keyterms=tuple(route.param_values("keyterm")),
+            update_interval_s=cfg.flux.update_interval_s,
+            placeholder_words_per_s=cfg.flux.placeholder_words_per_s,
+            vad_turn_gap_s=cfg.flux.vad_turn_gap_s,
+            eager_fraction=cfg.flux.eager_fraction,
+            idle_timeout_s=cfg.flux.idle_timeout_s,
+            first_response_ms=latency.first_response.sample_ms(plan.rng),
+        )
+        stream = FluxStream(
+            str(uuid.uuid4()),
+            params,
+            _draws(latency.eot_delay, plan),
+            self.options.references.get(tag, ()) if tag else (),
+            now_ns=time.monotonic_ns(),
+        )
+        conn.error_text = lambda: serialize_server_message(
+            stream.error("INTERNAL_SERVER_ERROR", "emulated fault: internal server error")
+        )
+        recv_ns: int | None = None  # arrival of the frame being answered (for proc_us)
+        while True:
+            for out in stream.poll(time.monotonic_ns()):
+                if isinstance(out, Close):
+                    await conn.close(out.code, out.reason)
+                    return
+                if not await conn.send_flux(out, recv_ns):
+                    return
+            data = await _recv_until(conn.ws, stream.next_wakeup_ns())
+            if data is None:  # a timer is due
+                recv_ns = None
+                continue
+            recv_ns = time.monotonic_ns()
+            try:
+                if isinstance(data, bytes):
+                    stream.feed_audio(data, recv_ns)
+                else:
+                    msg = parse_client_message(data)
+                    stream.control(None if isinstance(msg, CloseStream) else msg, recv_ns)
+            except (AudioDecodeError, RemoteProtocolError):
+                await conn.close(*_BAD_DATA)
+                return
+
+    async def _serve_aura(self, conn: _Conn, accepted: _Accepted) -> None:
+        route, plan = accepted.route, accepted.plan
+        cfg = self.options.config
+        latency = cfg.latency_for("aura", accepted.model)
+        rate = route.param("sample_rate")
+        stream = aura_stream.AuraStream(
+            request_id=str(uuid.uuid4()),
+            model_name=route.model,
+            settings=cfg.aura,
+            sample_rate=int(rate) if rate else cfg.aura.sample_rate,
+            first_byte_ms=_draws(latency.first_byte, plan),
+        )
+        conn.error_text = aura_stream.error_message
+        end_ns = time.monotonic_ns() + aura.MAX_SESSION_S * 1_000_000_000
+        recv_ns: int | None = None
+        while True:
+            for out in stream.poll(time.monotonic_ns()):
+                if isinstance(out, Close):
+                    await conn.close(out.code, out.reason)
+                    return
+                if isinstance(out, bytes):
+                    ok = await conn.send_audio(out)
+                else:
+                    record = _aura_record(out) if conn.trace is not None else {}
+                    ok = await conn.send_text(out, record, recv_ns)
+                if not ok:
+                    return
+            data = await _recv_until(conn.ws, min(stream.next_wakeup_ns() or end_ns, end_ns))
+            if time.monotonic_ns() >= end_ns:  # Deepgram's 60-minute session cap
+                await conn.close(1000)
+                return
+            if data is None:  # a chunk is due
+                recv_ns = None
+                continue
+            recv_ns = time.monotonic_ns()
+            try:
+                if isinstance(data, bytes):  # Aura takes no audio
+                    raise RemoteProtocolError("binary frame sent to Aura")
+                stream.receive(data, recv_ns)
+            except RemoteProtocolError:
+                await conn.close(*_BAD_DATA)
+                return
+
+
+async def _recv_until(ws: ServerConnection, wake_ns: int | None) -> str | bytes | None:
+    """The next client frame, or None once ``wake_ns`` (CLOCK_MONOTONIC ns) has passed."""
+    if wake_ns is None:
+        return await ws.recv()
+    try:
+        async with asyncio.timeout_at(wake_ns / 1e9):
+            return await ws.recv()
+    except TimeoutError:
+        return None
+
+
+def _aura_record(text: str) -> dict[str, Any]:
+    """Trace fields of an Aura text frame: its type and sequence_id (parsed only when tracing)."""
+    msg = aura.parse_server_message(text)
+    record: dict[str, Any] = {"type": type(msg).__name__}
+    if isinstance(msg, aura.Flushed | aura.Cleared):
+        record["seq"] = msg.sequence_id
+    return record
+
+
+def _draws(dist: Any, plan: ConnectionPlan) -> Iterator[float]:
+    """Endless draws from ``dist`` with the connection's own generator."""
+    while True:
+        yield dist.sample_ms(plan.rng)
+
+
+def _upgrade_fault(kind: str, route: Route) -> tuple[int, bytes]:
+    match kind:
+        case "unauthorized":
+            return gateway.unauthorized()
+        case "unknown_gateway":
+            return gateway.gateway_not_found()
+        case "unknown_model":
+            return gateway.unknown_model(route.model)
+        case "allocation_exhausted":
+            return gateway.allocation_exhausted()
+        case "rate_limited":
+            return gateway.rate_limited()
+    return gateway.bad_parameter("invalid value for 'encoding' (emulated fault)")
+
+
+class _Conn:
+    """One accepted socket: sends, traces, and applies the planned mid-stream fault.
+
+    ``error_text`` builds the service's fatal ``Error`` frame (set by the service handler).
+    """
+
+    def __init__(
+        self,
+        ws: ServerConnection,
+        no: int,
+        trace: TraceWriter | None,
+        fault: FaultRule | None,
+        idle_timeout_s: float,
+    ) -> None:
+        self.ws = ws
+        self.no = no
+        self.trace = trace
+        self.fault = fault
+        self.idle_timeout_s = idle_timeout_s
+        self.error_text: Callable[[], str] = lambda: _MALFORMED_JSON
+        self.sent = 0
+        self.close_code: int | None = None
+        self._closed_traced = False
+
+    async def _before_send(self) -> bool:
+        """Apply the planned fault once it is due; False: send nothing more, the stream is over."""
+        fault = self.fault
+        if fault is None or self.sent < fault.after_messages:
+            return True
+        self.fault = None
+        match fault.kind:
+            case "disconnect":  # abrupt: no close frame
+                self.ws.transport.abort()
+                return False
+            case "stall":
+                await self._drain()
+                return False
+            case "malformed_json":
+                await self._send_raw(_MALFORMED_JSON, {"type": "malformed"})
+                return True
+        await self._send_raw(self.error_text(), {"type": "Error"})
+        await self.close(None)
+        return False
+
+    async def send_text(
+        self, text: str, record: dict[str, Any], recv_ns: int | None = None
+    ) -> bool:
+        """Send one JSON text frame, traced with ``record``; False ends the connection."""
+        if not await self._before_send():
+            return False
+        await self._send_raw(text, record, recv_ns)
+        return True
+
+    async def send_flux(self, msg: ServerMessage, recv_ns: int | None) -> bool:
+        """Send one Flux message; False ends the connection."""
+        record: dict[str, Any] = {"type": type(msg).__name__, "seq": msg.sequence_id}
+        if isinstance(msg, TurnInfo):
+            record = {
+                "type": "TurnInfo",
+                "event": msg.event.value,
+                "seq": msg.sequence_id,
+                "turn": msg.turn_index,
+            }
+        return await self.send_text(serialize_server_message(msg), record, recv_ns)
+
+    async def send_audio(self, chunk: bytes) -> bool:
+        """Send one binary audio frame; False ends the connection."""
+        if not await self._before_send():
+            return False
+        await self._send_raw(chunk, {"type": "audio", "bytes": len(chunk)})
+        return True
+
+    async def _send_raw(
+        self, data: str | bytes, record: dict[str, Any], recv_ns: int | None = None
+    ) -> None:
+        await self.ws.send(data)
+        self.sent += 1
+        if self.trace is not None:
+            send_ns = time.monotonic_ns()
+            record["ev"] = "send"
+            record["conn"] = self.no
+            record["send_ns"] = send_ns
+            if recv_ns is not None:
+                record["proc_us"] = (send_ns - recv_ns) // 1000
+            self.trace.write(record)
+
+    async def _drain(self) -> None:
+        """Stalled: read and drop input until the client leaves or goes idle, then drop it."""
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
+            while True:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    await self.ws.recv()
+        self.ws.transport.abort()
+
+    async def close(self, code: int | None, reason: str = "") -> None:
+        """Close with ``code`` (None: a close frame without status code, as Flux does)."""
+        self.close_code = code
+        if code is None:
+            with contextlib.suppress(ConnectionClosed):
+                async with self.ws.send_context():
+                    self.ws.protocol.send_close()
+        else:
+            await self.ws.close(code, reason)
+
+    def trace_close(self) -> None:
+        if self.trace is None or self._closed_traced:
+            return
+        self._closed_traced = True
+        self.trace.write(
+            {"ev": "close", "conn": self.no, "ns": time.monotonic_ns(), "code": self.close_code}
+        )
+
+
+async def start(
+    options: ServerOptions,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: Any = None,
+    trace: TraceWriter | None = None,
+) -> tuple[Server, EmulatorApp]:
+    """Start serving on ``host:port`` (or a ready socket); the caller closes the server."""
+    app = EmulatorApp(options, trace)
+    kwargs: dict[str, Any] = {"sock": sock} if sock is not None else {"host": host, "port": port}
+    server = await serve(
+        app.handler,
+        process_request=app.process_request,
+        select_subprotocol=app.select_subprotocol,
+        compression=None,
+        ping_interval=None,
+        max_size=1 << 20,
+        **kwargs,
+    )
+    return server, app
