@@ -412,8 +412,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="per-step bound on waiting")
 
 
+#: The Flux step's default utterance: a short recording of a real human voice (CMU ARCTIC).
+DEFAULT_CHECK_FIXTURE: Final = "arctic_a0009"
+
+
 def default_fixture() -> Path:
-    """The Flux step's utterance: the shortest one-turn fixture in the fixtures manifest.
+    """The Flux step's utterance: :data:`DEFAULT_CHECK_FIXTURE` from the fixtures manifest,
+    else its shortest one-turn fixture.
 
     Raises :class:`~voiceload.errors.FixtureError` when there is no manifest or no such
     fixture (the fix: ``--fixture <short speech .wav>`` or ``make fixtures``)."""
@@ -421,7 +426,8 @@ def default_fixture() -> Path:
     if not single:
         raise FixtureError("no one-turn fixture in the manifest for the Flux step: pass "
                            "--fixture <short speech .wav> or run `make fixtures`")
-    return min(single, key=lambda f: f.duration_s).path
+    preferred = [f for f in single if f.name == DEFAULT_CHECK_FIXTURE]
+    return (preferred or sorted(single, key=lambda f: f.duration_s))[0].path
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -287,3 +287,20 @@ def test_an_untrusted_certificate_fails_at_tls(
     assert steps["tcp"].startswith("✓") and steps["tls"].startswith("✗"), text
     assert "certificate not trusted" in text
     assert "WebSocket connection failed at the tls layer" in text
+
+
+@pytest.mark.slow
+def test_the_default_fixture_from_the_manifest_gets_its_end_of_turn() -> None:
+    if not (Path(__file__).resolve().parents[2] / "fixtures/audio/manifest.toml").is_file():
+        pytest.skip("no fixtures manifest in this checkout")
+    fixture = preflight.default_fixture()
+    assert fixture.is_file()
+    parser = argparse.ArgumentParser()
+    preflight.configure_parser(parser)
+    with running_emulator(FAST) as port:
+        args = parser.parse_args(["--target", "gateway", "--base-url", f"ws://127.0.0.1:{port}",
+                                  "--env-file", "absent.env"])
+        out = io.StringIO()
+        code = preflight.main(args, out=out)
+    assert code == 0, out.getvalue()
+    assert "✓ flux" in out.getvalue()
