@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,9 +46,11 @@ from locust.runners import MasterRunner, WorkerRunner
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
 from voiceload.credentials import load_credentials
 from voiceload.errors import ConfigError
+from voiceload.fixtures import load_manifest
 from voiceload.metrics import Aggregator, Phase, Recorder
 from voiceload.runner import artifacts
 from voiceload.runner.options import RunSettings, add_arguments, probe_tcp, settings_from
+from voiceload.runner.sessions import SessionFactory, build_pools, check_pools
 from voiceload.runner.validity import AllFailingDetector, Budgets, Validity, WorkerHealth, judge
 from voiceload.targets import Target
 
@@ -119,9 +122,16 @@ class _Sink:
 class RunPlugin:
     """voiceload's state in one Locust process. Create it through :func:`register`."""
 
-    def __init__(self, environment: Environment, settings: RunSettings, target: Target) -> None:
+    def __init__(
+        self,
+        environment: Environment,
+        settings: RunSettings,
+        target: Target,
+        factory: SessionFactory | None = None,
+    ) -> None:
         self.environment = environment
         self.target = target
+        self.factory = factory
         self.events: Any = environment.events  # locust's EventHook methods are untyped
         self.settings = settings
         runner = environment.runner
@@ -193,6 +203,20 @@ class RunPlugin:
             )  # fmt: skip
         self.account(result, phase)
         return result
+
+    def run_user_session(self, user_type: str, rng: random.Random) -> SessionResult:
+        """One session of ``user_type`` (flux, aura or agent) on a fixture drawn from ``rng``."""
+        factory = self.factory
+        if factory is None:
+            raise ConfigError(f"no session factory: {user_type} users need the fixtures manifest")
+        def run(sink: _Sink) -> SessionResult:
+            if user_type == "flux":
+                return factory.flux(sink, rng).run()
+            if user_type == "aura":
+                return factory.aura(sink, rng).run()
+            return factory.agent(sink, rng).run()
+
+        return self.run_session(run, user_type)
 
     def account(self, result: SessionResult, phase: Phase) -> None:
         """Turn a finished session into a sessions.csv row and a Locust ``session`` event."""
@@ -381,7 +405,7 @@ class RunPlugin:
                 "report_interval_s": settings.report_interval_s,
             },
             "git": self._facts.get("git"),
-            "fixtures": {},
+            "fixtures": self._fixture_hashes(),
             "packages": self._facts.get("packages"),
             "machine": self._facts.get("machine"),
             "workers": workers,
@@ -391,6 +415,12 @@ class RunPlugin:
                 "worker_cpu_percent": self.budgets.worker_cpu_percent,
             },
         }
+
+    def _fixture_hashes(self) -> dict[str, str]:
+        if self.factory is None:
+            return {}
+        pools = self.factory.pools
+        return {f.name: f.sha256 for f in (*pools.flux, *pools.agent)}
 
     def finalise(self) -> None:
         """Write the final artifacts and judge validity; sets :attr:`exit_code` (idempotent)."""
@@ -528,6 +558,26 @@ def plugin_of(environment: Environment) -> RunPlugin:
         ) from None
 
 
+def _session_factory(
+    environment: Environment, settings: RunSettings, target: Target
+) -> SessionFactory | None:
+    """The factory for the voiceload users this run has (``None`` when it has none)."""
+    user_types = sorted(
+        {
+            t
+            for cls in environment.user_classes
+            if (t := getattr(cls, "user_type", None))
+            and (getattr(cls, "weight", 1) > 0 or getattr(cls, "fixed_count", 0) > 0)
+        }
+    )
+    if not user_types:
+        return None
+    manifest = load_manifest()
+    pools = build_pools(manifest, settings.fixtures)
+    check_pools(pools, user_types, str(manifest.path))
+    return SessionFactory(settings, target, pools)
+
+
 def on_init(environment: Environment, **_: Any) -> None:
     """``init`` listener: check options and the target once, then install a :class:`RunPlugin`.
 
@@ -539,6 +589,7 @@ def on_init(environment: Environment, **_: Any) -> None:
             raise ConfigError("Locust environment has no parsed options: pass parsed_options=")
         settings = settings_from(environment.parsed_options)
         target = settings.resolve_target(load_credentials())
+        factory = _session_factory(environment, settings, target)
         if not isinstance(environment.runner, MasterRunner):
             problem = probe_tcp(target.flux.url)
             if problem:
@@ -546,7 +597,7 @@ def on_init(environment: Environment, **_: Any) -> None:
     except ConfigError as exc:
         logger.error("voiceload: %s", exc)
         raise SystemExit(EXIT_BAD_INPUT) from None
-    plugin = RunPlugin(environment, settings, target)
+    plugin = RunPlugin(environment, settings, target, factory)
     _PLUGINS[id(environment)] = plugin
     plugin.install()
 
