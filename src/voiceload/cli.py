@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cost": ("voiceload.cost_cli", "what N voice sessions/day cost and need, without a run"),
     "emulate": ("voiceload.emulator.cli", "run the offline Flux/Aura emulator (AI Gateway routes)"),
     "report": ("voiceload.report.cli", "render a run's report.html and junit.xml"),
+    "run": ("voiceload.runner.cli", "run a benchmark: emulator + Locust + artifacts + report"),
 }
 
 
