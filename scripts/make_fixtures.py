@@ -86,7 +86,7 @@ CONVERSATION = [
         "You are welcome. Have a great day!",
     ),
 ]
-CONVERSATION_PAUSES_S = [2.0, 1.6, 2.5, 2.9]
+CONVERSATION_PAUSES_S = [2.1, 1.9, 2.4, 2.7]  # silence between speech spans
 
 
 @dataclass(frozen=True)

@@ -295,8 +295,9 @@ def measure_fixture(
         )
     if replies and len(replies) != len(transcripts):
         raise FixtureError(f"{path}: {len(replies)} replies for {len(transcripts)} turns")
+    # rounded as the manifest stores them (1 us), so a written entry reads back equal
     turns = tuple(
-        Turn(seg.onset_s, seg.offset_s, text, replies[i] if replies else "")
+        Turn(round(seg.onset_s, 6), round(seg.offset_s, 6), text, replies[i] if replies else "")
         for i, (seg, text) in enumerate(zip(measured, transcripts, strict=True))
     )
     return Fixture(
@@ -309,7 +310,7 @@ def measure_fixture(
         modifications=modifications,
         sample_rate=info.sample_rate,
         channels=info.channels,
-        duration_s=info.duration_s,
+        duration_s=round(info.duration_s, 6),
         turns=turns,
         path=path.resolve(),
     )

@@ -16,7 +16,8 @@ from voiceload.fixtures import add_fixture, check_manifest, load_manifest
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--manifest",
         type=Path,
         default=None,
@@ -24,12 +25,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "or $VOICELOAD_FIXTURES_DIR/audio/manifest.toml)",
     )
     sub = parser.add_subparsers(dest="fixtures_command", metavar="ACTION", required=True)
-    check = sub.add_parser("check", help="validate every entry (file, hash, VAD turns)")
+    check = sub.add_parser(
+        "check", parents=[common], help="validate every entry (file, hash, VAD turns)"
+    )
     check.add_argument(
         "--no-measure", action="store_true", help="skip re-measuring turns (hashes only)"
     )
-    sub.add_parser("list", help="list the fixtures")
-    add = sub.add_parser("add", help="add your own recording (any WAV/FLAC/OGG)")
+    sub.add_parser("list", parents=[common], help="list the fixtures")
+    add = sub.add_parser("add", parents=[common], help="add your own recording (any WAV/FLAC/OGG)")
     add.add_argument("file", type=Path, help="the recording to copy in")
     add.add_argument("--name", help="fixture name (default: the file name, lower-cased)")
     texts = add.add_mutually_exclusive_group(required=True)
