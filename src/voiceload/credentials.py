@@ -27,14 +27,16 @@ A redacted secret becomes :data:`REDACTED` followed, for secrets of 16 character
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from dotenv import dotenv_values
 
@@ -223,6 +225,56 @@ def install_log_redaction() -> None:
         return redact_record(previous(*args, **kwargs))
 
     logging.setLogRecordFactory(factory)
+
+
+class RedactingWriter(io.TextIOBase):
+    """A text stream that passes whole lines to ``stream`` through :func:`redact`.
+
+    Text is held until a newline (or :meth:`flush`), so a secret split across two ``write``
+    calls is still caught. Used by :func:`redact_stdio` for output that bypasses logging
+    (``print``, tracebacks gevent writes to stderr)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            complete, self._pending = self._pending.rsplit("\n", 1)
+            self.stream.write(redact(complete + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.stream.write(redact(self._pending))
+            self._pending = ""
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+def redact_stdio() -> None:
+    """Route ``sys.stdout`` and ``sys.stderr`` through :class:`RedactingWriter`. Idempotent.
+
+    Output written straight to the file descriptors (child processes, C code) is not covered:
+    capture it and pass it through :func:`redact_bytes`."""
+    if not isinstance(sys.stdout, RedactingWriter):
+        sys.stdout = RedactingWriter(sys.stdout)
+    if not isinstance(sys.stderr, RedactingWriter):
+        sys.stderr = RedactingWriter(sys.stderr)
 
 
 # --- loading -------------------------------------------------------------------------------

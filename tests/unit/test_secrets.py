@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import pickle
+import sys
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,3 +210,33 @@ def test_install_log_redaction_covers_handlers_added_later() -> None:
     finally:
         logger.removeHandler(handler)
     assert seen == [f"key={mask(KEY)}"]
+
+
+# --- stdio ------------------------------------------------------------------------------------
+
+
+def test_redacting_writer_catches_a_secret_split_across_writes() -> None:
+    register_secret(TOKEN)
+    sink = io.StringIO()
+    writer = credentials.RedactingWriter(sink)
+    half = len(TOKEN) // 2
+    writer.write(f"token={TOKEN[:half]}")
+    writer.write(f"{TOKEN[half:]} end\nnext ")
+    assert sink.getvalue() == f"token={mask(TOKEN)} end\n"
+    writer.write(TOKEN)
+    writer.flush()
+    assert sink.getvalue() == f"token={mask(TOKEN)} end\nnext {mask(TOKEN)}"
+
+
+def test_redact_stdio_wraps_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    register_secret(KEY)
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    credentials.redact_stdio()
+    credentials.redact_stdio()
+    assert isinstance(sys.stdout, credentials.RedactingWriter)
+    assert sys.stdout.stream is out  # not wrapped twice
+    print(f"key {KEY}")
+    print(f"key {KEY}", file=sys.stderr)
+    assert out.getvalue() == err.getvalue() == f"key {mask(KEY)}\n"
