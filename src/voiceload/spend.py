@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final, TextIO
 
-from voiceload.cost import Pricing, SessionUsage, project
+from voiceload.cost import Pricing, SessionUsage, aura_model_of, load_pricing, project
 from voiceload.errors import ConfigError
 
 CONFIRM_ENV_VAR: Final = "VOICELOAD_CONFIRM"
@@ -86,16 +86,25 @@ class SpendEstimate:
     free_neurons_per_day: float
 
 
+#: Locust user classes (loadtests/locustfile.py) -> what they consume.
+USER_CLASS_KINDS: Final = {"FluxUser": "flux", "AuraUser": "aura", "VoiceAgentUser": "agent"}
+
+
 def split_users(users: int, weights: Mapping[str, float]) -> tuple[int, int]:
     """How many of ``users`` stream Flux and how many speak Aura, for user-class ``weights``
-    keyed ``flux``/``aura``/``agent`` (other names are ignored; an agent counts as both).
+    keyed ``flux``/``aura``/``agent`` or by Locust class name (:data:`USER_CLASS_KINDS`);
+    other names are ignored; an agent counts as both.
 
     Rounds **up** per class (an estimate must not undercount), capped at ``users`` each.
     Raises :class:`ConfigError` for negative weights or users.
     """
     if users < 0:
         raise ConfigError(f"users must be >= 0, got {users}")
-    known = {k: float(v) for k, v in weights.items() if k in ("flux", "aura", "agent")}
+    known: dict[str, float] = {}
+    for name, weight in weights.items():
+        kind = USER_CLASS_KINDS.get(name, name)
+        if kind in ("flux", "aura", "agent"):
+            known[kind] = known.get(kind, 0.0) + float(weight)
     if any(v < 0 for v in known.values()):
         raise ConfigError(f"user-class weights must be >= 0, got {dict(weights)}")
     total = sum(known.values())
@@ -216,3 +225,33 @@ def spend_gate(
             f"(or set {CONFIRM_ENV_VAR}=1) to accept the estimate above"
         )
     print("Confirmed; starting.", file=out)
+
+
+def gate_run(
+    *,
+    is_real_target: bool,
+    target_label: str,
+    users: int,
+    user_weights: Mapping[str, float],
+    run_time_s: float,
+    yes: bool,
+    out: TextIO,
+    aura_model: str | None = None,
+    pricing: Pricing | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SpendEstimate | None:
+    """The whole gate for a load run, in one call: split the users, estimate, print, confirm.
+
+    ``aura_model`` may be a Workers AI id (``@cf/deepgram/aura-1``) or a pricing-file name.
+    Returns the estimate (``None`` for the emulator, which costs nothing); raises
+    :class:`SpendNotConfirmed` when a real target's run is not confirmed."""
+    if not is_real_target:
+        return None
+    prices = pricing or load_pricing()
+    flux_users, aura_users = split_users(users, user_weights)
+    model = aura_model_of(aura_model, prices.default_aura_model) if aura_model else None
+    estimate = estimate_spend(flux_users=flux_users, aura_users=aura_users,
+                              run_time_s=run_time_s, pricing=prices, aura_model=model)
+    spend_gate(is_real_target=True, target_label=target_label, estimate=estimate, yes=yes,
+               out=out, environ=environ)
+    return estimate

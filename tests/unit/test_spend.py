@@ -15,6 +15,7 @@ from voiceload.spend import (
     confirmed,
     estimate_spend,
     format_estimate,
+    gate_run,
     polite_load,
     spend_gate,
     split_users,
@@ -128,3 +129,27 @@ def test_real_targets_default_to_a_polite_load() -> None:
     emulated = polite_load(is_real_target=False, users=None, spawn_rate=None, run_time_s=None,
                            default=usual)
     assert emulated == usual
+
+
+def test_gate_run_splits_locust_classes_and_maps_workers_ai_model_ids(pricing: Pricing) -> None:
+    out = io.StringIO()
+    est = gate_run(
+        is_real_target=True, target_label="gateway", users=4,
+        user_weights={"FluxUser": 1, "AuraUser": 1}, run_time_s=60.0, yes=True, out=out,
+        aura_model="@cf/deepgram/aura-1", pricing=pricing, environ={},
+    )
+    assert est is not None
+    assert (est.flux_users, est.aura_users, est.aura_model) == (2, 2, "aura-1")
+    assert est.flux_audio_minutes == pytest.approx(2.0)
+    assert "Confirmed" in out.getvalue()
+    with pytest.raises(SpendNotConfirmed):
+        gate_run(is_real_target=True, target_label="gateway", users=1,
+                 user_weights={"VoiceAgentUser": 1}, run_time_s=10.0, yes=False,
+                 out=io.StringIO(), pricing=pricing, environ={})
+    assert gate_run(is_real_target=False, target_label="emulator", users=100,
+                    user_weights={"FluxUser": 1}, run_time_s=600.0, yes=False,
+                    out=io.StringIO(), pricing=pricing, environ={}) is None
+
+
+def test_split_users_accepts_locust_class_names() -> None:
+    assert split_users(6, {"FluxUser": 2, "VoiceAgentUser": 1}) == (6, 2)
