@@ -10,7 +10,7 @@ target           Flux / Aura endpoint, auth
 ``emulator``     the gateway route, on the emulator's URL (``emulator_url``); the emulator's
                  account, gateway and token
 ``gateway``      ``wss://gateway.ai.cloudflare.com/v1/{account}/{gateway}/workers-ai?model=…``;
-                 ``cf-aig-authorization: <token>`` (raw, ``Bearer`` or subprotocol form: :data:`AUTH_FORMS`)
+                 ``cf-aig-authorization: <token>`` (raw, Bearer or subprotocol: AUTH_FORMS)
 ``workers-ai``   ``wss://api.cloudflare.com/client/v4/accounts/{account}/ai/run/@cf/deepgram/…``;
                  ``Authorization: Bearer <token>``
 ``deepgram``     ``wss://api.deepgram.com/v2/listen`` and ``/v1/speak``;
