@@ -294,7 +294,7 @@ def _aura_settings(t: Mapping[str, Any]) -> AuraSettings:
 
 
 def _latency_tables(t: Mapping[str, Any]) -> dict[str, Latency]:
-    allowed = (*SERVICES, *FLUX_MODELS, *AURA_MODELS)
+    allowed = tuple(dict.fromkeys((*SERVICES, *FLUX_MODELS, *AURA_MODELS)))
     _only(t, "latency.", allowed)
     out: dict[str, Latency] = {}
     for service in SERVICES:
