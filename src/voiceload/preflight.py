@@ -405,6 +405,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "one-turn fixture in fixtures/audio/manifest.toml)")
     parser.add_argument("--frame-ms", type=int, default=80, help="Flux frame size")
     parser.add_argument("--flux-model", default="@cf/deepgram/flux")
+    parser.add_argument("--eot-threshold", type=float, default=None)
+    parser.add_argument("--eager-eot-threshold", type=float, default=None)
+    parser.add_argument("--eot-timeout-ms", type=int, default=None)
+    parser.add_argument("--keyterm", action="append", default=[], help="repeatable")
     parser.add_argument("--aura-model", default="@cf/deepgram/aura-1")
     parser.add_argument("--aura-voice", default=None)
     parser.add_argument("--aura-text", default=DEFAULT_AURA_TEXT)
@@ -438,8 +442,11 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(format_step(result), file=stream, flush=True)
 
     creds = load_credentials(args.env_file)
-    params = ModelParams(flux_model=args.flux_model, aura_model=args.aura_model,
-                         aura_voice=args.aura_voice)
+    params = ModelParams(
+        flux_model=args.flux_model, eot_threshold=args.eot_threshold,
+        eager_eot_threshold=args.eager_eot_threshold, eot_timeout_ms=args.eot_timeout_ms,
+        keyterms=tuple(args.keyterm), aura_model=args.aura_model, aura_voice=args.aura_voice,
+    )
     start = time.monotonic_ns()
     try:
         target = resolve_target(

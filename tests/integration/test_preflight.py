@@ -193,6 +193,23 @@ def test_an_unknown_model_is_named(tmp_path: Path, utterance: Path) -> None:
 
 
 @pytest.mark.slow
+def test_model_parameters_reach_the_service_and_bad_ones_are_named(
+    tmp_path: Path, utterance: Path
+) -> None:
+    with running_emulator(FAST) as port:
+        base = f"ws://127.0.0.1:{port}"
+        code, text = check(tmp_path, utterance, "--target", "gateway", "--base-url", base,
+                           "--eot-threshold", "0.8", "--eager-eot-threshold", "0.5",
+                           "--eot-timeout-ms", "3000", "--keyterm", "voiceload",
+                           "--keyterm", "load test")
+        assert code == 0, text
+        assert "eot_threshold=0.8" in text and "keyterm=load%20test" in text
+        code, text = check(tmp_path, utterance, "--target", "gateway", "--base-url", base,
+                           "--eot-threshold", "1.5")  # outside the Workers AI range
+    assert code == 1 and "bad request (400)" in text and "eot_threshold" in text
+
+
+@pytest.mark.slow
 def test_a_stream_fault_fails_the_flux_step(tmp_path: Path, utterance: Path) -> None:
     config = {**FAST, "faults": [{"kind": "error_message", "every": 1, "service": "flux",
                                   "after_messages": 1}]}
