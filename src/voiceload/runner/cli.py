@@ -33,6 +33,8 @@ from typing import Any, TextIO
 from voiceload.errors import ConfigError, VoiceloadError
 from voiceload.runner import artifacts
 from voiceload.runner.options import check_frame_ms
+from voiceload.spend import POLITE_LOAD, polite_load
+from voiceload.targets import is_loopback
 
 #: The users loadtests/locustfile.py defines (its test checks the two agree).
 USER_CLASSES = ("FluxUser", "AuraUser", "VoiceAgentUser")
@@ -84,6 +86,14 @@ def find_scenario(name: str, scenario_dir: Path = SCENARIO_DIR) -> Path:
         f"unknown scenario {name!r}: choose one of {', '.join(known) or '(none found)'}"
         f" in {scenario_dir}, or give a path to a Locust .conf file"
     )
+
+
+def is_paid_target(target: str, base_url: str | None) -> bool:
+    """Whether load would reach someone else's (paid) service, as far as the flags tell."""
+    if target == "emulator":
+        return False
+    url = base_url or (target if target.startswith(("ws://", "wss://")) else "")
+    return not (url and is_loopback(url))
 
 
 def check_user_classes(names: Sequence[str]) -> list[str]:
@@ -220,7 +230,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--fixtures", default=None, help="comma-separated fixture names")
     add("--reports-dir", type=Path, default=Path("reports"), help="where run directories go")
     add("--no-report", action="store_true", help="skip `voiceload report` after the run")
-    add("--yes", action="store_true", help="accept the spend estimate of a paid target")
+    add("--base-url", default=None,
+        help="replace scheme and host of the target's routes (e.g. a loopback emulator)")
+    add("--yes", action="store_true",
+        help="accept the spend estimate of a paid target (or VOICELOAD_CONFIRM=1)")
     add("locust_args", nargs=argparse.REMAINDER,
         help="after --: extra Locust options, passed through unchanged")  # fmt: skip
 
@@ -249,6 +262,10 @@ def locust_command(
         command += ["--frame-ms", str(args.frame_ms)]
     if args.fixtures is not None:
         command += ["--fixtures", args.fixtures]
+    if args.base_url:
+        command += ["--base-url", args.base_url]
+    if args.yes:
+        command += ["--yes"]
     extra = [a for a in args.locust_args if a != "--"]
     return [*command, *extra, *user_classes]
 
@@ -327,6 +344,14 @@ def main(args: argparse.Namespace) -> int:
     if not LOCUSTFILE.is_file():
         raise ConfigError(f"{LOCUSTFILE} not found: run voiceload run from the repository root")
     stop_timeout_s = float(read_scenario(scenario).get("stop-timeout", "0") or 0)
+    if is_paid_target(args.target, args.base_url):  # a small load unless the user set one
+        load = polite_load(
+            is_real_target=True, users=args.users, spawn_rate=args.spawn_rate,
+            run_time_s=None if args.duration is None else parse_duration_s(args.duration),
+            default=POLITE_LOAD,
+        )  # fmt: skip
+        args.users, args.spawn_rate = load.users, load.spawn_rate
+        args.duration = f"{int(load.run_time_s)}s"
 
     run_id = artifacts.new_run_id(time.time(), f"{os.getpid():x}")
     run_dir = artifacts.create_run_dir(args.reports_dir, run_id)

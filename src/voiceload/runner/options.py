@@ -47,6 +47,8 @@ class RunSettings:
     send_lag_budget_ms: float = 5.0
     cpu_budget_percent: float = 75.0
     fail_fast_sessions: int = 20
+    base_url: str | None = None  # replaces scheme and host of a real route (loopback tests)
+    yes: bool = False  # accept the spend estimate of a paid target
 
     def model_params(self) -> ModelParams:
         """The model parameters the endpoints carry (query parameters on every route)."""
@@ -66,6 +68,7 @@ class RunSettings:
             credentials=credentials,
             params=self.model_params(),
             emulator_url=self.emulator_url,
+            base_url=self.base_url,
         )
 
 
@@ -104,6 +107,10 @@ def add_arguments(parser: Any) -> None:
         help="validity: steady flux.send_lag p99 budget")
     add("--cpu-budget-percent", type=float, default=75.0,
         help="validity: worker CPU budget (sustained for 3 s)")
+    add("--base-url", default="",
+        help="replace scheme and host of the gateway/workers-ai/deepgram routes (testing)")
+    add("--yes", action="store_true", default=False,
+        help="accept the printed spend estimate of a paid target (or VOICELOAD_CONFIRM=1)")
     add("--fail-fast-sessions", type=int, default=20,
         help="stop when this many first sessions all fail the same way (0: never)")  # fmt: skip
 
@@ -161,6 +168,8 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
         send_lag_budget_ms=float(options.send_lag_budget_ms),
         cpu_budget_percent=float(options.cpu_budget_percent),
         fail_fast_sessions=max(0, int(options.fail_fast_sessions)),
+        base_url=options.base_url or None,
+        yes=bool(options.yes),
     )
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
+from voiceload.cost import load_pricing
 from voiceload.credentials import load_credentials
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
@@ -52,6 +54,7 @@ from voiceload.runner import artifacts
 from voiceload.runner.options import RunSettings, add_arguments, probe_tcp, settings_from
 from voiceload.runner.sessions import SessionFactory, build_pools, check_pools
 from voiceload.runner.validity import AllFailingDetector, Budgets, Validity, WorkerHealth, judge
+from voiceload.spend import POLITE_LOAD, estimate_spend, spend_gate, split_users
 from voiceload.targets import Target
 
 logger = logging.getLogger("voiceload")
@@ -578,6 +581,27 @@ def _session_factory(
     return SessionFactory(settings, target, pools)
 
 
+def _confirm_spend(environment: Environment, settings: RunSettings, target: Target) -> None:
+    """For a paid target: print the upper-bound spend estimate and require confirmation
+    (:func:`voiceload.spend.spend_gate`); nothing happens for the emulator or loopback URLs."""
+    if not target.is_real:
+        return
+    options = environment.parsed_options
+    weights: dict[str, float] = {}
+    for cls in environment.user_classes:
+        if user_type := getattr(cls, "user_type", None):
+            weights[user_type] = weights.get(user_type, 0.0) + float(getattr(cls, "weight", 1))
+    users = int(getattr(options, "num_users", None) or 1)
+    flux_users, aura_users = split_users(users, weights)
+    run_time_s = float(getattr(options, "run_time", None) or POLITE_LOAD.run_time_s)
+    estimate = estimate_spend(
+        flux_users=flux_users, aura_users=aura_users, run_time_s=run_time_s,
+        pricing=load_pricing(), aura_model=settings.aura_model.rsplit("/", 1)[-1],
+    )  # fmt: skip
+    spend_gate(is_real_target=True, target_label=target.name, estimate=estimate,
+               yes=settings.yes, out=sys.stderr)  # fmt: skip
+
+
 def on_init(environment: Environment, **_: Any) -> None:
     """``init`` listener: check options and the target once, then install a :class:`RunPlugin`.
 
@@ -590,6 +614,8 @@ def on_init(environment: Environment, **_: Any) -> None:
         settings = settings_from(environment.parsed_options)
         target = settings.resolve_target(load_credentials())
         factory = _session_factory(environment, settings, target)
+        if not isinstance(environment.runner, WorkerRunner):
+            _confirm_spend(environment, settings, target)
         if not isinstance(environment.runner, MasterRunner):
             problem = probe_tcp(target.flux.url)
             if problem:

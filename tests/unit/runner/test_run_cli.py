@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+import pytest
+
+from voiceload.errors import ConfigError
+from voiceload.runner import cli as run_cli
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("2m", 120), ("1h30m", 5400), ("1m5s", 65), (" 3s ", 3)],
+)
+def test_durations_in_locust_syntax(text: str, seconds: int) -> None:
+    assert run_cli.parse_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "0s", "abc", "5x", "-3s", "1.5m"])
+def test_bad_durations_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="duration"):
+        run_cli.parse_duration_s(text)
+
+
+def test_scenarios_by_name_or_path(tmp_path: Path) -> None:
+    (tmp_path / "fast.conf").write_text("users = 3  # three\n# comment\nrun-time=10s\n")
+    assert run_cli.find_scenario("fast", tmp_path) == tmp_path / "fast.conf"
+    assert run_cli.find_scenario(str(tmp_path / "fast.conf"), tmp_path / "x").name == "fast.conf"
+    assert run_cli.read_scenario(tmp_path / "fast.conf") == {"users": "3", "run-time": "10s"}
+    with pytest.raises(ConfigError, match="unknown scenario 'slow': choose one of fast"):
+        run_cli.find_scenario("slow", tmp_path)
+
+
+def test_shipped_scenarios_are_locust_config_files(repo_root: Path) -> None:
+    scenarios = sorted((repo_root / run_cli.SCENARIO_DIR).glob("*.conf"))
+    assert {p.stem for p in scenarios} >= {"default", "smoke", "flux-capacity"}
+    for path in scenarios:
+        values = run_cli.read_scenario(path)
+        assert int(values["users"]) > 0
+        run_cli.parse_duration_s(values["run-time"])
+
+
+def test_user_classes_match_the_locustfile(repo_root: Path) -> None:
+    tree = ast.parse((repo_root / run_cli.LOCUSTFILE).read_text())
+    concrete = {
+        node.name for node in tree.body
+        if isinstance(node, ast.ClassDef) and any(
+            isinstance(b, ast.Name) and b.id == "VoiceUser" for b in node.bases)
+    }  # fmt: skip
+    assert concrete == set(run_cli.USER_CLASSES)
+    assert run_cli.check_user_classes(["FluxUser"]) == ["FluxUser"]
+    with pytest.raises(ConfigError, match="unknown user type TtsUser: choose from FluxUser"):
+        run_cli.check_user_classes(["FluxUser", "TtsUser"])
+
+
+@pytest.mark.parametrize(
+    ("cores", "taskset", "expected"),
+    [
+        (2, "/usr/bin/taskset", run_cli.Pinning(1, 0)),
+        (8, "/usr/bin/taskset", run_cli.Pinning(7, 0)),
+        (1, "/usr/bin/taskset", run_cli.Pinning(None, None)),
+        (2, None, run_cli.Pinning(None, None)),
+        (None, "/usr/bin/taskset", run_cli.Pinning(None, None)),
+    ],
+)
+def test_pinning_uses_different_cores_when_there_are_two(
+    cores: int | None, taskset: str | None, expected: run_cli.Pinning
+) -> None:
+    assert run_cli.Pinning.for_machine(cores, taskset) == expected
+
+
+def test_pinned_prefixes_taskset_only_with_a_core() -> None:
+    assert run_cli.pinned(["x"], None) == ["x"]
+    assert run_cli.pinned(["x", "y"], 1) == ["taskset", "-c", "1", "x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("target", "base_url", "paid"),
+    [
+        ("emulator", None, False),
+        ("gateway", None, True),
+        ("gateway", "ws://127.0.0.1:9000", False),
+        ("ws://127.0.0.1:9000/x", None, False),
+        ("wss://example.com/x", None, True),
+    ],
+)
+def test_paid_targets(target: str, base_url: str | None, paid: bool) -> None:
+    assert run_cli.is_paid_target(target, base_url) is paid
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    run_cli.configure_parser(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_locust_command_carries_overrides_and_passthrough(tmp_path: Path) -> None:
+    args = _args("--users", "200", "--duration", "2m", "--frame-ms", "40", "--yes",
+                 "--", "--stop-timeout", "5")  # fmt: skip
+    command = run_cli.locust_command(
+        scenario=Path("s.conf"), run_dir=tmp_path, emulator_url="ws://127.0.0.1:5",
+        args=args, user_classes=["FluxUser"],
+    )  # fmt: skip
+    joined = " ".join(command)
+    assert "-m locust -f loadtests/locustfile.py --config s.conf --headless" in joined
+    assert f"--csv {tmp_path}/locust --run-dir {tmp_path}" in joined
+    for fragment in ("--users 200", "--run-time 120s", "--frame-ms 40", "--yes",
+                     "--emulator-url ws://127.0.0.1:5", "--stop-timeout 5"):  # fmt: skip
+        assert fragment in joined
+    assert command[-1] == "FluxUser"
+    assert "--spawn-rate" not in command  # the scenario's value stands
+
+
+def test_summary_table_names_metrics_errors_and_verdict() -> None:
+    table = run_cli.format_summary({
+        "metrics": {"flux.eot": {"count": 3, "p50": 250.0, "p90": 300.0, "p99": 310.0,
+                                 "p99_9": 310.0, "max": 311.0},
+                    "aura.ttfb": {"count": 0, "p50": None}},
+        "sessions": {"total": 4, "ok": 3, "failed": 1},
+        "errors": {"timeout": {"count": 1, "first_message": "no EndOfTurn"}},
+        "validity": {"valid": False, "reasons": ["send lag too high"]},
+    })  # fmt: skip
+    lines = table.splitlines()
+    assert lines[1].split() == ["flux.eot", "3", "250.0", "300.0", "310.0", "310.0", "311.0"]
+    assert lines[2].split() == ["aura.ttfb", "0", "-", "-", "-", "-", "-"]
+    assert "sessions: 4 total, 3 ok, 1 failed" in table
+    assert "timeout: 1 (first: no EndOfTurn)" in table
+    assert "validity: INVALID" in table and "- send lag too high" in table
