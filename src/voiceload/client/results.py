@@ -75,7 +75,11 @@ class SessionError:
 
 
 class SampleSink(Protocol):
-    """Receives latency samples as they are measured; ``value_us`` is an integer ≥ 0."""
+    """Receives latency samples as they are measured; ``value_us`` is an integer ≥ 0.
+
+    Called from the session's own threads (greenlets under gevent): the sending loop, the
+    reader, and in agent sessions the reply worker; an implementation must tolerate that.
+    """
 
     def record(self, metric: str, value_us: int) -> None: ...
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from voiceload.client import (
+    agent_session,
+    aura_request,
+    aura_session,
+    flux_session,
+    flux_turns,
+)
 from voiceload.client.results import (
     SESSIONS_CSV_COLUMNS,
     AuraRequestRecord,
@@ -13,6 +20,7 @@ from voiceload.client.results import (
     SessionResult,
     TurnRecord,
 )
+from voiceload.metrics import METRICS
 from voiceload.protocol.flux import Finding
 from voiceload.wer import normalise, word_error_rate
 
@@ -112,3 +120,14 @@ def test_aura_result_row_and_error() -> None:
     assert row["wer"] == "" and row["turns_expected"] == 0
     assert row["outcome"] == "error" and row["error_category"] == "transcript_timeout"
     assert row["error_detail"] == "transcript_timeout: no Flushed within 10 s"
+
+
+def test_every_emitted_metric_is_a_defined_metric() -> None:
+    emitted = {
+        value
+        for module in (agent_session, aura_request, aura_session, flux_session, flux_turns)
+        for name, value in vars(module).items()
+        if name.startswith(("FLUX_", "AURA_", "AGENT_")) and isinstance(value, str)
+    }
+    assert len(emitted) == 13  # the 13 service metrics of metrics.md
+    assert emitted <= set(METRICS)
