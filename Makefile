@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-fast lint fixtures emulator clean
+.PHONY: help venv test test-fast lint fixtures emulator bench clean
 
 help:
 	@echo "make test       run the test suite (creates .venv if missing or stale)"
 	@echo "make lint       ruff + mypy --strict on src/"
 	@echo "make fixtures   regenerate synthetic fixtures (needs espeak-ng and sox)"
 	@echo "make emulator   start the bundled emulator on 127.0.0.1:8787"
+	@echo "make bench      benchmark against the bundled emulator (USERS=, DURATION=, SCENARIO=)"
 
 venv: $(STAMP)
 
@@ -36,6 +37,14 @@ fixtures: $(STAMP)
 
 emulator: $(STAMP)
 	$(BIN)/voiceload emulate --host 127.0.0.1 --port 8787
+
+# make bench [SCENARIO=default|smoke|flux-capacity] [USERS=N] [DURATION=90s] [BENCH_ARGS=...]
+SCENARIO ?= default
+USERS    ?=
+DURATION ?=
+bench: $(STAMP)
+	$(BIN)/voiceload run --scenario $(SCENARIO) $(if $(USERS),--users $(USERS)) \
+		$(if $(DURATION),--duration $(DURATION)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
