@@ -290,6 +290,7 @@ class Credentials:
     api_token: Secret | None = None
     deepgram_api_key: Secret | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = None  # the file load_credentials was pointed at (may not exist)
 
     def missing(self, names: Iterable[str]) -> list[str]:
         """Which of ``names`` (the guide's variable names) have no value."""
@@ -305,7 +306,7 @@ class Credentials:
         """Raise :class:`~voiceload.errors.ConfigError` naming the first missing variable."""
         missing = self.missing(names)
         if missing:
-            where = f"{env_file}" if env_file is not None else str(DEFAULT_ENV_FILE)
+            where = str(env_file or self.env_file or DEFAULT_ENV_FILE)
             others = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
             raise ConfigError(
                 f"{missing[0]} is not set: add it to {where} or the environment "
@@ -349,4 +350,5 @@ def load_credentials(
         api_token=Secret(token) if token else None,
         deepgram_api_key=Secret(key) if key else None,
         sources=sources,
+        env_file=env_file,
     )

@@ -240,3 +240,10 @@ def test_redact_stdio_wraps_once(monkeypatch: pytest.MonkeyPatch) -> None:
     print(f"key {KEY}")
     print(f"key {KEY}", file=sys.stderr)
     assert out.getvalue() == err.getvalue() == f"key {mask(KEY)}\n"
+
+
+def test_require_names_the_file_that_was_read(tmp_path: Path) -> None:
+    env_file = tmp_path / "custom.env"
+    creds = load_credentials(env_file, environ={})
+    with pytest.raises(ConfigError, match=f"add it to {env_file} or the environment"):
+        creds.require(["CLOUDFLARE_API_TOKEN"])
