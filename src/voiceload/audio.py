@@ -81,7 +81,7 @@ def read_info(path: Path | str) -> AudioInfo:
     """
     p = Path(path)
     if not p.is_file():
-        raise FixtureError(f"audio file {p} does not exist: check the path or run `make fixtures`")
+        raise FixtureError(f"audio file {p} does not exist: check the path")
     try:
         info = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError) as exc:
@@ -206,9 +206,7 @@ def prepare(
     try:
         st = os.stat(p)
     except OSError as exc:
-        raise FixtureError(
-            f"audio file {p} does not exist: check the path or run `make fixtures`"
-        ) from exc
+        raise FixtureError(f"audio file {p} does not exist: check the path") from exc
     return _prepare_cached(str(p.resolve()), st.st_mtime_ns, st.st_size, sample_rate, frame_ms)
 
 
