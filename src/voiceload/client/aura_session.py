@@ -27,6 +27,7 @@ from voiceload.client.connect import (
     default_sleep,
     open_websocket,
     secrets_of,
+    sleep_until,
 )
 from voiceload.client.errors import (
     classify_connect_error,
@@ -36,7 +37,7 @@ from voiceload.client.errors import (
 )
 from voiceload.client.flux_turns import UNPARSEABLE_RULE
 from voiceload.client.results import ErrorCategory, SampleSink, SessionError, SessionResult
-from voiceload.errors import RemoteProtocolError
+from voiceload.errors import ConfigError, RemoteProtocolError
 from voiceload.protocol import aura
 from voiceload.protocol.flux import Finding
 
@@ -78,9 +79,7 @@ def run_request(
     findings. Raises :class:`RequestTimeout` after ``timeout_s`` past ``r`` without
     ``Flushed``, and ``ConnectionClosed`` if the peer closes.
     """
-    wait_ns = request.scheduled_ns - now_ns()
-    if wait_ns > 0:
-        sleep(wait_ns / NS_PER_S)
+    sleep_until(request.scheduled_ns, now_ns, sleep)
     ws.send(aura.serialize_client_message(aura.Speak(text)))
     ws.send(aura.serialize_client_message(aura.Flush()))
     deadline_ns = request.scheduled_ns + round(timeout_s * NS_PER_S)
@@ -142,7 +141,7 @@ class AuraSession:
         wall_s: WallS = time.time,
     ) -> None:
         if not texts:
-            raise ValueError("an Aura session needs at least one text to speak")
+            raise ConfigError("an Aura session needs at least one text to speak")
         self.url = url
         self.headers = dict(headers)
         self.subprotocols = list(subprotocols)
@@ -151,13 +150,13 @@ class AuraSession:
         self.options = options or AuraOptions()
         self.now_ns = now_ns
         self.sleep = sleep
-        self.result = SessionResult(
-            user_type="aura", fixture=fixture, model=model, start_s=wall_s()
-        )
+        self.wall_s = wall_s
+        self.result = SessionResult(user_type="aura", fixture=fixture, model=model, start_s=0.0)
         self._secrets = secrets_of(self.headers, self.subprotocols)
 
     def run(self) -> SessionResult:
         """Run every request; never raises for service or network failures."""
+        self.result.start_s = self.wall_s()
         started_ns = self.now_ns()
         try:
             self._run()

@@ -25,6 +25,23 @@ def default_sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+_MAX_SLEEPS = 100  # a timer that keeps waking early still ends (each pass sleeps the rest)
+
+
+def sleep_until(due_ns: int, now_ns: NowNs, sleep: Sleep) -> None:
+    """Sleep until the monotonic clock reaches ``due_ns``; never return before it.
+
+    Timers may wake a little early (gevent's loop has millisecond granularity), and sending
+    before the due time would make audio arrive before it was "spoken"; so this sleeps again
+    for whatever is left, at most :data:`_MAX_SLEEPS` times.
+    """
+    for _ in range(_MAX_SLEEPS):
+        remaining_ns = due_ns - now_ns()
+        if remaining_ns <= 0:
+            return
+        sleep(remaining_ns / 1e9)
+
+
 def open_websocket(
     url: str,
     headers: Mapping[str, str],

@@ -39,6 +39,7 @@ from voiceload.client.connect import (
     default_sleep,
     open_websocket,
     secrets_of,
+    sleep_until,
     with_query,
 )
 from voiceload.client.errors import (
@@ -49,6 +50,7 @@ from voiceload.client.errors import (
 )
 from voiceload.client.flux_turns import EndOfTurnEvent, FluxTurnTracker, TurnSpec
 from voiceload.client.results import ErrorCategory, SampleSink, SessionError, SessionResult
+from voiceload.errors import ConfigError
 from voiceload.pacing import (
     FrameSchedule,
     start_time_ns,
@@ -106,7 +108,7 @@ class FluxSession:
         wall_s: WallS = time.time,
     ) -> None:
         if not frames:
-            raise ValueError("a Flux session needs at least one audio frame")
+            raise ConfigError(f"fixture {fixture!r} has no audio frames: check its audio file")
         self.url = with_query(url, tag=fixture)
         self.headers = dict(headers)
         self.subprotocols = list(subprotocols)
@@ -119,9 +121,8 @@ class FluxSession:
         self.on_end_of_turn = on_end_of_turn
         self.now_ns = now_ns
         self.sleep = sleep
-        self.result = SessionResult(
-            user_type="flux", fixture=fixture, model=model, start_s=wall_s()
-        )
+        self.wall_s = wall_s
+        self.result = SessionResult(user_type="flux", fixture=fixture, model=model, start_s=0.0)
         self._secrets = secrets_of(self.headers, self.subprotocols)
         self._lock = threading.Lock()
         self._tracker: FluxTurnTracker | None = None
@@ -133,6 +134,7 @@ class FluxSession:
 
     def run(self) -> SessionResult:
         """Run the whole session; never raises for service or network failures."""
+        self.result.start_s = self.wall_s()
         started_ns = self.now_ns()
         try:
             self._run()
@@ -183,14 +185,12 @@ class FluxSession:
                 break
             else:
                 frame = silence
-            wait_ns = schedule.wait_ns(self.now_ns(), k)
-            if wait_ns > 0:
-                self.sleep(wait_ns / NS_PER_S)
+            sleep_until(schedule.next_due(k), self.now_ns, self.sleep)
             if self._reader_done.is_set():
                 break
             ws.send(frame)
             lag_us = (schedule.send_lag_ns(self.now_ns(), k) + 500) // 1000
-            self.sink.record(FLUX_SEND_LAG, max(0, lag_us))
+            self.sink.record(FLUX_SEND_LAG, lag_us)
             self.result.send_lag_max_us = max(self.result.send_lag_max_us, lag_us)
             k += 1
             self.result.flux_audio_s = schedule.audio_s(k)
