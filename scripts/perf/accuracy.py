@@ -15,8 +15,10 @@ the k-th harness sample of a metric is matched with the k-th traced message of i
 * ``aura.ttfb``: the first binary audio frame of request k (requests run one after another on a
   socket; request k's audio starts after the (k-1)-th ``Flushed``).
 
-A sample whose message is missing from the trace, or that would have arrived before the message
-was sent, is counted as unmatched rather than guessed.
+The trace stamps ``send_ns`` just *after* the emulator's send call returns, so a message can
+arrive (on the other core) up to ~0.1-0.7 ms before its stamp: errors are signed. A sample whose
+message is missing from the trace, or that arrived more than ``early_tolerance_us`` before the
+stamp (it cannot be that message), is counted as unmatched rather than guessed.
 """
 
 from __future__ import annotations
@@ -107,8 +109,17 @@ def read_trace(lines: Iterable[str]) -> TraceTruth:
     return truth
 
 
-def match(samples: Sequence[HarnessSample], truth: TraceTruth, metric: str) -> Matched:
-    """Pair the k-th ``metric`` sample of each tag with the k-th traced message of that tag."""
+EARLY_TOLERANCE_US = 5_000
+
+
+def match(
+    samples: Sequence[HarnessSample],
+    truth: TraceTruth,
+    metric: str,
+    early_tolerance_us: int = EARLY_TOLERANCE_US,
+) -> Matched:
+    """Pair the k-th ``metric`` sample of each tag (``samples`` in recording order) with the
+    k-th traced message of that tag; errors are ``arrival − send`` in µs (floored)."""
     sends = truth.sends(metric)
     seen: dict[str, int] = defaultdict(int)
     errors: list[int] = []
@@ -119,7 +130,7 @@ def match(samples: Sequence[HarnessSample], truth: TraceTruth, metric: str) -> M
         k = seen[s.tag]
         seen[s.tag] = k + 1
         session_sends = sends.get(s.tag, [])
-        if k >= len(session_sends) or s.arrival_ns < session_sends[k]:
+        if k >= len(session_sends) or s.arrival_ns < session_sends[k] - early_tolerance_us * 1000:
             unmatched += 1
             continue
         errors.append((s.arrival_ns - session_sends[k]) // 1000)

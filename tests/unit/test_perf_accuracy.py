@@ -76,7 +76,7 @@ def test_kth_sample_matches_kth_message_and_error_is_arrival_minus_send() -> Non
 def test_missing_or_impossible_samples_are_unmatched_not_guessed() -> None:
     truth = read_trace(trace_lines())
     samples = [
-        HarnessSample("flux-b", FLUX_EOT, 1, 700 * MS - 1),  # before the send: impossible
+        HarnessSample("flux-b", FLUX_EOT, 1, 700 * MS - 5 * MS - 1),  # far too early
         HarnessSample("flux-b", FLUX_EOT, 1, 9000 * MS),  # no second EndOfTurn traced
         HarnessSample("nobody", FLUX_EOT, 1, 9000 * MS),
     ]
@@ -85,6 +85,13 @@ def test_missing_or_impossible_samples_are_unmatched_not_guessed() -> None:
     assert result.unmatched == 3
     with pytest.raises(PerfError, match="no harness sample matched"):
         error_summary_ms(result)
+
+
+def test_arrival_just_before_the_post_send_stamp_is_a_small_negative_error() -> None:
+    truth = read_trace(trace_lines())
+    samples = [HarnessSample("flux-b", FLUX_EOT, 1, 700 * MS - 80_000)]
+    assert match(samples, truth, FLUX_EOT).errors_us == [-80]
+    assert match(samples, truth, FLUX_EOT, early_tolerance_us=50).unmatched == 1
 
 
 def test_error_summary_in_ms() -> None:
