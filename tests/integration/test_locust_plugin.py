@@ -17,14 +17,13 @@ from typing import Any
 import gevent
 import pytest
 from locust import User, constant, task
-from locust.argument_parser import get_parser
 from locust.env import Environment
 from locust.event import Events
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult, TurnRecord
 from voiceload.metrics import read_hlog
 from voiceload.runner import plugin as vl_plugin
-from voiceload.runner.options import add_arguments
+from voiceload.runner.options import locust_parser
 
 EOT_US = 250_000
 
@@ -70,9 +69,7 @@ def listening_port() -> Iterator[int]:
 def _environment(
     user: type[User], port: int, run_dir: Path, *extra: str
 ) -> tuple[Environment, vl_plugin.RunPlugin]:
-    parser = get_parser()
-    add_arguments(parser)
-    options = parser.parse_args(
+    options = locust_parser().parse_args(
         ["--headless", "--emulator-url", f"ws://127.0.0.1:{port}", "--run-dir", str(run_dir),
          "--reports-dir", str(run_dir.parent), "--report-interval-s", "0.2", *extra]
     )  # fmt: skip

@@ -115,6 +115,18 @@ def add_arguments(parser: Any) -> None:
         help="stop when this many first sessions all fail the same way (0: never)")  # fmt: skip
 
 
+def locust_parser() -> Any:
+    """Locust's full option parser plus voiceload's, reading no config file and firing no
+    global event (for in-process runs and tests: ``locust_parser().parse_args([...])``)."""
+    from locust import argument_parser
+
+    locust_args: Any = argument_parser  # its functions are untyped
+    parser = locust_args.get_empty_argument_parser(add_help=False, default_config_files=[])
+    locust_args.setup_parser_arguments(parser)
+    add_arguments(parser)
+    return parser
+
+
 def check_frame_ms(frame_ms: int) -> int:
     """``frame_ms`` if it is a positive multiple of 10, else :class:`ConfigError`."""
     if frame_ms <= 0 or frame_ms % 10:
