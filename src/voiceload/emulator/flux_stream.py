@@ -149,6 +149,7 @@ class FluxStream:
         self._update_every = max(1, round(params.update_interval_s * self._sr))
         self._received = 0  # samples received
         self._next_update = self._update_every
+        self._reported = 0  # samples covered by the last TurnInfo sent
         self._frames: deque[tuple[int, int]] = deque()  # (end sample, arrival ns), recent only
         self._keep_samples = int((params.vad_turn_gap_s + 1.0) * self._sr)
         self._turn: _Turn | None = None
@@ -199,7 +200,7 @@ class FluxStream:
         if self._closed:
             return
         if msg is None:  # CloseStream: decode what was received, then close without status
-            if self._received > self._next_update - self._update_every:
+            if self._received > self._reported:
                 self._emit(TurnEvent.UPDATE, _CONF_PAUSED)
             self._close(None)
         elif isinstance(msg, ForceEndTurn):
@@ -328,6 +329,7 @@ class FluxStream:
 
     def _emit(self, event: TurnEvent, confidence: float) -> None:
         transcript, words = ("", ()) if self._turn is None else self._transcript()
+        self._reported = self._received
         self._outbox.append(
             self.machine.emit(
                 event,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import threading
 import time
 import uuid
 import weakref
@@ -44,6 +45,7 @@ from voiceload.errors import RemoteProtocolError
 from voiceload.protocol import aura, gateway
 from voiceload.protocol.flux import (
     CloseStream,
+    FluxError,
     ServerMessage,
     TurnInfo,
     parse_client_message,
@@ -274,9 +276,17 @@ class EmulatorApp:
             self.options.references.get(tag, ()) if tag else (),
             now_ns=time.monotonic_ns(),
         )
-        conn.error_text = lambda: serialize_server_message(
-            stream.error("INTERNAL_SERVER_ERROR", "emulated fault: internal server error")
-        )
+
+        def flux_error(seq: int | None) -> str:
+            # the Error takes the place (and sequence_id) of the message it replaces
+            err = FluxError(
+                seq if seq is not None else stream.machine.next_sequence_id(),
+                "INTERNAL_SERVER_ERROR",
+                "emulated fault: internal server error",
+            )
+            return serialize_server_message(err)
+
+        conn.error_text = flux_error
         recv_ns: int | None = None  # arrival of the frame being answered (for proc_us)
         while True:
             for out in stream.poll(time.monotonic_ns()):
@@ -312,7 +322,7 @@ class EmulatorApp:
             sample_rate=int(rate) if rate else cfg.aura.sample_rate,
             first_byte_ms=_draws(latency.first_byte, plan),
         )
-        conn.error_text = aura_stream.error_message
+        conn.error_text = lambda _seq: aura_stream.error_message()
         end_ns = time.monotonic_ns() + aura.MAX_SESSION_S * 1_000_000_000
         recv_ns: int | None = None
         while True:
@@ -404,12 +414,12 @@ class _Conn:
         self.trace = trace
         self.fault = fault
         self.idle_timeout_s = idle_timeout_s
-        self.error_text: Callable[[], str] = lambda: _MALFORMED_JSON
+        self.error_text: Callable[[int | None], str] = lambda _seq: _MALFORMED_JSON
         self.sent = 0
         self.close_code: int | None = None
         self._closed_traced = False
 
-    async def _before_send(self) -> bool:
+    async def _before_send(self, seq: int | None = None) -> bool:
         """Apply the planned fault once it is due; False: send nothing more, the stream is over."""
         fault = self.fault
         if fault is None or self.sent < fault.after_messages:
@@ -425,7 +435,7 @@ class _Conn:
             case "malformed_json":
                 await self._send_raw(_MALFORMED_JSON, {"type": "malformed"})
                 return True
-        await self._send_raw(self.error_text(), {"type": "Error"})
+        await self._send_raw(self.error_text(seq), {"type": "Error", "seq": seq})
         await self.close(None)
         return False
 
@@ -433,7 +443,7 @@ class _Conn:
         self, text: str, record: dict[str, Any], recv_ns: int | None = None
     ) -> bool:
         """Send one JSON text frame, traced with ``record``; False ends the connection."""
-        if not await self._before_send():
+        if not await self._before_send(record.get("seq")):
             return False
         await self._send_raw(text, record, recv_ns)
         return True
@@ -519,3 +529,68 @@ async def start(
         **kwargs,
     )
     return server, app
+
+
+class BackgroundEmulator:
+    """An emulator on its own event loop in a daemon thread, for tests and tools.
+
+    ``with BackgroundEmulator(options) as emu:`` serves on ``emu.url`` (port 0 by default: a free
+    port) until the block ends; ``emu.app`` exposes the connection counter. Start-up and
+    shutdown are bounded by ``timeout_s``.
+    """
+
+    def __init__(
+        self,
+        options: ServerOptions | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        trace: TraceWriter | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.options = options if options is not None else ServerOptions()
+        self.host, self.port = host, port
+        self.trace = trace
+        self.timeout_s = timeout_s
+        self.url = ""
+        self.app: EmulatorApp | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="voiceload-emulator", daemon=True)
+
+    def __enter__(self) -> BackgroundEmulator:
+        self._thread.start()
+        if not self._ready.wait(self.timeout_s) or self._error is not None:
+            raise RuntimeError(f"emulator did not start: {self._error!r}")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(self.timeout_s)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced by __enter__
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server, self.app = await start(
+            self.options, host=self.host, port=self.port, trace=self.trace
+        )
+        host, port = server.sockets[0].getsockname()[:2]
+        self.url = f"ws://{host}:{port}"
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timeout_s):
+                await server.wait_closed()
+        if self.trace is not None:
+            self.trace.close()
