@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
@@ -233,7 +233,10 @@ class FluxSession:
                     )
                 if step.ended is not None and self.on_end_of_turn is not None:
                     self.on_end_of_turn(step.ended)
-            if not self._close_stream_sent and self._reader_error is None:
+            if self._reader_error is not None and self._reader_error.close_code is None:
+                # the service's Error message explains the close; keep its close code too
+                self._reader_error = replace(self._reader_error, close_code=ws.close_code)
+            elif not self._close_stream_sent and self._reader_error is None:
                 self._reader_error = closed_by_server(
                     self.service, ws.close_code, ws.close_reason or "", "streaming audio",
                     self._secrets,
