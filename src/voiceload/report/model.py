@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from voiceload import cost, metrics, slo
 from voiceload.errors import VoiceloadError
 from voiceload.metrics import IntervalHistogram, Phase, merged_histogram
@@ -89,6 +91,34 @@ ERROR_GUIDANCE: Mapping[str, tuple[str, str]] = {
 # Inputs
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """The over-time grid: window ``i`` covers wall clock ``start_s + [i, i + 1) x window_s``."""
+
+    start_s: float
+    window_s: float
+    windows: int
+
+    def index(self, wall_s: float) -> int:
+        """The window holding wall-clock ``wall_s`` (clamped to the grid)."""
+        return min(self.windows - 1, max(0, int((wall_s - self.start_s + 1e-6) // self.window_s)))
+
+
+@dataclass
+class MetricHistograms:
+    """One metric's ``.hlog`` reduced to what the report needs, so a long run fits in memory.
+
+    ``steady`` is the merged steady-phase histogram (µs); ``window_p50_us``/``window_p99_us``
+    map a :class:`Timeline` window index to the percentiles of that window's merged histogram
+    (main metrics only, windows with samples only).
+    """
+
+    steady: Any
+    count_all_phases: int
+    window_p50_us: dict[int, int] = field(default_factory=dict)
+    window_p99_us: dict[int, int] = field(default_factory=dict)
+
+
 @dataclass
 class RunFiles:
     """What :func:`load_run` found in a run directory (``None``: file missing or unreadable)."""
@@ -97,7 +127,8 @@ class RunFiles:
     run: Mapping[str, Any] | None = None
     summary: Mapping[str, Any] | None = None
     sessions: list[dict[str, str]] | None = None
-    hlogs: dict[str, list[IntervalHistogram]] = field(default_factory=dict)
+    hlogs: dict[str, MetricHistograms] = field(default_factory=dict)
+    timeline: Timeline | None = None
     missing: list[str] = field(default_factory=list)
 
 
@@ -115,13 +146,65 @@ def load_run(run_dir: Path) -> RunFiles:
             files.sessions = [dict(r) for r in csv.DictReader(fh)]
     else:
         files.missing.append("sessions.csv is missing: no sessions, errors, WER or cost")
+    start_s, duration_s = _span(files.run or {}, files.sessions or [])
     for path in sorted(run_dir.glob("*.hlog")):
         metric = path.name[: -len(".hlog")]
         try:
-            files.hlogs[metric] = metrics.read_hlog(path)
+            intervals = metrics.read_hlog(path)
         except VoiceloadError as exc:
             files.missing.append(f"{path.name} is unreadable ({exc}); its metric is left out")
+            continue
+        if files.timeline is None:
+            files.timeline = _timeline(start_s, duration_s, intervals)
+        files.hlogs[metric] = reduce_intervals(metric, intervals, files.timeline)
+        del intervals  # one metric's intervals in memory at a time
+    if files.timeline is None and start_s is not None:
+        files.timeline = _timeline(start_s, duration_s, [])
     return files
+
+
+def reduce_intervals(
+    metric: str, intervals: Sequence[IntervalHistogram], timeline: Timeline
+) -> MetricHistograms:
+    """Merge one metric's intervals: the steady histogram, the all-phase count and, for the
+    :data:`MAIN_METRICS`, p50/p99 of each timeline window."""
+    reduced = MetricHistograms(
+        steady=merged_histogram(intervals, Phase.STEADY),
+        count_all_phases=sum(int(iv.histogram.get_total_count()) for iv in intervals),
+    )
+    if metric in MAIN_METRICS:
+        windows: dict[int, Any] = {}
+        for iv in intervals:
+            i = timeline.index(iv.start_s)
+            if i not in windows:
+                windows[i] = metrics.new_histogram()
+            windows[i].add(iv.histogram)
+        for i, h in sorted(windows.items()):
+            if h.get_total_count():
+                pct = percentiles_us(h, (50.0, 99.0))
+                reduced.window_p50_us[i], reduced.window_p99_us[i] = pct[50.0], pct[99.0]
+    return reduced
+
+
+def percentiles_us(histogram: Any, percentiles: Sequence[float]) -> dict[float, int]:
+    """HdrHistogram's ``get_percentile_to_value_dict`` computed with numpy (same results).
+
+    ``hdrh`` walks its ~23,500 counters in Python (about 5 ms per call); a one-hour report asks
+    for thousands of window percentiles, so this does the walk as a cumulative sum.
+    """
+    total = int(histogram.get_total_count())
+    if total == 0:
+        return {}
+    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
+    cumulative = np.cumsum(counts)
+    out = {}
+    for p in percentiles:
+        target = max(int((min(p, 100.0) * total / 100) + 0.5), 1)
+        index = int(np.searchsorted(cumulative, target, side="left"))
+        value = histogram.get_value_from_index(index)
+        out[p] = int(histogram.get_highest_equivalent_value(value) if p
+                     else histogram.get_lowest_equivalent_value(value))
+    return out
 
 
 def _read_json(path: Path, missing: list[str]) -> Mapping[str, Any] | None:
@@ -313,14 +396,17 @@ def build_model(
         "recv_delay_p99_ms": recv.p99 if recv else None,
     }
 
-    run_start_s = _run_start_s(run, files.hlogs, sessions)
+    span_start_s, _ = _span(run, sessions or [])
+    run_start_s = (files.timeline.start_s if files.timeline is not None
+                   else span_start_s if span_start_s is not None else 0.0)
     phases = _phases(run, run_start_s)
     curves = []
     for name in _ordered(files.hlogs):
-        steady_h = merged_histogram(files.hlogs[name], Phase.STEADY)
+        steady_h = files.hlogs[name].steady
         if not _is_harness(name) and steady_h.get_total_count():
             curves.append(_curve(name, steady_h))
-    over_time = _over_time(files.hlogs, sessions or [], run_start_s, run, phases)
+    over_time = (_over_time(files.hlogs, sessions or [], files.timeline, phases)
+                 if files.timeline is not None else None)
 
     sess_summary = _session_summary(sessions or [])
     errors = _errors(summary.get("errors"), sess_summary["errors"])
@@ -406,7 +492,7 @@ def _ms(value_us: float) -> float:
 
 
 def _metric_rows(
-    hlogs: Mapping[str, Sequence[IntervalHistogram]], summary_metrics: Mapping[str, Any],
+    hlogs: Mapping[str, MetricHistograms], summary_metrics: Mapping[str, Any],
     missing: list[str],
 ) -> list[MetricRow]:
     rows = []
@@ -414,11 +500,10 @@ def _metric_rows(
         s = summary_metrics.get(name) or {}
         out_of_range = int(s.get("out_of_range") or 0)
         if name in hlogs:
-            st = metrics.stats_ms(merged_histogram(hlogs[name], Phase.STEADY))
-            everything = merged_histogram(hlogs[name], None)
+            st = metrics.stats_ms(hlogs[name].steady)
             rows.append(MetricRow(
                 metric=name, count=st["count"],
-                count_all_phases=int(everything.get_total_count()),
+                count_all_phases=hlogs[name].count_all_phases,
                 p50=st["p50"], p90=st["p90"], p95=st["p95"], p99=st["p99"],
                 p99_9=st["p99_9"], max=st["max"],
                 mean=None if st["mean"] is None else round(st["mean"], 3),
@@ -476,20 +561,43 @@ def _iso_to_epoch_s(text: object) -> float | None:
         return None
 
 
-def _run_start_s(
-    run: Mapping[str, Any], hlogs: Mapping[str, Sequence[IntervalHistogram]],
-    sessions: Sequence[Mapping[str, str]] | None,
-) -> float:
-    phases = run.get("phases") or {}
-    starts = [float(v[0]) for v in phases.values() if isinstance(v, list | tuple) and v]
-    if starts:
-        return min(starts)
+def _span(
+    run: Mapping[str, Any], sessions: Sequence[Mapping[str, str]]
+) -> tuple[float | None, float | None]:
+    """Wall-clock start and length of the run from run.json, else from sessions.csv."""
+    phases = [v for v in (run.get("phases") or {}).values()
+              if isinstance(v, list | tuple) and len(v) == 2]
+    starts = [float(v[0]) for v in phases]
     started = _iso_to_epoch_s(run.get("started_at"))
-    if started is not None:
-        return started
-    candidates = [iv.start_s for ivs in hlogs.values() for iv in ivs]
-    candidates += [f for r in sessions or [] if (f := _num(r.get("start_s"))) is not None]
-    return min(candidates) if candidates else 0.0
+    spans = [(s0, s0 + (_num(r.get("duration_s")) or 0.0)) for r in sessions
+             if (s0 := _num(r.get("start_s"))) is not None]
+    if starts:
+        start = min(starts)
+    elif started is not None:
+        start = started
+    elif spans:
+        start = min(a for a, _ in spans)
+    else:
+        return None, None
+    ends = [float(v[1]) for v in phases] + [b for _, b in spans]
+    if (d := _num(run.get("duration_s"))) is not None:
+        ends.append(start + d)
+    return start, max([e - start for e in ends], default=0.0)
+
+
+def _timeline(
+    start_s: float | None, duration_s: float | None, intervals: Sequence[IntervalHistogram]
+) -> Timeline:
+    """At most :data:`MAX_WINDOWS` windows of whole ``.hlog`` intervals covering the run."""
+    if start_s is None:
+        start_s = min((iv.start_s for iv in intervals), default=0.0)
+    end_s = max([start_s + (duration_s or 0.0), *(iv.end_s for iv in intervals)])
+    duration = max(end_s - start_s, 1e-3)
+    native = min((iv.end_s - iv.start_s for iv in intervals if iv.end_s > iv.start_s),
+                 default=1.0)
+    window = math.ceil(max(native, duration / MAX_WINDOWS) / native - 1e-9) * native
+    return Timeline(start_s=start_s, window_s=round(window, 6),
+                    windows=max(1, math.ceil(duration / window - 1e-9)))
 
 
 def _phases(run: Mapping[str, Any], start_s: float) -> dict[str, tuple[float, float]]:
@@ -516,44 +624,20 @@ def _mean_active(sessions: Sequence[Mapping[str, str]], t0_s: float, t1_s: float
 
 
 def _over_time(
-    hlogs: Mapping[str, Sequence[IntervalHistogram]], sessions: Sequence[Mapping[str, str]],
-    start_s: float, run: Mapping[str, Any], phases: Mapping[str, tuple[float, float]],
-) -> OverTime | None:
-    ends = [iv.end_s - start_s for ivs in hlogs.values() for iv in ivs]
-    for r in sessions:
-        s0, d = _num(r.get("start_s")), _num(r.get("duration_s"))
-        if s0 is not None:
-            ends.append(s0 + (d or 0.0) - start_s)
-    duration = max([*ends, _num(run.get("duration_s")) or 0.0, *(e for _, e in phases.values())],
-                   default=0.0)
-    if duration <= 0:
-        return None
-    native = min((iv.end_s - iv.start_s for ivs in hlogs.values() for iv in ivs
-                  if iv.end_s > iv.start_s), default=1.0)
-    window = max(native, duration / MAX_WINDOWS)
-    window = math.ceil(window / native) * native  # whole native intervals per window
-    n = max(1, math.ceil(duration / window - 1e-9))
+    hlogs: Mapping[str, MetricHistograms], sessions: Sequence[Mapping[str, str]],
+    timeline: Timeline, phases: Mapping[str, tuple[float, float]],
+) -> OverTime:
+    n, window, start_s = timeline.windows, timeline.window_s, timeline.start_s
     t = [round(i * window, 3) for i in range(n)]
-
     p50: dict[str, list[float | None]] = {}
     p99: dict[str, list[float | None]] = {}
     for name in MAIN_METRICS:
-        if name not in hlogs:
-            continue
-        buckets: list[list[IntervalHistogram]] = [[] for _ in range(n)]
-        for iv in hlogs[name]:
-            i = min(n - 1, max(0, int((iv.start_s - start_s + 1e-6) // window)))
-            buckets[i].append(iv)
-        p50[name], p99[name] = [], []
-        for bucket in buckets:
-            h = merged_histogram(bucket, None)
-            if h.get_total_count():
-                pct = h.get_percentile_to_value_dict([50.0, 99.0])
-                p50[name].append(_ms(pct[50.0]))
-                p99[name].append(_ms(pct[99.0]))
-            else:
-                p50[name].append(None)
-                p99[name].append(None)
+        if name in hlogs:
+            h = hlogs[name]
+            p50[name] = [_ms(v) if (v := h.window_p50_us.get(i)) is not None else None
+                         for i in range(n)]
+            p99[name] = [_ms(v) if (v := h.window_p99_us.get(i)) is not None else None
+                         for i in range(n)]
 
     starts = [0] * n
     failures = [0] * n

@@ -207,3 +207,13 @@ def test_configuration_never_shows_token_like_values() -> None:
     assert token not in text
     assert "0123456789abcdef0123456789abcdef" in text  # an account id is not a secret
     assert "[redacted]" in m.target
+
+
+def test_fast_percentiles_equal_hdrhistograms_own() -> None:
+    from voiceload import metrics
+
+    for name in ("flux.eot", "flux.transcript_lag", "aura.stall"):
+        h = metrics.merged_histogram(metrics.read_hlog(GOLDEN / f"{name}.hlog"), None)
+        pcts = [0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 99.99, 100.0]
+        assert model.percentiles_us(h, pcts) == h.get_percentile_to_value_dict(pcts)
+    assert model.percentiles_us(metrics.new_histogram(), [50.0]) == {}
