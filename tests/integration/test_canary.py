@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import dataclasses
+import json
 import logging
 import os
 import random
@@ -212,7 +213,8 @@ def _full_run_ready() -> str | None:
 
 
 @pytest.mark.slow
-def test_a_full_small_run_produces_no_canary_anywhere(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gateway", [GATEWAY, "wrong-gateway"])  # sessions ok / all failing
+def test_a_full_small_run_produces_no_canary_anywhere(tmp_path: Path, gateway: str) -> None:
     why = _full_run_ready()
     if why is not None:
         pytest.skip(why)
@@ -222,11 +224,17 @@ def test_a_full_small_run_produces_no_canary_anywhere(tmp_path: Path) -> None:
             [sys.executable, "-m", "voiceload.cli", "run", "--target", "gateway",
              "--users", "3", "--spawn-rate", "3", "--duration", "6s", "--yes",
              "--reports-dir", str(reports), "--", "--base-url", f"ws://127.0.0.1:{port}"],
-            env=canary_env(), capture_output=True, timeout=300, cwd=REPO,
+            env=canary_env(gateway), capture_output=True, timeout=300, cwd=REPO,
         )
     output = done.stdout + done.stderr
     assert leaks(output) == [], "stdout/stderr"
     files = [p for p in reports.rglob("*") if p.is_file() and not p.is_symlink()]
-    assert any(p.name == "run.json" for p in files), output.decode(errors="replace")[-2000:]
+    summaries = [p for p in files if p.name == "summary.json"]
+    assert summaries, output.decode(errors="replace")[-2000:]
+    sessions = json.loads(summaries[0].read_text(encoding="utf-8"))["sessions"]
+    if gateway == GATEWAY:  # the emulator accepts only the canary: it really was sent
+        assert sessions["ok"] > 0, sessions
+    else:
+        assert sessions["failed"] > 0, sessions
     for path in files:
         assert leaks(path.read_bytes()) == [], str(path)
