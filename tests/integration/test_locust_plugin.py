@@ -167,3 +167,28 @@ def test_a_refusing_target_stops_before_load(tmp_path: Path) -> None:
             _environment(StandInUser, port, tmp_path / "run")
     assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
     assert not (tmp_path / "run").exists()
+
+
+class FluxTypedUser(StandInUser):
+    user_type = "flux"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fixtures", "no_such_fixture"], "no fixture named 'no_such_fixture'"),
+        (["--frame-ms", "25"], "--frame-ms 25 is not a positive multiple of 10 ms"),
+    ],
+)
+def test_bad_input_stops_before_load_with_one_line(
+    tmp_path: Path,
+    listening_port: int,
+    caplog: pytest.LogCaptureFixture,
+    argv: list[str],
+    message: str,
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _environment(FluxTypedUser, listening_port, tmp_path / "run", *argv)
+    assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and message in errors[0]

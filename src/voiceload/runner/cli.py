@@ -31,8 +31,10 @@ from types import FrameType
 from typing import Any, TextIO
 
 from voiceload.errors import ConfigError, VoiceloadError
+from voiceload.fixtures import load_manifest
 from voiceload.runner import artifacts
 from voiceload.runner.options import check_frame_ms
+from voiceload.runner.sessions import build_pools
 from voiceload.spend import POLITE_LOAD, polite_load
 from voiceload.targets import is_loopback
 
@@ -341,6 +343,8 @@ def main(args: argparse.Namespace) -> int:
         check_frame_ms(args.frame_ms)
     if args.duration is not None:
         parse_duration_s(args.duration)
+    if args.fixtures is not None:  # unknown names fail here, before the emulator starts
+        build_pools(load_manifest(), [n.strip() for n in args.fixtures.split(",") if n.strip()])
     if not LOCUSTFILE.is_file():
         raise ConfigError(f"{LOCUSTFILE} not found: run voiceload run from the repository root")
     stop_timeout_s = float(read_scenario(scenario).get("stop-timeout", "0") or 0)
