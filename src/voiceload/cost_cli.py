@@ -72,6 +72,8 @@ def format_projection(
     chars = ", ".join(f"{c:,.0f} chars {m}" for m, c in usage.aura_chars.items()) or "no Aura"
     pub, guide = pricing.published, pricing.guide
     days = f"{proj.days_per_month:.0f} days"
+    covered = (f"{proj.free_sessions_per_day:,}" if proj.free_sessions_per_day >= 0
+               else "any number of")
     return [
         f"Per session: {usage.flux_audio_minutes:.2f} Flux audio min, {chars}, "
         f"{usage.connections:g} WebSockets, {usage.duration_s:.0f} s long",
@@ -84,7 +86,7 @@ def format_projection(
         f"  {guide.name}: {proj.guide_flux_requests_per_day:,.0f} Flux + "
         f"{proj.guide_aura_requests_per_day:,.0f} Aura requests/day "
         f"-> ${proj.guide_usd_per_day:,.2f}/day, ${proj.guide_usd_per_month:,.2f}/{days}",
-        f"  Free allocation covers {proj.free_sessions_per_day:,} sessions/day.",
+        f"  Free allocation covers {covered} sessions/day.",
         f"  Verdict: {proj.verdict}",
         f"  Workers Free: {proj.free_plan_note}",
         f"Capacity: peak concurrency {cap.formula}; "

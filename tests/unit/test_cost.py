@@ -233,3 +233,12 @@ def test_cost_command_json(capsys: pytest.CaptureFixture[str]) -> None:
     # 2,000 x (700 + 0.3 x 1,363.64) = 2,218,184 neurons
     assert data["projection"]["neurons_per_day"] == pytest.approx(2_218_184, abs=1)
     assert data["capacity"]["asr_limit_per_minute"] == 720
+
+
+def test_cost_command_with_no_billable_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    from voiceload import cli
+
+    assert cli.main(["cost", "--flux-minutes", "0", "--aura-chars", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "covers any number of sessions/day" in out
+    assert "Holds" in out
