@@ -23,9 +23,9 @@ make no distributional assumption:
 2. **Minimum practical effect.** A change smaller than the harness can measure, or too small to
    matter, is never a regression: ``floor = max(harness error at that percentile, relative_floor
    x baseline)``. The harness error is the run's own send-lag + receive-delay percentile
-   (``flux.send_lag`` + ``harness.recv_delay``, the larger of the two runs), or the error
-   measured on this kind of machine (measurements.md §2.3: +1 ms p50, +3.5 ms p99) when a run
-   did not record them.
+   (``flux.send_lag`` + ``harness.recv_delay``, the larger of the two runs), and never less
+   than the error measured on this kind of machine (measurements.md §2.3: +1 ms p50, +3.5 ms
+   p99). A loaded load generator lags more, so its own numbers raise the floor.
 3. **Verdict.** *regressed* only when the whole CI lies above ``+floor``; *improved* only when
    it lies below ``-floor``; otherwise *within noise*. A 2 ms change on 30 samples is noise
    twice over: its CI spans zero and it is under the floor.
@@ -69,7 +69,6 @@ import numpy.typing as npt
 
 from voiceload import cost, metrics
 from voiceload.errors import ConfigError
-from voiceload.metrics import IntervalHistogram, Phase, merged_histogram
 
 #: Percentiles compared, by their summary.json key.
 COMPARED_STATS: Final[dict[str, float]] = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
@@ -284,21 +283,20 @@ def _combine(verdicts: Sequence[Verdict], harness: bool = False) -> Verdict:
     return Verdict.INSUFFICIENT if Verdict.INSUFFICIENT in verdicts else Verdict.NOT_JUDGED
 
 
-def harness_error_ms(
-    *runs: Mapping[str, Buckets],
-) -> dict[str, float]:
-    """The harness's error at each compared percentile: the larger over ``runs`` of that run's
-    ``flux.send_lag`` + ``harness.recv_delay`` percentile, or :data:`DEFAULT_HARNESS_ERROR_MS`
-    for a run that measured neither."""
-    out = dict.fromkeys(COMPARED_STATS, 0.0)
+def harness_error_ms(*runs: Mapping[str, Buckets]) -> dict[str, float]:
+    """The harness's error at each compared percentile, in ms.
+
+    Per run: that run's ``flux.send_lag`` + ``harness.recv_delay`` percentile (what it measured
+    of its own lateness), but never less than :data:`DEFAULT_HARNESS_ERROR_MS` (the error
+    measured on this kind of machine, which a run that did not measure receive delay still
+    has). The result is the larger over ``runs``.
+    """
+    out = dict(DEFAULT_HARNESS_ERROR_MS)
     for run in runs:
         present = [run[m] for m in HARNESS_ERROR_METRICS if m in run and run[m].total]
         for stat, p in COMPARED_STATS.items():
-            if present:
-                err = sum(percentile_us(b, p) for b in present) / metrics.US_PER_MS
-            else:
-                err = DEFAULT_HARNESS_ERROR_MS[stat]
-            out[stat] = max(out[stat], err)
+            measured = sum(percentile_us(b, p) for b in present) / metrics.US_PER_MS
+            out[stat] = max(out[stat], measured)
     return out
 
 
@@ -472,14 +470,14 @@ class RunData:
     sessions: Sequence[Mapping[str, str]]
 
     @classmethod
-    def from_files(
-        cls, run_id: str, hlogs: Mapping[str, Sequence[IntervalHistogram]],
+    def from_histograms(
+        cls, run_id: str, steady_histograms: Mapping[str, Any],
         summary: Mapping[str, Any] | None, sessions: Sequence[Mapping[str, str]] | None,
     ) -> RunData:
-        """Merge each metric's steady intervals; metrics without steady samples are left out."""
+        """From each metric's merged steady-phase ``hdrh`` histogram (empty ones are left out)."""
         histograms = {}
-        for name, intervals in hlogs.items():
-            buckets = Buckets.from_histogram(merged_histogram(intervals, Phase.STEADY))
+        for name, histogram in steady_histograms.items():
+            buckets = Buckets.from_histogram(histogram)
             if buckets.total:
                 histograms[name] = buckets
         return cls(run_id, histograms, summary or {}, sessions or [])
@@ -612,8 +610,8 @@ def _fmt_ms(value: float | None) -> str:
 
 
 def _fmt_change(s: StatComparison) -> str:
-    pct = "" if s.change_pct is None else f" ({s.change_pct:+.1f} %)"
-    return f"{s.change_ms:+,.1f}{pct}"
+    pct = "" if s.change_pct is None else f", {s.change_pct:+.1f} %"
+    return f"{s.change_ms:+,.1f} ms{pct}"
 
 
 _MARK: Final = {Verdict.REGRESSED: "**regressed**", Verdict.IMPROVED: "improved",
@@ -666,14 +664,20 @@ def markdown(c: Comparison) -> str:
                      + ".")
     for note in c.notes:
         lines.append(f"\nNote: {note}.")
+    lines += ["", f"<sub>{rule_text(c)}</sub>", ""]
+    return "\n".join(lines)
+
+
+def rule_text(c: Comparison) -> str:
+    """One paragraph saying which rule decided the verdicts, with this comparison's numbers."""
     r = c.rules
     err = ", ".join(f"{k} {v:.1f} ms" for k, v in c.harness_error_ms.items())
-    lines += ["", f"<sub>Rule: regressed only when the whole {100 * r.confidence:g} % bootstrap "
-              f"CI ({r.resamples} resamples of each run's merged histogram) of the percentile "
-              f"change lies above max(harness error, {100 * r.relative_floor:g} % of baseline); "
-              f"harness error {err}; a percentile needs ≥{r.min_tail_samples} samples beyond it "
-              "in both runs. Error rate: Fisher's exact test.</sub>", ""]
-    return "\n".join(lines)
+    return (f"Rule: a percentile regressed only when the whole {100 * r.confidence:g} % "
+            f"bootstrap CI ({r.resamples} resamples of each run's merged histogram) of its "
+            f"change lies above max(harness error, {100 * r.relative_floor:g} % of baseline); "
+            f"harness error {err}; a percentile needs ≥{r.min_tail_samples} samples beyond it "
+            "in both runs. Error rate: Fisher's exact test; WER and cost: bootstrap CI of the "
+            "change of the mean.")
 
 
 def _valid_text(valid: bool | None) -> str:

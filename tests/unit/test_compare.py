@@ -138,14 +138,16 @@ def test_the_verdicts_are_deterministic() -> None:
 
 
 def test_harness_error_adds_send_lag_and_receive_delay_and_takes_the_larger_run() -> None:
-    lag = Buckets.from_values([1000] * 100)  # 1 ms
-    recv = Buckets.from_values([2000] * 100)  # 2 ms
-    big_lag = Buckets.from_values([4000] * 100)
+    lag = Buckets.from_values([2000] * 100)  # 2 ms
+    recv = Buckets.from_values([3000] * 100)  # 3 ms
+    big_lag = Buckets.from_values([6000] * 100)
     err = harness_error_ms({"flux.send_lag": lag, "harness.recv_delay": recv},
                            {"flux.send_lag": big_lag})
-    assert err == pytest.approx({"p50": 4.0, "p90": 4.0, "p99": 4.0}, abs=0.01)
+    assert err == pytest.approx({"p50": 6.0, "p90": 6.0, "p99": 6.0}, abs=0.01)
     err = harness_error_ms({"flux.send_lag": lag, "harness.recv_delay": recv})
-    assert err == pytest.approx({"p50": 3.0, "p90": 3.0, "p99": 3.0}, abs=0.01)
+    assert err == pytest.approx({"p50": 5.0, "p90": 5.0, "p99": 5.0}, abs=0.01)
+    tiny = Buckets.from_values([100] * 100)  # 0.1 ms: the machine's measured error still holds
+    assert harness_error_ms({"flux.send_lag": tiny}) == DEFAULT_HARNESS_ERROR_MS
     assert harness_error_ms({}) == DEFAULT_HARNESS_ERROR_MS
 
 
