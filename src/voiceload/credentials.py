@@ -18,7 +18,8 @@ Contracts:
   redacted; :meth:`Secret.reveal` is the one way to the value) and registered, so that
   :func:`redact` removes it — and its base64 and URL-encoded forms — from any text.
 - :class:`RedactingFilter` applies :func:`redact` to log records; :func:`install_log_redaction`
-  puts it on every record this process creates.
+  puts it on every record this process creates, and :func:`load_credentials` turns it on as
+  soon as it loads a secret.
 
 A redacted secret becomes :data:`REDACTED` followed, for secrets of 16 characters or more, by
 ``…`` and its last 4 characters (enough to tell two tokens apart, never enough to use one).
@@ -321,8 +322,9 @@ def load_credentials(
     """Read the guide's four variables from ``env_file`` (skipped when ``None`` or absent) and
     ``environ`` (default ``os.environ``); a non-empty environment value wins over the file.
 
-    Both secrets are registered for :func:`redact` before this returns. A file that exists but
-    cannot be read raises :class:`~voiceload.errors.ConfigError`."""
+    Both secrets are registered for :func:`redact`, and when there is one,
+    :func:`install_log_redaction` is on, before this returns. A file that exists but cannot be
+    read raises :class:`~voiceload.errors.ConfigError`."""
     env = os.environ if environ is None else environ
     from_file: dict[str, str | None] = {}
     if env_file is not None and env_file.exists():
@@ -344,6 +346,10 @@ def load_credentials(
     for secret in (token, key):
         if secret:
             register_secret(secret)
+    if token or key:
+        # A process that holds a secret redacts its logs: websockets logs every request
+        # header at DEBUG, and Locust's --loglevel DEBUG turns that on.
+        install_log_redaction()
     return Credentials(
         account_id=values.get(ACCOUNT_ID_VAR),
         gateway_id=values.get(GATEWAY_ID_VAR),

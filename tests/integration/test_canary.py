@@ -223,7 +223,8 @@ def test_a_full_small_run_produces_no_canary_anywhere(tmp_path: Path, gateway: s
         done = subprocess.run(
             [sys.executable, "-m", "voiceload.cli", "run", "--target", "gateway",
              "--users", "3", "--spawn-rate", "3", "--duration", "6s", "--yes",
-             "--reports-dir", str(reports), "--", "--base-url", f"ws://127.0.0.1:{port}"],
+             "--reports-dir", str(reports), "--", "--base-url", f"ws://127.0.0.1:{port}",
+             "--loglevel", "DEBUG"],  # websockets logs every request header at DEBUG
             env=canary_env(gateway), capture_output=True, timeout=300, cwd=REPO,
         )
     output = done.stdout + done.stderr
