@@ -187,17 +187,24 @@ class RedactingFilter(logging.Filter):
 
 
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    """Redact ``record`` in place (see :class:`RedactingFilter`) and return it."""
-    if getattr(record, "_voiceload_redacted", False):
+    """Redact ``record`` in place (see :class:`RedactingFilter`) and return it.
+
+    A record whose text holds no registered secret is left exactly as it was (``msg`` and
+    ``args`` untouched); one that does gets its formatted, redacted message as ``msg`` and no
+    ``args``."""
+    if getattr(record, "_voiceload_redacted", False) or not _replacements:
         return record
     try:
         message = record.getMessage()
     except Exception:  # a malformed %-format: keep what there is, redacted
         message = f"{record.msg!s} {record.args!r}"
-    record.msg = redact(message)
-    record.args = None
+    redacted = redact(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
     if record.exc_info and not record.exc_text:
-        record.exc_text = logging.Formatter().formatException(record.exc_info)
+        text = logging.Formatter().formatException(record.exc_info)
+        if redact(text) != text:
+            record.exc_text = text
     if record.exc_text:
         record.exc_text = redact(record.exc_text)
     if record.stack_info:

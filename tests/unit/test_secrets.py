@@ -247,3 +247,11 @@ def test_require_names_the_file_that_was_read(tmp_path: Path) -> None:
     creds = load_credentials(env_file, environ={})
     with pytest.raises(ConfigError, match=f"add it to {env_file} or the environment"):
         creds.require(["CLOUDFLARE_API_TOKEN"])
+
+
+def test_records_without_secrets_are_left_untouched() -> None:
+    register_secret(TOKEN)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "count %d of %s", (3, "y"), None)
+    RedactingFilter().filter(record)
+    assert (record.msg, record.args) == ("count %d of %s", (3, "y"))
+    assert record.getMessage() == "count 3 of y"
