@@ -1,7 +1,8 @@
 """Canary: a distinctive token goes in; not one byte of what voiceload produces may contain it.
 
-The emulator is started with the canary as its token and every route is reached through the
-``gateway`` target with ``--base-url``, so the token really travels in every upgrade. Then every
+The emulator is started with the canary as its token (in-process, or as ``voiceload emulate
+--token <canary>`` for the full run) and reached through the ``gateway`` target with
+``--base-url``, so the token really travels in every upgrade. Then every
 byte produced — stdout, stderr, DEBUG logs (websockets logs request headers at DEBUG), session
 rows and error messages, and for a full ``voiceload run`` every file of the run directory — is
 searched for the token, its URL-encoded and base64 forms, and its first 12 characters (a
@@ -17,9 +18,11 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -199,10 +202,45 @@ def test_sessions_logs_rows_and_errors_carry_no_canary(
     assert leaks((tmp_path / "sessions.csv").read_bytes()) == []
 
 
+@contextmanager
+def emulator_process(tmp_path: Path) -> Iterator[str]:
+    """``voiceload emulate --port 0 --token <canary>`` as a child process; yields its URL."""
+    config = tmp_path / "emulator.toml"
+    config.write_text(
+        '[latency.flux]\neot_delay = {kind = "fixed", ms = 50}\n'
+        '[latency.aura]\nfirst_byte = {kind = "fixed", ms = 20}\n', encoding="utf-8")
+    log = tmp_path / "emulator.out"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voiceload.cli", "emulate", "--port", "0", "--token", CANARY,
+             "--account", ACCOUNT, "--gateway", GATEWAY, "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+    try:
+        url = None
+        for _ in range(300):  # at most 30 s
+            match = re.search(rb"listening on (ws://[\w.]+:\d+)", log.read_bytes())
+            if match:
+                url = match.group(1).decode()
+                break
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert url, log.read_text(errors="replace")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def _full_run_ready() -> str | None:
     """Why the full-run canary cannot run yet (None: it can)."""
-    if "run" not in COMMANDS:
-        return "`voiceload run` is not in voiceload.cli.COMMANDS yet"
+    if "run" not in COMMANDS or "emulate" not in COMMANDS:
+        return "`voiceload run` or `voiceload emulate` is not in voiceload.cli.COMMANDS yet"
     from voiceload.runner.options import RunSettings
 
     if "base_url" not in {f.name for f in dataclasses.fields(RunSettings)}:
@@ -219,11 +257,11 @@ def test_a_full_small_run_produces_no_canary_anywhere(tmp_path: Path, gateway: s
     if why is not None:
         pytest.skip(why)
     reports = tmp_path / "reports"
-    with running_emulator(FAST) as port:
+    with emulator_process(tmp_path) as emulator_url:
         done = subprocess.run(
             [sys.executable, "-m", "voiceload.cli", "run", "--target", "gateway",
              "--users", "3", "--spawn-rate", "3", "--duration", "6s", "--yes",
-             "--reports-dir", str(reports), "--", "--base-url", f"ws://127.0.0.1:{port}",
+             "--reports-dir", str(reports), "--", "--base-url", emulator_url,
              "--loglevel", "DEBUG"],  # websockets logs every request header at DEBUG
             env=canary_env(gateway), capture_output=True, timeout=300, cwd=REPO,
         )
