@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-fast lint fixtures emulator bench clean
+.PHONY: help venv test test-fast lint fixtures emulator bench bench-ci clean
 
 help:
 	@echo "make test       run the test suite (creates .venv if missing or stale)"
@@ -12,6 +12,7 @@ help:
 	@echo "make fixtures   regenerate synthetic fixtures (needs espeak-ng and sox)"
 	@echo "make emulator   start the bundled emulator on 127.0.0.1:8787"
 	@echo "make bench      benchmark against the bundled emulator (USERS=, DURATION=, SCENARIO=)"
+	@echo "make bench-ci   CI gate: 40 s run, SLOs + validity, junit.xml (BASELINE=NAME compares)"
 
 venv: $(STAMP)
 
@@ -45,6 +46,14 @@ DURATION ?=
 bench: $(STAMP)
 	$(BIN)/voiceload run --scenario $(SCENARIO) $(if $(USERS),--users $(USERS)) \
 		$(if $(DURATION),--duration $(DURATION)) $(BENCH_ARGS)
+
+# make bench-ci [BASELINE=NAME] [SLO=FILE] [CI_DURATION=40s] [CI_USERS=6] [CI_ARGS='-- --target URL']
+# The CI gate: short run, report with SLO + validity check, optional baseline comparison.
+CI_DURATION ?= 40s
+CI_USERS    ?= 6
+bench-ci: $(STAMP)
+	$(BIN)/python scripts/bench_ci.py --duration $(CI_DURATION) --users $(CI_USERS) \
+		$(if $(BASELINE),--baseline $(BASELINE)) $(if $(SLO),--slo $(SLO)) $(CI_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
