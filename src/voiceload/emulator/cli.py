@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -35,6 +36,7 @@ READY_PREFIX = "voiceload emulator listening on "
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _CHILD_READY_TIMEOUT_S = 30.0
 _CHILD_STOP_TIMEOUT_S = 10.0
+_LAG_PROBE_S = 0.05
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -127,7 +129,7 @@ async def _serve(
     trace_path: Path | None,
     on_ready: Callable[[], None],
 ) -> None:
-    """Serve on ``sock`` until SIGINT/SIGTERM; flush the trace every half second."""
+    """Serve on ``sock`` until SIGINT/SIGTERM; trace loop lag every 50 ms, flush every 0.5 s."""
     from voiceload.emulator.server import ServerOptions, start
     from voiceload.emulator.trace import TraceWriter
 
@@ -140,12 +142,18 @@ async def _serve(
     server, _ = await start(options, sock=sock, trace=trace)
     on_ready()
     try:
-        while not stop.is_set():
+        for tick in itertools.count():
+            due = loop.time() + _LAG_PROBE_S
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.5):
+                async with asyncio.timeout_at(due):
                     await stop.wait()
-            if trace is not None:
-                trace.flush()
+            if stop.is_set():
+                break
+            if trace is not None:  # how late the loop ran this wakeup: queueing of all work
+                lag_us = int((loop.time() - due) * 1e6)
+                trace.write({"ev": "lag", "ns": time.monotonic_ns(), "lag_us": lag_us})
+                if tick % 10 == 9:
+                    trace.flush()
     finally:
         server.close()  # closes open connections with 1001 going away
         with contextlib.suppress(TimeoutError):

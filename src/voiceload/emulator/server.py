@@ -237,17 +237,19 @@ class EmulatorApp:
                     "tag": route.param("tag"),
                 }
             )
+        waker = _Waker(ws)
         try:
             if route.service is Service.FLUX:
-                await self._serve_flux(conn, accepted)
+                await self._serve_flux(conn, accepted, waker)
             else:
-                await self._serve_aura(conn, accepted)
+                await self._serve_aura(conn, accepted, waker)
         except ConnectionClosed:
             pass
         finally:
+            waker.close()
             conn.trace_close()
 
-    async def _serve_flux(self, conn: _Conn, accepted: _Accepted) -> None:
+    async def _serve_flux(self, conn: _Conn, accepted: _Accepted, waker: _Waker) -> None:
         route, plan = accepted.route, accepted.plan
         cfg = self.options.config
         latency = cfg.latency_for("flux", accepted.model)
@@ -295,7 +297,7 @@ class EmulatorApp:
                     return
                 if not await conn.send_flux(out, recv_ns):
                     return
-            data = await _recv_until(conn.ws, stream.next_wakeup_ns())
+            data = await waker.recv(stream.next_wakeup_ns())
             if data is None:  # a timer is due
                 recv_ns = None
                 continue
@@ -310,7 +312,7 @@ class EmulatorApp:
                 await conn.close(*_BAD_DATA)
                 return
 
-    async def _serve_aura(self, conn: _Conn, accepted: _Accepted) -> None:
+    async def _serve_aura(self, conn: _Conn, accepted: _Accepted, waker: _Waker) -> None:
         route, plan = accepted.route, accepted.plan
         cfg = self.options.config
         latency = cfg.latency_for("aura", accepted.model)
@@ -337,7 +339,7 @@ class EmulatorApp:
                     ok = await conn.send_text(out, record, recv_ns)
                 if not ok:
                     return
-            data = await _recv_until(conn.ws, min(stream.next_wakeup_ns() or end_ns, end_ns))
+            data = await waker.recv(min(stream.next_wakeup_ns() or end_ns, end_ns))
             if time.monotonic_ns() >= end_ns:  # Deepgram's 60-minute session cap
                 await conn.close(1000)
                 return
@@ -354,15 +356,58 @@ class EmulatorApp:
                 return
 
 
-async def _recv_until(ws: ServerConnection, wake_ns: int | None) -> str | bytes | None:
-    """The next client frame, or None once ``wake_ns`` (CLOCK_MONOTONIC ns) has passed."""
-    if wake_ns is None:
-        return await ws.recv()
-    try:
-        async with asyncio.timeout_at(wake_ns / 1e9):
-            return await ws.recv()
-    except TimeoutError:
-        return None
+class _Waker:
+    """``recv`` that returns None once a deadline passes, for one handler task.
+
+    Cheaper than ``asyncio.timeout`` around every ``recv`` (which allocates a timeout and a
+    timer per frame): the timer moves only when a deadline comes *earlier*. When it fires at a
+    stale, earlier deadline the caller just polls its stream and waits again. The timer cancels
+    the task only while it is inside ``recv``, which websockets documents as cancel-safe.
+    """
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._handle: asyncio.TimerHandle | None = None
+        self._at_ns: int | None = None
+        self._in_recv = False
+        self._fired = False
+
+    async def recv(self, wake_ns: int | None) -> str | bytes | None:
+        """The next client frame, or None once ``wake_ns`` (CLOCK_MONOTONIC ns) has passed."""
+        if wake_ns is not None and (self._at_ns is None or wake_ns < self._at_ns):
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = self._loop.call_at(wake_ns / 1e9, self._fire)  # loop.time is monotonic
+            self._at_ns = wake_ns
+        if self._fired:
+            self._fired = False
+            return None
+        self._in_recv = True
+        try:
+            return await self._ws.recv()
+        except asyncio.CancelledError:
+            if not self._fired or self._task.uncancel() > 0:
+                raise  # a real cancellation (server shutdown), not our timer
+            self._fired = False
+            return None
+        finally:
+            self._in_recv = False
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._at_ns = None
+        self._fired = True
+        if self._in_recv:
+            self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def _aura_record(text: str) -> dict[str, Any]:

@@ -9,7 +9,11 @@ harness's measurements can be checked against the emulator's ground truth:
   message sent (``type`` is ``"audio"`` with ``"bytes"`` for binary frames; ``proc_us`` is the time
   from reading the client frame that caused the message to handing the message to the socket,
   absent for timer-driven messages);
-- ``{"ev": "close", "conn", "pid", "ns", "code"}`` (``code`` null: closed without a status code).
+- ``{"ev": "close", "conn", "pid", "ns", "code"}`` (``code`` null: closed without a status code);
+- ``{"ev": "reject", "pid", "ns", "path", "status"}`` for a refused upgrade;
+- ``{"ev": "lag", "pid", "ns", "lag_us"}`` every 50 ms (``voiceload emulate`` only): how late the
+  event loop ran a timer, i.e. the queueing every frame waits before it is read, which
+  ``proc_us`` does not include.
 
 Lines are collected in memory and written with one ``os.write`` of whole lines on a file opened
 with ``O_APPEND``, every ``flush_bytes`` or on :meth:`TraceWriter.flush`. With ``--processes K``
