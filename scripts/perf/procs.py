@@ -1,0 +1,155 @@
+"""Pinned processes for ``make perf``: the emulator, the load generators, ``voiceload run``.
+
+Pinning: on a machine with two or more cores, load generators run on core 0 (``taskset -c
+0``) and the emulator on the last core, so neither steals the other's CPU. Every wait is
+bounded; every process started here is stopped here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from perf import PerfError
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "scripts" / "perf"
+VOICELOAD = [sys.executable, "-m", "voiceload.cli"]
+READY_PREFIX = "voiceload emulator listening on "
+START_LIMIT_S = 30.0
+STOP_LIMIT_S = 15.0
+
+
+def cores() -> tuple[str | None, str | None]:
+    """``(load_cores, emulator_cores)`` for ``taskset -c``; None when pinning is not possible."""
+    count = os.cpu_count() or 1
+    if count < 2 or shutil.which("taskset") is None:
+        return None, None
+    return "0", str(count - 1)
+
+
+def pinned(command: Sequence[str], cpu_list: str | None) -> list[str]:
+    return list(command) if cpu_list is None else ["taskset", "-c", cpu_list, *command]
+
+
+class EmulatorProcess:
+    """``voiceload emulate --port 0`` pinned to ``cpu_list``; a context manager that stops it."""
+
+    def __init__(
+        self, config: Path, cpu_list: str | None, *, trace: Path | None = None, processes: int = 1
+    ) -> None:
+        command = [*VOICELOAD, "emulate", "--port", "0", "--config", str(config),
+                   "--processes", str(processes)]  # fmt: skip
+        if trace is not None:
+            command += ["--trace", str(trace)]
+        self.process = subprocess.Popen(
+            pinned(command, cpu_list), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
+        )  # fmt: skip
+        try:
+            self.url = self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> str:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + START_LIMIT_S
+        fd = self.process.stdout.fileno()
+        os.set_blocking(fd, False)
+        seen = ""
+        while time.monotonic() < deadline and self.process.poll() is None:
+            with contextlib.suppress(BlockingIOError):
+                seen += os.read(fd, 4096).decode(errors="replace")
+            for line in seen.splitlines():
+                if line.startswith(READY_PREFIX):
+                    return line[len(READY_PREFIX) :].strip()
+            time.sleep(0.05)
+        self.stop()
+        raise PerfError(f"the emulator did not start within {START_LIMIT_S:g} s: {seen[-200:]!r}")
+
+    def cpu_seconds(self) -> float:
+        """User+system CPU of the emulator and its children so far (0 if it is gone)."""
+        import psutil
+
+        try:
+            proc = psutil.Process(self.process.pid)
+            procs = [proc, *proc.children(recursive=True)]
+            return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+        except psutil.Error:
+            return 0.0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_LIMIT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_LIMIT_S)
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_json(command: Sequence[str], cpu_list: str | None, limit_s: float) -> dict[str, Any]:
+    """Run a perf script pinned; return the JSON object on its last stdout line."""
+    try:
+        done = subprocess.run(
+            pinned(command, cpu_list), capture_output=True, text=True, timeout=limit_s, cwd=REPO
+        )
+    except subprocess.TimeoutExpired:
+        raise PerfError(f"{Path(command[1]).name} did not finish within {limit_s:g} s") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise PerfError(
+            f"{Path(command[1]).name} failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def script(name: str, *args: object) -> list[str]:
+    return [sys.executable, str(SCRIPTS / name), *map(str, args)]
+
+
+def voiceload_run(
+    emulator_url: str, users: int, frame_ms: int, duration_s: int, reports_dir: Path
+) -> dict[str, Any]:
+    """One ``voiceload run`` of Flux users (scenario ``flux-capacity``) against the emulator.
+
+    ``voiceload run`` pins Locust to core 0 itself. Returns ``{"summary", "run"}`` (the run's
+    summary.json and run.json). Spawn rate: all users within about 5 s.
+    """
+    spawn_rate = max(20, users // 5)
+    command = [*VOICELOAD, "run", "--scenario", "flux-capacity", "--users", str(users),
+               "--spawn-rate", str(spawn_rate), "--duration", f"{duration_s}s",
+               "--emulator-url", emulator_url, "--frame-ms", str(frame_ms), "--no-report",
+               "--reports-dir", str(reports_dir), "--", "--stop-timeout", "5"]  # fmt: skip
+    limit_s = duration_s + 90.0
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit_s, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        raise PerfError(f"voiceload run ({users} users) did not finish in {limit_s:g} s") from None
+    found = re.search(r"results in (\S+)", done.stdout)
+    run_dir = Path(found.group(1)) if found else None
+    if run_dir is None or not (run_dir / "summary.json").is_file():
+        raise PerfError(
+            f"voiceload run ({users} users) wrote no summary.json: {done.stderr.strip()[-300:]}"
+        )
+    return {
+        "summary": json.loads((run_dir / "summary.json").read_text(encoding="utf-8")),
+        "run": json.loads((run_dir / "run.json").read_text(encoding="utf-8")),
+    }

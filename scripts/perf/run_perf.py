@@ -1,0 +1,349 @@
+"""``make perf``: measure the harness's own capacity and accuracy; write docs/PERFORMANCE.md.
+
+    .venv/bin/python scripts/perf/run_perf.py            # full, about 15 minutes on 2 cores
+    PERF_QUICK=1 .venv/bin/python scripts/perf/run_perf.py   # under 3 minutes, coarser
+
+Sections (issue 9), all on loopback, load generators on core 0, emulator on the last core:
+
+1. capacity: largest Flux user count one ``voiceload run`` worker sustains with steady
+   ``flux.send_lag`` p99 <= 5 ms and no failed session, for 80 ms and 20 ms frames
+   (:class:`perf.search.CapacitySearch`), with the worker's and the emulator's CPU there;
+2. accuracy: :mod:`perf.harness_load` at 25/50/100 % of the 80 ms capacity against an emulator
+   with a fixed end-of-turn delay and Aura first-byte delay and ``--trace``; the harness's
+   ``flux.eot`` / ``aura.ttfb`` samples are matched to the trace per message (:mod:`perf.accuracy`);
+3. emulator capacity: streams per emulator process at its own processing p99 <= 2 ms (trace
+   ``proc_us``), 1 process pinned, 2 processes sharing both cores with the load client;
+4. report rendering of a synthetic one-hour run (``scripts/bench_report.py``'s generator);
+5. memory per stream: RSS slope over the accuracy runs (harness) and baseline trials;
+6. the plain-asyncio baseline (:mod:`perf.baseline`) searched the same way; ratio.
+
+Raw results are also written next to the page as docs/perf-results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from perf import PerfError
+from perf.accuracy import AURA_TTFB, FLUX_EOT, HarnessSample, error_summary_ms, match, read_trace
+from perf.memory import SlopeFit, rss_slope
+from perf.procs import REPO, EmulatorProcess, cores, run_json, script, voiceload_run
+from perf.search import CapacitySearch
+from perf.sorted_stats import summary
+
+SEND_LAG_BUDGET_MS = 5.0
+EMULATOR_PROC_BUDGET_MS = 2.0
+EOT_DELAY_MS = 300
+FIRST_BYTE_MS = 50
+AURA_INTERVAL_S = 2.5
+PAGE = REPO / "docs" / "PERFORMANCE.md"
+RESULTS = REPO / "docs" / "perf-results.json"
+NOTES = Path(__file__).with_name("notes.md")
+EMULATOR_CONFIG = f"""\
+[latency.flux]
+handshake = {{kind = "fixed", ms = 0}}
+first_response = {{kind = "fixed", ms = 0}}
+eot_delay = {{kind = "fixed", ms = {EOT_DELAY_MS}}}
+[latency.aura]
+handshake = {{kind = "fixed", ms = 0}}
+first_byte = {{kind = "fixed", ms = {FIRST_BYTE_MS}}}
+"""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how far each section searches (full vs PERF_QUICK=1)."""
+
+    quick: bool
+    frames_ms: tuple[int, ...]
+    runner_duration_s: int
+    runner_trials: int
+    ramp_s: float
+    warmup_s: float
+    measure_s: float
+    baseline_trials: int
+    emulator_trials: int
+    emulator_processes: tuple[int, ...]
+
+    @classmethod
+    def from_env(cls) -> Plan:
+        if os.environ.get("PERF_QUICK") == "1":
+            return cls(True, (80,), 12, 2, 2.0, 1.0, 4.0, 2, 2, (1,))
+        return cls(False, (80, 20), 25, 5, 3.0, 2.0, 10.0, 5, 4, (1, 2))
+
+
+SEARCH_START = {80: dict(start=400, max_n=3000, granularity=50),
+                20: dict(start=150, max_n=1500, granularity=25)}  # fmt: skip
+QUICK_START = {80: dict(start=300, max_n=3000, granularity=50, factor=2.0)}
+
+
+def log(message: str) -> None:
+    print(f"[perf {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def search(
+    name: str, settings: dict[str, Any], trials: int, trial: Callable[[int], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run a capacity search; each trial result must carry ``passed``."""
+    s = CapacitySearch(**settings, max_trials=trials)
+    results: list[dict[str, Any]] = []
+    while (n := s.next_n()) is not None:
+        try:
+            result = trial(n)
+        except PerfError as exc:
+            result = {"streams": n, "passed": False, "error": str(exc)}
+        result["streams"] = n
+        results.append(result)
+        s.record(n, bool(result["passed"]))
+        lag = result.get("send_lag_p99_ms")
+        log(f"{name}: {n} streams -> p99 {lag if lag is None else round(lag, 2)} ms, "
+            f"{'pass' if result['passed'] else 'FAIL'} {result.get('error', '')}")  # fmt: skip
+    best = next((r for r in results if r["streams"] == s.capacity and r["passed"]), None)
+    return {"capacity": s.capacity, "hit_max": s.hit_max, "at_capacity": best, "trials": results}
+
+
+def runner_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, reports: Path) -> Callable[
+    [int], dict[str, Any]
+]:
+    def trial(n: int) -> dict[str, Any]:
+        cpu0, t0 = emu.cpu_seconds(), time.monotonic()
+        out = voiceload_run(emu.url, n, frame_ms, plan.runner_duration_s, reports)
+        emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+        metrics = out["summary"].get("metrics", {})
+        lag = metrics.get("flux.send_lag", {}).get("p99")
+        sessions = out["summary"].get("sessions", {})
+        workers = out["run"].get("workers", [])
+        cpu = max((w.get("cpu_percent_mean") or 0.0 for w in workers), default=None)
+        cpu_max = max((w.get("cpu_percent_max") or 0.0 for w in workers), default=None)
+        return {
+            "passed": lag is not None and lag <= SEND_LAG_BUDGET_MS and not sessions.get("failed"),
+            "send_lag_p99_ms": lag, "send_lag_p50_ms": metrics.get("flux.send_lag", {}).get("p50"),
+            "worker_cpu_mean": cpu, "worker_cpu_max": cpu_max, "emulator_cpu_run_avg": emu_cpu,
+            "sessions": sessions.get("total"), "failed": sessions.get("failed"),
+            "valid": out["summary"].get("validity", {}).get("valid"),
+        }  # fmt: skip
+
+    return trial
+
+
+def load_args(plan: Plan, url: str, n: int, frame_ms: int) -> list[object]:
+    return ["--base-url", url, "--streams", n, "--frame-ms", frame_ms, "--ramp-s", plan.ramp_s,
+            "--warmup-s", plan.warmup_s, "--measure-s", plan.measure_s]  # fmt: skip
+
+
+def limit_s(plan: Plan) -> float:
+    return plan.ramp_s * 2 + plan.warmup_s + plan.measure_s + 90.0
+
+
+def baseline_trial(url: str, frame_ms: int, plan: Plan, cpus: str | None) -> Callable[
+    [int], dict[str, Any]
+]:
+    def trial(n: int) -> dict[str, Any]:
+        out = run_json(script("baseline.py", *load_args(plan, url, n, frame_ms)), cpus,
+                       limit_s(plan))  # fmt: skip
+        lag = out["send_lag_ms"]
+        return {
+            "passed": lag is not None and lag["p99"] <= SEND_LAG_BUDGET_MS and not out["errors"],
+            "send_lag_p99_ms": lag and lag["p99"], "send_lag_p50_ms": lag and lag["p50"],
+            "cpu_percent": out["cpu_percent"], "rss_bytes": out["rss_bytes"],
+            "errors": out["errors"],
+        }  # fmt: skip
+
+    return trial
+
+
+def accuracy(
+    config: Path, capacity: int, plan: Plan, cpus: tuple[str | None, str | None], tmp: Path
+) -> list[dict[str, Any]]:
+    """Harness vs emulator trace at 25/50/100 % of ``capacity`` (80 ms frames)."""
+    rows = []
+    for fraction in (0.25, 0.5, 1.0):
+        n = max(1, round(capacity * fraction))
+        aura = max(2, n // 50)
+        trace = tmp / f"trace-{n}.jsonl"
+        samples_path = tmp / f"samples-{n}.jsonl"
+        with EmulatorProcess(config, cpus[1], trace=trace) as emu:
+            cpu0, t0 = emu.cpu_seconds(), time.monotonic()
+            args = [*load_args(plan, emu.url, n, 80), "--aura-sessions", aura,
+                    "--aura-interval-s", AURA_INTERVAL_S, "--samples-out", samples_path]
+            out = run_json(script("harness_load.py", *args), cpus[0], limit_s(plan))
+            emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+        truth = read_trace(trace.read_text(encoding="utf-8").splitlines())
+        samples = [HarnessSample(**json.loads(line))
+                   for line in samples_path.read_text(encoding="utf-8").splitlines()]  # fmt: skip
+        row: dict[str, Any] = {"fraction": fraction, "streams": n, "aura_sessions": aura,
+                               "harness": out, "emulator_cpu_run_avg": emu_cpu}  # fmt: skip
+        for metric in (FLUX_EOT, AURA_TTFB):
+            try:
+                row[metric] = error_summary_ms(match(samples, truth, metric))
+            except PerfError as exc:
+                row[metric] = {"error": str(exc)}
+        values = [s.value_us / 1000 for s in samples if s.metric == FLUX_EOT]
+        row["flux.eot_measured"] = summary(values) if values else None
+        rows.append(row)
+        log(f"accuracy at {n} streams: eot {row[FLUX_EOT]}, ttfb {row[AURA_TTFB]}")
+    return rows
+
+
+def emulator_capacity(
+    config: Path, processes: int, plan: Plan, cpus: tuple[str | None, str | None], tmp: Path
+) -> dict[str, Any]:
+    """Streams (80 ms frames) at which the emulator's own processing p99 stays <= 2 ms."""
+    both = None if cpus[0] is None else f"{cpus[0]},{cpus[1]}"
+    emu_cpus, load_cpus = (cpus[1], cpus[0]) if processes == 1 else (both, both)
+
+    def trial(n: int) -> dict[str, Any]:
+        trace = tmp / f"emu-{processes}-{n}.jsonl"
+        with EmulatorProcess(config, emu_cpus, trace=trace, processes=processes) as emu:
+            cpu0, t0 = emu.cpu_seconds(), time.monotonic()
+            out = run_json(script("baseline.py", *load_args(plan, emu.url, n, 80)), load_cpus,
+                           limit_s(plan))  # fmt: skip
+            emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+        proc_ms = steady_processing_ms(trace, plan)
+        lag = out["send_lag_ms"]
+        return {
+            "passed": bool(proc_ms) and proc_ms["p99"] <= EMULATOR_PROC_BUDGET_MS,
+            "processing_ms": proc_ms, "emulator_cpu_run_avg": emu_cpu,
+            "client_send_lag_p99_ms": lag and lag["p99"], "send_lag_p99_ms": proc_ms.get("p99"),
+        }  # fmt: skip
+
+    settings = dict(start=300 if plan.quick else 400, max_n=3000, granularity=50)
+    return search(f"emulator x{processes}", settings, plan.emulator_trials, trial)
+
+
+def steady_processing_ms(trace: Path, plan: Plan) -> dict[str, float]:
+    """``proc_us`` of messages sent in the steady window (from the first open + ramp + warmup)."""
+    first_open: int | None = None
+    procs: list[tuple[int, int]] = []
+    for line in trace.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec.get("ev") == "open":
+            first_open = rec["ns"] if first_open is None else min(first_open, rec["ns"])
+        elif rec.get("ev") == "send" and "proc_us" in rec:
+            procs.append((rec["send_ns"], rec["proc_us"]))
+    if first_open is None:
+        return {}
+    start = first_open + round((plan.ramp_s + plan.warmup_s) * 1e9)
+    end = start + round(plan.measure_s * 1e9)
+    values = [p / 1000 for ns, p in procs if start <= ns < end]
+    return summary(values) if values else {}
+
+
+def report_rendering() -> dict[str, Any]:
+    sys.path.insert(0, str(REPO / "scripts"))
+    from make_golden_run import generate_run  # bench_report.py's synthetic one-hour run
+    from voiceload.report import cli as report_cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        generate_run(run_dir, seed=1, duration_s=3600.0, interval_s=3.0, sessions_per_s=1.0,
+                     ramp_s=60.0, teardown_s=60.0, send_lag_every=25)  # fmt: skip
+        hlog_bytes = sum(p.stat().st_size for p in run_dir.glob("*.hlog"))
+        t0 = time.perf_counter()
+        _, paths = report_cli.render_run(run_dir)
+        render_s = time.perf_counter() - t0
+        return {"render_s": render_s, "html_bytes": paths["report"].stat().st_size,
+                "hlog_bytes": hlog_bytes}  # fmt: skip
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import psutil
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=REPO).stdout.strip()  # fmt: skip
+    return {"cpu_model": cpu_model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "os": platform.platform(), "commit": commit}  # fmt: skip
+
+
+def fit(points: list[tuple[int, int]]) -> SlopeFit | None:
+    try:
+        return rss_slope(points)
+    except PerfError:
+        return None
+
+
+def main() -> int:
+    plan = Plan.from_env()
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "quick": plan.quick,
+        "machine": machine(), "load_before": load_before,
+    }  # fmt: skip
+    cpus = cores()
+    with tempfile.TemporaryDirectory(prefix="voiceload-perf-") as tmp_name:
+        tmp = Path(tmp_name)
+        config = tmp / "emulator.toml"
+        config.write_text(EMULATOR_CONFIG, encoding="utf-8")
+        with EmulatorProcess(config, cpus[1]) as emu:
+            log(f"emulator {emu.url} on cpus {cpus[1]}; load on cpus {cpus[0]}")
+            for frame_ms in plan.frames_ms:
+                settings = (QUICK_START if plan.quick else SEARCH_START)[frame_ms]
+                results[f"runner_{frame_ms}"] = search(
+                    f"voiceload run {frame_ms} ms", settings, plan.runner_trials,
+                    runner_trial(emu, frame_ms, plan, tmp / "reports"),
+                )  # fmt: skip
+                results[f"baseline_{frame_ms}"] = search(
+                    f"asyncio baseline {frame_ms} ms", settings, plan.baseline_trials,
+                    baseline_trial(emu.url, frame_ms, plan, cpus[0]),
+                )  # fmt: skip
+        capacity_80 = results["runner_80"]["capacity"] or QUICK_START[80]["start"]
+        results["accuracy"] = accuracy(config, capacity_80, plan, cpus, tmp)
+        for processes in plan.emulator_processes:
+            results[f"emulator_x{processes}"] = emulator_capacity(config, processes, plan, cpus,
+                                                                  tmp)  # fmt: skip
+    log("report rendering (synthetic one-hour run)")
+    results["report"] = report_rendering()
+    harness_points = [(r["streams"], r["harness"]["rss_bytes"]) for r in results["accuracy"]
+                      if r["harness"].get("rss_bytes")]  # fmt: skip
+    baseline_points = [(t["streams"], t["rss_bytes"]) for t in results["baseline_80"]["trials"]
+                       if t.get("rss_bytes")]  # fmt: skip
+    results["memory"] = {
+        "harness": _fit_dict(fit(harness_points)), "harness_points": harness_points,
+        "baseline": _fit_dict(fit(baseline_points)), "baseline_points": baseline_points,
+    }  # fmt: skip
+    results["load_after"] = os.getloadavg()
+    results["elapsed_s"] = time.monotonic() - started
+    from perf.page import render_page
+
+    PAGE.write_text(render_page(results, NOTES), encoding="utf-8")
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    log(f"wrote {PAGE.relative_to(REPO)} in {results['elapsed_s']:.0f} s")
+    return 0
+
+
+def _fit_dict(f: SlopeFit | None) -> dict[str, float] | None:
+    if f is None:
+        return None
+    return {"slope_bytes_per_stream": f.slope_bytes_per_stream,
+            "intercept_bytes": f.intercept_bytes, "r2": f.r2, "points": f.points}  # fmt: skip
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except PerfError as exc:
+        print(f"make perf: error: {exc}", file=sys.stderr)
+        sys.exit(2)
