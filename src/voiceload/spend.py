@@ -178,6 +178,11 @@ def estimate_spend(
     )
 
 
+def _usd(amount: float) -> str:
+    """Dollars with cents, or to a hundredth of a cent below one dollar (so $0.0036 shows)."""
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:,.4f}"
+
+
 def format_estimate(estimate: SpendEstimate, target_label: str) -> str:
     """A few plain lines for the terminal: what the run will consume at most, and how to go on."""
     e = estimate
@@ -190,8 +195,8 @@ def format_estimate(estimate: SpendEstimate, target_label: str) -> str:
             f"({e.aura_users} Aura user(s) at {e.aura_chars_per_user_minute:,.0f} chars/min)",
             f"  Neurons      {e.neurons:,.0f} (the free allocation is "
             f"{e.free_neurons_per_day:,.0f} Neurons/day, shared by all models)",
-            f"  Dollars      ${e.usd_before_free_allocation:,.2f} if today's free allocation "
-            f"is used up, ${e.usd_after_free_allocation:,.2f} if it is untouched",
+            f"  Dollars      {_usd(e.usd_before_free_allocation)} if today's free allocation "
+            f"is used up, {_usd(e.usd_after_free_allocation)} if it is untouched",
         ]
     )
 

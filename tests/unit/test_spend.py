@@ -153,3 +153,10 @@ def test_gate_run_splits_locust_classes_and_maps_workers_ai_model_ids(pricing: P
 
 def test_split_users_accepts_locust_class_names() -> None:
     assert split_users(6, {"FluxUser": 2, "VoiceAgentUser": 1}) == (6, 2)
+
+
+def test_small_amounts_keep_their_digits(pricing: Pricing) -> None:
+    est = estimate_spend(flux_users=1, aura_users=0, run_time_s=30.0, pricing=pricing)
+    usd = est.usd_before_free_allocation
+    assert 0 < usd < 0.01
+    assert f"${usd:.4f}" in format_estimate(est, "gateway")
