@@ -155,6 +155,13 @@ def test_bad_routes_models_and_parameters_get_the_real_answers() -> None:
             gateway.bad_parameter("missing required parameter 'sample_rate'"),
         ),
         (
+            GATEWAY_FLUX.replace("16000", "0"),
+            gateway.bad_parameter(
+                "invalid value for 'sample_rate': '0', expected one of 8000, 16000, 24000,"
+                " 44100, 48000"
+            ),
+        ),
+        (
             GATEWAY_AURA + "&sample_rate=11025",
             gateway.bad_parameter(
                 "invalid value for 'sample_rate': '11025', expected one of 8000, 16000, 24000,"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import logging
 import threading
 import time
 import uuid
@@ -64,6 +65,9 @@ _HTTP_REASONS = {
 _GATEWAY_AUTH = (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTOCOL)
 _DIRECT_AUTH = (AuthForm.BEARER,)
 _DEEPGRAM_AUTH = (AuthForm.TOKEN, AuthForm.TOKEN_SUBPROTOCOL, AuthForm.BEARER)
+#: Flux's raw-audio sample rates (protocols.md §3.1); the VAD needs one of them.
+FLUX_SAMPLE_RATES = (8000, 16000, 24000, 44100, 48000)
+_log = logging.getLogger("voiceload.emulator")
 _BAD_DATA = (gateway.DEEPGRAM_BAD_AUDIO.code, gateway.DEEPGRAM_BAD_AUDIO.reason)
 _MALFORMED_JSON = '{"type":"TurnInfo","event":'  # a truncated message (fault injection)
 
@@ -202,6 +206,10 @@ class EmulatorApp:
             return gateway.unknown_model(route.model)
         if route.service is Service.FLUX:
             problem = gateway.flux_param_problem(route.params)
+            rate = route.param("sample_rate")
+            if problem is None and rate is not None and int(rate) not in FLUX_SAMPLE_RATES:
+                rates = ", ".join(map(str, FLUX_SAMPLE_RATES))
+                problem = f"invalid value for 'sample_rate': {rate!r}, expected one of {rates}"
         else:
             problem = aura_stream.param_problem(route.params)
         if problem is not None:
@@ -245,6 +253,10 @@ class EmulatorApp:
                 await self._serve_aura(conn, accepted, waker)
         except ConnectionClosed:
             pass
+        except Exception as exc:  # a bug here must not print a traceback or stop the server
+            _log.error("connection %d failed: %s: %s", conn.no, type(exc).__name__, exc)
+            with contextlib.suppress(ConnectionClosed):
+                await conn.close(1011, "internal error")
         finally:
             waker.close()
             conn.trace_close()
