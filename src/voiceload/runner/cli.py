@@ -383,6 +383,9 @@ def main(args: argparse.Namespace) -> int:
     report_code = 0 if args.no_report else _report(run_dir, sys.stdout)
     print()
     print(format_summary(json.loads(summary_path.read_text(encoding="utf-8"))))
+    run_json = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    if run_json.get("interrupted"):
+        print("run INTERRUPTED: the numbers cover only what was measured before the stop")
     print(f"\nresults: {run_dir}  (also {args.reports_dir / 'latest'})")
     if (run_dir / "report.html").is_file():
         print(f"report:  {run_dir / 'report.html'}")

@@ -69,6 +69,7 @@ LIVE_METRICS = frozenset(
 )  # fmt: skip
 
 CPU_SAMPLE_INTERVAL_S = 1.0
+DRAIN_NOTICE_MS = 5.0  # a local drain longer than this is logged (it delays frames)
 FINALISE_WAIT_S = 60.0  # bound on waiting for another greenlet to finish writing artifacts
 LOCAL_WORKER_ID = "local"
 EXIT_INVALID = 1
@@ -285,7 +286,12 @@ class RunPlugin:
         """Greenlet (local runs): hand the payload to the collector every reporting interval."""
         while True:
             gevent.sleep(self.settings.report_interval_s)
+            started_ns = time.monotonic_ns()
             self.absorb(self.take_payload(time.time()))
+            blocked_ms = (time.monotonic_ns() - started_ns) / 1e6
+            if blocked_ms > DRAIN_NOTICE_MS:
+                logger.debug("voiceload: merging the interval's histograms blocked users for"
+                             " %.1f ms", blocked_ms)  # fmt: skip
 
     # -- collector side ------------------------------------------------------------------------
 
