@@ -1,0 +1,50 @@
+"""`make bench-ci`'s script: a short run whose SLO gate fails when a limit is set below the
+measured value, with junit.xml, summary.json and report.html written all the same."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+HANG_GUARD_S = 240
+SLO_TOML = """[[slo]]
+metric = "flux.ttft"
+stat = "p50"
+limit_ms = 1          # far below any measured time to first transcript: must fail
+
+[[slo]]
+metric = "flux.first_response"
+stat = "p50"
+limit_ms = 60000      # a minute: must pass
+"""
+
+
+def test_the_slo_gate_fails_when_a_limit_is_below_the_measured_value(tmp_path: Path) -> None:
+    slo_file = tmp_path / "slo.toml"
+    slo_file.write_text(SLO_TOML, encoding="utf-8")
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_ci.py"), "--duration", "8s",
+         "--users", "4", "--slo", str(slo_file), "--reports-dir", str(reports),
+         "--", "--user-classes", "FluxUser", "--fixtures", "command_lights"],
+        capture_output=True, text=True, timeout=HANG_GUARD_S, check=False, cwd=REPO,
+    )
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "bench-ci: FAIL (" in done.stdout and "slo+validity" in done.stdout
+    run_dir = (reports / "latest").resolve()
+    for name in ("junit.xml", "summary.json", "report.html"):
+        assert (run_dir / name).is_file(), name
+    cases = {c.get("name"): c for c in ET.parse(run_dir / "junit.xml").getroot()}
+    assert cases["p50 flux.ttft <= 1 ms"].find("failure") is not None
+    assert cases["p50 flux.first_response <= 60000 ms"].find("failure") is None
+    slo = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["slo"]
+    ttft = next(r for r in slo if r["metric"] == "flux.ttft")
+    assert ttft["passed"] is False and ttft["measured_ms"] > ttft["limit_ms"]
