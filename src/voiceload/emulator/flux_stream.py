@@ -238,17 +238,9 @@ class FluxStream:
                     times.append(turn.eot_due_ns)
         return min(times) if times else None
 
-    def error(self, code: str, description: str) -> FluxError:
-        """A fatal ``Error`` message with the next sequence id (fault injection)."""
-        return self.machine.error(code, description)
-
     @property
     def closed(self) -> bool:
         return self._closed
-
-    @property
-    def received_s(self) -> float:
-        return self._received / self._sr
 
     # -- turns ----------------------------------------------------------------------------
 

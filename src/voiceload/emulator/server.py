@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -37,6 +38,7 @@ from voiceload.emulator import aura_stream, flux_stream
 from voiceload.emulator.behaviour import (
     Behaviour,
     ConnectionPlan,
+    Distribution,
     EmulatorConfig,
     FaultRule,
 )
@@ -431,7 +433,7 @@ def _aura_record(text: str) -> dict[str, Any]:
     return record
 
 
-def _draws(dist: Any, plan: ConnectionPlan) -> Iterator[float]:
+def _draws(dist: Distribution, plan: ConnectionPlan) -> Iterator[float]:
     """Endless draws from ``dist`` with the connection's own generator."""
     while True:
         yield dist.sample_ms(plan.rng)
@@ -570,7 +572,7 @@ async def start(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    sock: Any = None,
+    sock: socket.socket | None = None,
     trace: TraceWriter | None = None,
 ) -> tuple[Server, EmulatorApp]:
     """Start serving on ``host:port`` (or a ready socket); the caller closes the server."""
