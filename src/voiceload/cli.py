@@ -11,6 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from voiceload.credentials import redact
 from voiceload.errors import VoiceloadError
 
 # name -> (module implementing configure_parser/main, one-line help)
@@ -46,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args._main(args)
     except VoiceloadError as exc:
-        print(f"voiceload {args.command}: error: {exc}", file=sys.stderr)
+        # Safety net: no registered credential reaches the terminal, whatever raised.
+        print(f"voiceload {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

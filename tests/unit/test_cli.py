@@ -27,3 +27,34 @@ def test_every_command_module_provides_the_contract(name: str) -> None:
     module = importlib.import_module(cli.COMMANDS[name][0])
     assert callable(module.configure_parser)
     assert callable(module.main)
+
+
+def test_error_messages_are_redacted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from voiceload.credentials import forget_secrets, register_secret
+    from voiceload.errors import ConfigError
+
+    token = "CANARYtoken0123456789abcdefXYZ"
+    register_secret(token)
+
+    class Boom:
+        @staticmethod
+        def configure_parser(parser: argparse.ArgumentParser) -> None:
+            pass
+
+        @staticmethod
+        def main(args: argparse.Namespace) -> int:
+            raise ConfigError(f"bad token {token}")
+
+    monkeypatch.setitem(cli.COMMANDS, "boom", ("boom_module", "raises"))
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: Boom)
+    try:
+        assert cli.main(["boom"]) == 2
+    finally:
+        forget_secrets()
+    err = capsys.readouterr().err
+    assert token not in err
+    assert "bad token" in err
