@@ -170,7 +170,8 @@ class RunPlugin:
         self._pending_rows: list[dict[str, Any]] = []
         self._pending_cpu: list[tuple[str, float]] = []
         self._detector = AllFailingDetector(self.settings.fail_fast_sessions or 1)
-        self._stopped = False
+        self._stopped = False  # users have stopped: the next payload is this process's last
+        self._final_sent = False
         # collector side
         self.run_dir: Path | None = None
         self.run_id = ""
@@ -298,6 +299,9 @@ class RunPlugin:
     def absorb(self, payload: dict[str, Any]) -> None:
         """Merge one generator payload: histograms, session rows, CPU samples."""
         if self.aggregator is None or not self._accepting:
+            hdr = payload.get("hdr") or {}
+            if not (payload.get("sessions") or hdr.get("histograms") or hdr.get("out_of_range")):
+                return  # an empty report between tests: nothing is lost
             logger.warning("voiceload: a report from %s arrived after the run was written;"
                            " its samples are not in the artifacts", payload.get("worker"))
             return
@@ -525,8 +529,10 @@ class RunPlugin:
             environment.process_exit_code = self.exit_code
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
-        if self.running or self._stopped:
+        """Worker: piggy-back everything measured since the last report (final after stop)."""
+        if self.running and not self._final_sent:
             data["voiceload"] = self.take_payload(time.time())
+            self._final_sent = self._stopped
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         payload = data.get("voiceload")
