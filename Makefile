@@ -55,5 +55,10 @@ bench-ci: $(STAMP)
 	$(BIN)/python scripts/bench_ci.py --duration $(CI_DURATION) --users $(CI_USERS) \
 		$(if $(BASELINE),--baseline $(BASELINE)) $(if $(SLO),--slo $(SLO)) $(CI_ARGS)
 
+.PHONY: perf
+# The harness's own capacity and accuracy -> docs/PERFORMANCE.md (~15 min; PERF_QUICK=1: < 3 min).
+perf: $(STAMP)
+	$(BIN)/python scripts/perf/run_perf.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
