@@ -156,12 +156,18 @@ def _accuracy(r: dict[str, Any]) -> list[str]:
         "scripts/perf/harness_load.py runs voiceload's own session drivers (FluxSession, "
         "AuraSession under gevent, samples into voiceload.metrics.Recorder — a Locust worker "
         "minus Locust) at 25/50/100 % of the 80 ms capacity above, plus Aura sessions (one per "
-        "50 streams, a request every 2.5 s), against an emulator started with `--trace`. Each "
+        "25 streams, at least 4, a request every 2.5 s), against an emulator started with "
+        "`--trace`. Each "
         "session passes a unique `tag`; the trace's `open` line ties the tag to the connection. "
         "The k-th `flux.eot` (`aura.ttfb`) sample of a session is matched with the k-th "
         "`EndOfTurn` (first audio frame of request k) the emulator sent on that connection. "
         "Error = harness arrival − emulator send (`send_ns`, stamped just after the send call "
         "returns, so small negative errors are possible). Computed from the trace, not assumed.",
+        "",
+        f"100 % = {r.get('accuracy_reference', '–')} streams"
+        + ("" if (r.get("runner_80") or {}).get("capacity") else
+           " (no load passed the capacity search: the smallest load tried)")
+        + ".",
         "",
         "| load | streams (+Aura) | worker CPU % | `flux.eot` error p50 / p99 / max ms (n) "
         "| `aura.ttfb` error p50 / p99 / max ms (n) | unmatched | send lag p99 ms |",

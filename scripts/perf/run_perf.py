@@ -168,11 +168,12 @@ def baseline_trial(url: str, frame_ms: int, plan: Plan, cpus: str | None) -> Cal
 def accuracy(
     config: Path, capacity: int, plan: Plan, cpus: tuple[str | None, str | None], tmp: Path
 ) -> list[dict[str, Any]]:
-    """Harness vs emulator trace at 25/50/100 % of ``capacity`` (80 ms frames)."""
+    """Harness vs emulator trace at 25/50/100 % of ``capacity`` (80 ms frames), plus one Aura
+    session per 25 streams (at least 4)."""
     rows = []
     for fraction in (0.25, 0.5, 1.0):
         n = max(1, round(capacity * fraction))
-        aura = max(2, n // 50)
+        aura = max(4, n // 25)
         trace = tmp / f"trace-{n}.jsonl"
         samples_path = tmp / f"samples-{n}.jsonl"
         with EmulatorProcess(config, cpus[1], trace=trace) as emu:
@@ -309,8 +310,12 @@ def main() -> int:
                     f"asyncio baseline {frame_ms} ms", settings, plan.baseline_trials,
                     baseline_trial(emu.url, frame_ms, plan, cpus[0]),
                 )  # fmt: skip
-        capacity_80 = results["runner_80"]["capacity"] or QUICK_START[80]["start"]
-        results["accuracy"] = accuracy(config, capacity_80, plan, cpus, tmp)
+        # 100 % = the measured 80 ms capacity; when nothing passed, the smallest load tried
+        reference = results["runner_80"]["capacity"] or min(
+            t["streams"] for t in results["runner_80"]["trials"]
+        )
+        results["accuracy_reference"] = reference
+        results["accuracy"] = accuracy(config, reference, plan, cpus, tmp)
         for processes in plan.emulator_processes:
             results[f"emulator_x{processes}"] = emulator_capacity(config, processes, plan, cpus,
                                                                   tmp)  # fmt: skip

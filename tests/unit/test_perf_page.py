@@ -1,0 +1,73 @@
+"""perf.page: the goals table says met / missed from the numbers, and every section renders."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from perf.page import render_page
+
+
+def section(capacity: int | None, trials: list[dict[str, Any]]) -> dict[str, Any]:
+    at = next((t for t in trials if t["streams"] == capacity), None)
+    return {"capacity": capacity, "hit_max": False, "at_capacity": at, "trials": trials}
+
+
+def results(cap80: int | None, base80: int, eot_p99_ms: float) -> dict[str, Any]:
+    return {
+        "date": "2026-11-27 00:00 UTC", "quick": False, "elapsed_s": 600.0,
+        "machine": {"cpu_model": "Test CPU", "cores": 2, "memory_gib": 8.0, "os": "Linux",
+                    "python": "3.11", "commit": "abc123"},
+        "load_before": [0.5, 0.5, 0.5], "load_after": [0.7, 0.6, 0.5],
+        "runner_80": section(cap80, [
+            {"streams": 1200, "passed": cap80 == 1200, "send_lag_p50_ms": 0.8,
+             "send_lag_p99_ms": 3.9, "worker_cpu_mean": 70.0, "worker_cpu_max": 74.0,
+             "emulator_cpu_run_avg": 60.0}]),
+        "baseline_80": section(base80, [
+            {"streams": base80, "passed": True, "send_lag_p50_ms": 0.5, "send_lag_p99_ms": 2.0,
+             "cpu_percent": 65.0, "rss_bytes": 50 << 20}]),
+        "accuracy_reference": 1200,
+        "accuracy": [{"fraction": 1.0, "streams": 1200, "aura_sessions": 48,
+                      "harness": {"cpu_percent": 71.0, "send_lag_ms": {"p99": 3.9}},
+                      "flux.eot": {"count": 4800.0, "p50": 0.9, "p99": eot_p99_ms, "max": 9.0,
+                                   "unmatched": 0.0},
+                      "aura.ttfb": {"error": "no harness sample matched"}}],
+        "report": {"render_s": 12.5, "html_bytes": 200_000, "hlog_bytes": 2_600_000},
+        "memory": {"harness": {"slope_bytes_per_stream": 70 * 1024, "intercept_bytes": 60 << 20,
+                               "r2": 0.999, "points": 3},
+                   "harness_points": [[300, 80 << 20], [600, 100 << 20]],
+                   "baseline": None, "baseline_points": []},
+    }  # fmt: skip
+
+
+def goal_rows(page: str) -> list[str]:
+    start = page.index("## Where we stand")
+    return [row for row in page[start:].split("\n## ")[0].splitlines() if row.startswith("| ")]
+
+
+def test_goals_met_and_missed_follow_the_numbers(tmp_path: Path) -> None:
+    page = render_page(results(cap80=1200, base80=1300, eot_p99_ms=4.0), tmp_path / "none.md")
+    rows = goal_rows(page)
+    assert "| 1200 | met |" in rows[2]
+    assert "p50 0.90 ms, p99 4.00 ms | met |" in rows[3]
+    assert "| 92 % | met |" in rows[4]  # 1200 / 1300
+    assert "| 12.50 s | **missed** |" in rows[5]
+
+    worse = goal_rows(render_page(results(None, 1300, 7.5), tmp_path / "none.md"))
+    assert "below the smallest load tried | – |" in worse[2]
+    assert "p99 7.50 ms | **missed** |" in worse[3]
+
+
+def test_sections_show_machine_load_errors_and_notes(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("## Profiling notes\n\nsend path dominates\n")
+    page = render_page(results(1200, 1300, 4.0), notes)
+    assert "Test CPU, 2 cores" in page and "load average 0.50 before, 0.70 after" in page
+    assert "0.90 / 4.00 / 9.00 (4800)" in page
+    assert "no harness sample matched" in page  # a failed match is shown, not hidden
+    assert "| 70 KiB | 60 MiB | 0.999 |" in page
+    assert "| asyncio baseline | – | – | – | too few points |" in page
+    assert page.rstrip().endswith("send path dominates")
