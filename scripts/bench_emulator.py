@@ -11,7 +11,8 @@ absolute 80 ms schedule for ``--duration-s``. Reported, over the steady window o
 - ``resp p99``: client-side, Update arrival - send time of the frame that completed its audio
   window (loopback + both event loops: an upper bound on what the emulator adds);
 - ``send-lag p99``: how late the client sent frames (if high, the client was the bottleneck);
-- emulator CPU % (all its processes, of one core).
+- emulator CPU % (all its processes, of one core) and CPU microseconds per received frame
+  (robust to other load on the machine: CPU time is only charged while running).
 
 Usage: .venv/bin/python scripts/bench_emulator.py --points 250x1,500x1,1000x2 --duration-s 20
 """
@@ -48,6 +49,7 @@ class ClientStats:
     send_lag_us: list[int] = field(default_factory=list)
     resp_us: list[int] = field(default_factory=list)
     errors: int = 0
+    frames: int = 0
 
 
 async def one_stream(
@@ -87,6 +89,7 @@ async def one_stream(
                 now = loop.time()
                 await ws.send(frames[(offset + k) % len(frames)])
                 sent_ns[k] = time.monotonic_ns()
+                stats.frames += 1
                 if len(sent_ns) > 64:  # forget frames that completed no Update window
                     sent_ns.pop(min(sent_ns))
                 if window[0] <= now <= window[1]:
@@ -176,6 +179,7 @@ def run_point(n: int, processes: int, args: argparse.Namespace) -> dict[str, flo
         "resp_p99_ms": pct(stats.resp_us, 99) / 1000,
         "send_lag_p99_ms": pct(stats.send_lag_us, 99) / 1000,
         "emulator_cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
+        "emulator_cpu_us_per_frame": 1e6 * (cpu1 - cpu0) / max(1, stats.frames),
         "client_errors": stats.errors,
     }
 
@@ -198,7 +202,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cpus, {_cpu_model()}, python {sys.version.split()[0]}")
     print(
         "streams procs   msgs  proc p50/p99/max ms  loop-lag p99 ms  resp p99 ms"
-        "  send-lag p99 ms  emu CPU %"
+        "  send-lag p99 ms  emu CPU %  CPU us/frame"
     )
     for point in args.points.split(","):
         n, k = (int(x) for x in point.split("x"))
@@ -208,7 +212,8 @@ def main() -> int:
         print(
             f"{n:7d} {k:5d} {r['messages']:6d}  {proc:>19}  {r['loop_lag_p99_ms']:15.2f}"
             f"  {r['resp_p99_ms']:11.2f}  {r['send_lag_p99_ms']:15.2f}"
-            f"  {r['emulator_cpu_pct']:9.0f}  errors={r['client_errors']}",
+            f"  {r['emulator_cpu_pct']:9.0f}  {r['emulator_cpu_us_per_frame']:12.0f}"
+            f"  errors={r['client_errors']}",
             flush=True,
         )
     if args.json:
