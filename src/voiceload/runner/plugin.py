@@ -34,12 +34,13 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.lock
 import psutil
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -106,6 +107,26 @@ class PhaseClock:
         return {name: list(bounds) for name, bounds in self.boundaries_s.items()}
 
 
+def split_by_metric(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One :class:`voiceload.metrics.RecorderPayload` per metric, same interval (pure).
+
+    Merging them one by one gives the same totals and ``.hlog`` lines as merging ``payload``
+    whole, in smaller steps. Only the last piece keeps ``final``; a payload without any metric
+    is returned as it is (its interval and ``final`` still count).
+    """
+    metrics = sorted(set(payload["histograms"]) | set(payload["out_of_range"]))
+    if not metrics:
+        return [dict(payload)]
+    pieces = []
+    for i, metric in enumerate(metrics):
+        piece = dict(payload)
+        piece["final"] = bool(payload["final"]) and i == len(metrics) - 1
+        for key in ("histograms", "samples", "out_of_range"):
+            piece[key] = {metric: payload[key][metric]} if metric in payload[key] else {}
+        pieces.append(piece)
+    return pieces
+
+
 class _Sink:
     """The :class:`~voiceload.client.results.SampleSink` handed to one session."""
 
@@ -151,6 +172,7 @@ class RunPlugin:
         self.exit_code: int | None = None
         self.validity: Validity | None = None
         self._greenlets: list[gevent.Greenlet] = []
+        self._merge_lock = gevent.lock.RLock()
         self._reset_run_state(time.time())
 
     # -- state of one test (the web UI can run several in one process) -------------------------
@@ -287,12 +309,15 @@ class RunPlugin:
         """Greenlet (local runs): hand the payload to the collector every reporting interval."""
         while True:
             gevent.sleep(self.settings.report_interval_s)
-            started_ns = time.monotonic_ns()
-            self.absorb(self.take_payload(time.time()))
-            blocked_ms = (time.monotonic_ns() - started_ns) / 1e6
-            if blocked_ms > DRAIN_NOTICE_MS:
-                logger.debug("voiceload: merging the interval's histograms blocked users for"
-                             " %.1f ms", blocked_ms)  # fmt: skip
+            with self._merge_lock:  # never killed between draining and merging
+                started_ns = time.monotonic_ns()
+                payload = self.take_payload(time.time())
+                drained_ms = (time.monotonic_ns() - started_ns) / 1e6
+                gevent.sleep(0)
+                self.absorb(payload)
+            if drained_ms > DRAIN_NOTICE_MS:
+                logger.debug("voiceload: draining the interval's histograms blocked users for"
+                             " %.1f ms", drained_ms)  # fmt: skip
 
     # -- collector side ------------------------------------------------------------------------
 
@@ -306,15 +331,19 @@ class RunPlugin:
                            " its samples are not in the artifacts", payload.get("worker"))
             return
         source = str(payload.get("worker", "?"))
-        self.aggregator.add(payload["hdr"], source)
-        rows = payload.get("sessions") or []
-        if rows:
-            assert self.sessions_csv is not None
-            self.sessions_csv.append(rows)
-            self.rows.extend(rows)
-            self.worker_sessions[source] = self.worker_sessions.get(source, 0) + len(rows)
-        steady = [pct for phase, pct in payload.get("cpu") or [] if phase == Phase.STEADY.value]
-        self.worker_cpu.setdefault(source, []).extend(steady)
+        with self._merge_lock:  # finalise waits for a merge in progress
+            rows = payload.get("sessions") or []
+            if rows:
+                assert self.sessions_csv is not None
+                self.sessions_csv.append(rows)
+                self.rows.extend(rows)
+                self.worker_sessions[source] = self.worker_sessions.get(source, 0) + len(rows)
+            cpu = payload.get("cpu") or []
+            steady = [pct for phase, pct in cpu if phase == Phase.STEADY.value]
+            self.worker_cpu.setdefault(source, []).extend(steady)
+            for piece in split_by_metric(payload["hdr"]):
+                self.aggregator.add(piece, source)
+                gevent.sleep(0)  # let due frames go out between metrics (~1 ms per add)
 
     def _open_run(self, now_wall_s: float) -> None:
         settings = self.settings
@@ -440,15 +469,16 @@ class RunPlugin:
         if self._finalising or self.aggregator is None or self.run_dir is None:
             return
         self._finalising = True
-        now_wall_s = time.time()
-        for greenlet in self._greenlets:
-            greenlet.kill(block=True)
-        self._greenlets = []
-        if self.generates:  # local run: the last samples, recorded after the last interval
-            self._stopped = True
-            self.absorb(self.take_payload(now_wall_s))
-        self._accepting = False
-        metrics = self.aggregator.close()
+        with self._merge_lock:  # the drain greenlet is asleep between intervals: safe to kill
+            now_wall_s = time.time()
+            for greenlet in self._greenlets:
+                greenlet.kill(block=True)
+            self._greenlets = []
+            if self.generates:  # local run: the samples recorded after the last interval
+                self._stopped = True
+                self.absorb(self.take_payload(now_wall_s))
+            self._accepting = False
+            metrics = self.aggregator.close()
         send_lag = metrics.get("flux.send_lag")
         self.validity = judge(
             send_lag_p99_ms=send_lag["p99"] if send_lag else None,
