@@ -99,9 +99,18 @@ def _trial_rows(section: dict[str, Any], cpu_key: str) -> list[str]:
         rows.append(
             f"| {t['streams']} | {_n(t.get('send_lag_p50_ms'), 2)} | "
             f"{_n(t.get('send_lag_p99_ms'), 2)} | {_n(t.get(cpu_key), 0)} | "
+            f"{_n(t.get('emulator_cpu_run_avg'), 0)}{' (saturated)' if _saturated(t) else ''} | "
             f"{'pass' if t['passed'] else 'fail'}{' — ' + t['error'] if t.get('error') else ''} |"
         )
     return rows
+
+
+EMULATOR_SATURATED_PERCENT = 90.0
+
+
+def _saturated(trial: dict[str, Any]) -> bool:
+    """The emulator's core was (nearly) full: a failing trial may be the emulator's limit."""
+    return (trial.get("emulator_cpu_run_avg") or 0.0) >= EMULATOR_SATURATED_PERCENT
 
 
 def _capacity(r: dict[str, Any]) -> list[str]:
@@ -113,7 +122,11 @@ def _capacity(r: dict[str, Any]) -> list[str]:
         "Locust worker, FluxUser over the manifest fixtures, so sessions reconnect every few "
         "seconds). Baseline: scripts/perf/baseline.py — plain asyncio `websockets`, no Locust, "
         "no histograms, one long stream per connection, same frames and schedule. Search: "
-        "upward ×1.5, then bisect (scripts/perf/search.py).",
+        "upward ×1.5, then bisect (scripts/perf/search.py). The emulator on its one core costs "
+        "about 200 µs CPU per 80 ms frame (mostly its VAD, see the profiling notes), so it "
+        "saturates near 400 streams: trials marked *(saturated)* may have failed on the "
+        "emulator's limit, not the client's, and the capacities are then lower bounds of the "
+        "client's own.",
         "",
         "| frames | voiceload capacity | worker CPU % there (mean / max) | emulator CPU % "
         "| baseline capacity | baseline CPU % there | ratio |",
@@ -143,9 +156,11 @@ def _capacity(r: dict[str, Any]) -> list[str]:
             section = r.get(f"{key}_{frame_ms}")
             if section is None:
                 continue
-            lines += ["", f"Trials, {who}, {frame_ms} ms frames:", "",
-                      "| streams | send lag p50 ms | p99 ms | CPU % | result |",
-                      "| --- | --- | --- | --- | --- |", *_trial_rows(section, cpu)]  # fmt: skip
+            lines += [
+                "", f"Trials, {who}, {frame_ms} ms frames:", "",
+                "| streams | send lag p50 ms | p99 ms | client CPU % | emulator CPU % | result |",
+                "| --- | --- | --- | --- | --- | --- |", *_trial_rows(section, cpu),
+            ]  # fmt: skip
     return [*lines, ""]
 
 
@@ -200,12 +215,14 @@ def _emulator(r: dict[str, Any]) -> list[str]:
         "",
         "Streams of 80 ms frames one emulator serves with its own processing p99 ≤ 2 ms "
         "(trace `proc_us`: reading the client frame → sending the message it caused, steady "
-        "window), loaded by the asyncio baseline. 1 process: emulator pinned to core 1, load "
-        "on core 0. 2 processes: on this 2-core machine both emulator processes and the load "
-        "client share both cores, so the 2-process figure is a lower bound that a machine "
-        "with spare cores would exceed.",
+        "window); each trial is one point of scripts/bench_emulator.py (its asyncio client, "
+        "real speech looped). 1 process: emulator on core 1, client on core 0. 2 processes: "
+        "on this 2-core machine the emulator's processes may use both cores and share core 0 "
+        "with the client, so the 2-process figure is a lower bound for a machine with spare "
+        "cores.",
         "",
-        "| processes | capacity | emulator CPU % there | trials (streams: proc p99 ms) |",
+        "| processes | capacity | emulator CPU % there "
+        "| trials (streams: proc p99 ms / client send-lag p99 ms) |",
         "| --- | --- | --- | --- |",
     ]
     for processes in (1, 2):
@@ -215,7 +232,8 @@ def _emulator(r: dict[str, Any]) -> list[str]:
             continue
         at = section.get("at_capacity") or {}
         trials = ", ".join(
-            f"{t['streams']}: {_n((t.get('processing_ms') or {}).get('p99'), 2)}"
+            f"{t['streams']}: {_n((t.get('processing_ms') or {}).get('p99'), 2)} / "
+            f"{_n(t.get('client_send_lag_p99_ms'), 1)}"
             for t in section["trials"]
         )
         lines.append(

@@ -12,7 +12,7 @@ Sections (issue 9), all on loopback, load generators on core 0, emulator on the 
    with a fixed end-of-turn delay and Aura first-byte delay and ``--trace``; the harness's
    ``flux.eot`` / ``aura.ttfb`` samples are matched to the trace per message (:mod:`perf.accuracy`);
 3. emulator capacity: streams per emulator process at its own processing p99 <= 2 ms (trace
-   ``proc_us``), 1 process pinned, 2 processes sharing both cores with the load client;
+   ``proc_us``), searched with points of scripts/bench_emulator.py, for 1 and 2 processes;
 4. report rendering of a synthetic one-hour run (``scripts/bench_report.py``'s generator);
 5. memory per stream: RSS slope over the accuracy runs (harness) and baseline trials;
 6. the plain-asyncio baseline (:mod:`perf.baseline`) searched the same way; ratio.
@@ -148,18 +148,20 @@ def limit_s(plan: Plan) -> float:
     return plan.ramp_s * 2 + plan.warmup_s + plan.measure_s + 90.0
 
 
-def baseline_trial(url: str, frame_ms: int, plan: Plan, cpus: str | None) -> Callable[
+def baseline_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | None) -> Callable[
     [int], dict[str, Any]
 ]:
     def trial(n: int) -> dict[str, Any]:
-        out = run_json(script("baseline.py", *load_args(plan, url, n, frame_ms)), cpus,
+        cpu0, t0 = emu.cpu_seconds(), time.monotonic()
+        out = run_json(script("baseline.py", *load_args(plan, emu.url, n, frame_ms)), cpus,
                        limit_s(plan))  # fmt: skip
+        emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
         lag = out["send_lag_ms"]
         return {
             "passed": lag is not None and lag["p99"] <= SEND_LAG_BUDGET_MS and not out["errors"],
             "send_lag_p99_ms": lag and lag["p99"], "send_lag_p50_ms": lag and lag["p50"],
             "cpu_percent": out["cpu_percent"], "rss_bytes": out["rss_bytes"],
-            "errors": out["errors"],
+            "errors": out["errors"], "emulator_cpu_run_avg": emu_cpu,
         }  # fmt: skip
 
     return trial
@@ -199,48 +201,39 @@ def accuracy(
     return rows
 
 
-def emulator_capacity(
-    config: Path, processes: int, plan: Plan, cpus: tuple[str | None, str | None], tmp: Path
-) -> dict[str, Any]:
-    """Streams (80 ms frames) at which the emulator's own processing p99 stays <= 2 ms."""
-    both = None if cpus[0] is None else f"{cpus[0]},{cpus[1]}"
-    emu_cpus, load_cpus = (cpus[1], cpus[0]) if processes == 1 else (both, both)
+def emulator_capacity(processes: int, plan: Plan, cpus: tuple[str | None, str | None],
+                      tmp: Path) -> dict[str, Any]:  # fmt: skip
+    """Streams (80 ms frames) at which the emulator's own processing p99 stays <= 2 ms.
+
+    Each trial is one point of engineer D's scripts/bench_emulator.py (fresh emulator with
+    ``--trace``, asyncio client, steady-window ``proc_us`` percentiles). 1 process: emulator on
+    the last core, client on core 0; 2 processes: the emulator may use both cores.
+    """
+    client = cpus[0] or "0"
+    server = (cpus[1] or "0") if processes == 1 else f"{client},{cpus[1] or client}"
 
     def trial(n: int) -> dict[str, Any]:
-        trace = tmp / f"emu-{processes}-{n}.jsonl"
-        with EmulatorProcess(config, emu_cpus, trace=trace, processes=processes) as emu:
-            cpu0, t0 = emu.cpu_seconds(), time.monotonic()
-            out = run_json(script("baseline.py", *load_args(plan, emu.url, n, 80)), load_cpus,
-                           limit_s(plan))  # fmt: skip
-            emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
-        proc_ms = steady_processing_ms(trace, plan)
-        lag = out["send_lag_ms"]
+        out = tmp / f"bench-emulator-{processes}-{n}.json"
+        command = [sys.executable, str(REPO / "scripts" / "bench_emulator.py"),
+                   "--points", f"{n}x{processes}", "--duration-s", str(plan.measure_s + 2),
+                   "--ramp-s", str(plan.ramp_s), "--client-cpus", client,
+                   "--server-cpus", server, "--json", str(out)]  # fmt: skip
+        try:
+            subprocess.run(command, capture_output=True, text=True, cwd=REPO,
+                           timeout=limit_s(plan) + 60, check=True)  # fmt: skip
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise PerfError(f"bench_emulator.py {n}x{processes} failed: {exc}") from None
+        point = json.loads(out.read_text(encoding="utf-8"))[0]
+        p99 = point["proc_p99_ms"]
         return {
-            "passed": bool(proc_ms) and proc_ms["p99"] <= EMULATOR_PROC_BUDGET_MS,
-            "processing_ms": proc_ms, "emulator_cpu_run_avg": emu_cpu,
-            "client_send_lag_p99_ms": lag and lag["p99"], "send_lag_p99_ms": proc_ms.get("p99"),
+            "passed": p99 == p99 and p99 <= EMULATOR_PROC_BUDGET_MS and not point["client_errors"],
+            "processing_ms": {"p50": point["proc_p50_ms"], "p99": p99, "max": point["proc_max_ms"]},
+            "emulator_cpu_run_avg": point["emulator_cpu_pct"],
+            "client_send_lag_p99_ms": point["send_lag_p99_ms"], "send_lag_p99_ms": p99,
         }  # fmt: skip
 
     settings = dict(start=300 if plan.quick else 400, max_n=3000, granularity=50)
-    return search(f"emulator x{processes}", settings, plan.emulator_trials, trial)
-
-
-def steady_processing_ms(trace: Path, plan: Plan) -> dict[str, float]:
-    """``proc_us`` of messages sent in the steady window (from the first open + ramp + warmup)."""
-    first_open: int | None = None
-    procs: list[tuple[int, int]] = []
-    for line in trace.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        if rec.get("ev") == "open":
-            first_open = rec["ns"] if first_open is None else min(first_open, rec["ns"])
-        elif rec.get("ev") == "send" and "proc_us" in rec:
-            procs.append((rec["send_ns"], rec["proc_us"]))
-    if first_open is None:
-        return {}
-    start = first_open + round((plan.ramp_s + plan.warmup_s) * 1e9)
-    end = start + round(plan.measure_s * 1e9)
-    values = [p / 1000 for ns, p in procs if start <= ns < end]
-    return summary(values) if values else {}
+    return search(f"emulator x{processes} (proc p99)", settings, plan.emulator_trials, trial)
 
 
 def report_rendering() -> dict[str, Any]:
@@ -308,7 +301,7 @@ def main() -> int:
                 )  # fmt: skip
                 results[f"baseline_{frame_ms}"] = search(
                     f"asyncio baseline {frame_ms} ms", settings, plan.baseline_trials,
-                    baseline_trial(emu.url, frame_ms, plan, cpus[0]),
+                    baseline_trial(emu, frame_ms, plan, cpus[0]),
                 )  # fmt: skip
         # 100 % = the measured 80 ms capacity; when nothing passed, the smallest load tried
         reference = results["runner_80"]["capacity"] or min(
@@ -317,8 +310,7 @@ def main() -> int:
         results["accuracy_reference"] = reference
         results["accuracy"] = accuracy(config, reference, plan, cpus, tmp)
         for processes in plan.emulator_processes:
-            results[f"emulator_x{processes}"] = emulator_capacity(config, processes, plan, cpus,
-                                                                  tmp)  # fmt: skip
+            results[f"emulator_x{processes}"] = emulator_capacity(processes, plan, cpus, tmp)
     log("report rendering (synthetic one-hour run)")
     results["report"] = report_rendering()
     harness_points = [(r["streams"], r["harness"]["rss_bytes"]) for r in results["accuracy"]
