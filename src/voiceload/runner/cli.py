@@ -266,6 +266,8 @@ def locust_command(
         command += ["--fixtures", args.fixtures]
     if args.base_url:
         command += ["--base-url", args.base_url]
+    if args.emulator_config is not None:
+        command += ["--emulator-config", str(args.emulator_config)]
     if args.yes:
         command += ["--yes"]
     extra = [a for a in args.locust_args if a != "--"]

@@ -49,6 +49,7 @@ class RunSettings:
     fail_fast_sessions: int = 20
     base_url: str | None = None  # replaces scheme and host of a real route (loopback tests)
     yes: bool = False  # accept the spend estimate of a paid target
+    emulator_config: Path | None = None  # recorded in run.json (voiceload run starts it)
 
     def model_params(self) -> ModelParams:
         """The model parameters the endpoints carry (query parameters on every route)."""
@@ -111,6 +112,8 @@ def add_arguments(parser: Any) -> None:
         help="replace scheme and host of the gateway/workers-ai/deepgram routes (testing)")
     add("--yes", action="store_true", default=False,
         help="accept the printed spend estimate of a paid target (or VOICELOAD_CONFIRM=1)")
+    add("--emulator-config", default="",
+        help="the emulator's TOML config, recorded in run.json (voiceload run passes it)")
     add("--fail-fast-sessions", type=int, default=20,
         help="stop when this many first sessions all fail the same way (0: never)")  # fmt: skip
 
@@ -182,6 +185,7 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
         fail_fast_sessions=max(0, int(options.fail_fast_sessions)),
         base_url=options.base_url or None,
         yes=bool(options.yes),
+        emulator_config=Path(options.emulator_config) if options.emulator_config else None,
     )
 
 

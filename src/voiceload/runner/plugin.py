@@ -403,6 +403,10 @@ class RunPlugin:
         options = env.parsed_options
         settings = self.settings
         weights = {cls.__name__: getattr(cls, "weight", 1) for cls in env.user_classes}
+        emulator = None
+        if settings.target == "emulator":
+            config = settings.emulator_config
+            emulator = {"url": settings.emulator_url, "config": config and str(config)}
         workers = []
         if ended_wall_s is not None:
             health = {w.worker_id: w for w in self._worker_health()}
@@ -433,9 +437,7 @@ class RunPlugin:
                 "user_classes": weights,
                 "fixtures": list(settings.fixtures),
                 "target": self.target.describe(),
-                "emulator": {"url": settings.emulator_url}
-                if settings.target == "emulator"
-                else None,
+                "emulator": emulator,
                 "slo_file": None if settings.slo_file is None else str(settings.slo_file),
                 "stop_timeout_s": env.stop_timeout,
                 "flux_model": settings.flux_model,
