@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from voiceload.audio import prepare
 
@@ -67,6 +69,10 @@ async def one_stream(
         async with connect(url, compression=None, ping_interval=None, open_timeout=30) as ws:
 
             async def reader() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    await read_updates()
+
+            async def read_updates() -> None:
                 async for msg in ws:
                     now_ns = time.monotonic_ns()
                     # cheap: no JSON decoding in the client's hot path
