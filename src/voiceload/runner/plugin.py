@@ -43,7 +43,7 @@ import gevent
 import gevent.lock
 import psutil
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
 from voiceload.cost import load_pricing
@@ -323,15 +323,14 @@ class RunPlugin:
 
     def absorb(self, payload: dict[str, Any]) -> None:
         """Merge one generator payload: histograms, session rows, CPU samples."""
-        if self.aggregator is None or not self._accepting:
-            hdr = payload.get("hdr") or {}
-            if not (payload.get("sessions") or hdr.get("histograms") or hdr.get("out_of_range")):
-                return  # an empty report between tests: nothing is lost
-            logger.warning("voiceload: a report from %s arrived after the run was written;"
-                           " its samples are not in the artifacts", payload.get("worker"))
-            return
         source = str(payload.get("worker", "?"))
-        with self._merge_lock:  # finalise waits for a merge in progress
+        with self._merge_lock:  # finalise waits for a merge in progress, and vice versa
+            if self.aggregator is None or not self._accepting:
+                hdr = payload.get("hdr") or {}
+                if payload.get("sessions") or hdr.get("histograms") or hdr.get("out_of_range"):
+                    logger.warning("voiceload: a report from %s arrived after the run was"
+                                   " written; its samples are not in the artifacts", source)
+                return  # (an empty report between tests loses nothing)
             rows = payload.get("sessions") or []
             if rows:
                 assert self.sessions_csv is not None
@@ -383,11 +382,10 @@ class RunPlugin:
         return None if stats is None else stats["p99"]
 
     def _worker_health(self) -> list[WorkerHealth]:
-        missing_state = {"missing"}
         runner = self.environment.runner
         lost: set[str] = set()
         if isinstance(runner, MasterRunner):
-            lost = {c.id for c in runner.clients.all if c.state in missing_state}
+            lost = {c.id for c in runner.clients.all if c.state == STATE_MISSING}
         return [
             WorkerHealth(
                 worker_id=w,
