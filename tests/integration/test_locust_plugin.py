@@ -192,3 +192,32 @@ def test_bad_input_stops_before_load_with_one_line(
     assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and message in errors[0]
+
+
+def test_options_changed_in_the_web_ui_apply_at_test_start(
+    tmp_path: Path, listening_port: int
+) -> None:
+    run_dir = tmp_path / "reports" / "run-ui"
+    env, plugin = _environment(StandInUser, listening_port, run_dir)
+    assert env.runner is not None and env.parsed_options is not None
+    env.parsed_options.frame_ms = 40  # what the web UI's form does before starting a test
+    env.runner.start(1, spawn_rate=10)
+    _wait_until(lambda: plugin.phases.phase.value == "steady")
+    env.runner.quit()
+    env.events.quitting.fire(environment=env)
+    assert plugin.settings.frame_ms == 40
+    assert json.loads((run_dir / "run.json").read_text())["config"]["frame_ms"] == 40
+
+
+def test_a_bad_option_from_the_web_ui_does_not_start_a_run(
+    tmp_path: Path, listening_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_dir = tmp_path / "reports" / "run-bad"
+    env, plugin = _environment(StandInUser, listening_port, run_dir)
+    assert env.runner is not None and env.parsed_options is not None
+    env.parsed_options.frame_ms = 25
+    env.runner.start(1, spawn_rate=10)
+    _wait_until(lambda: env.runner is not None and env.runner.state == "stopped")
+    env.runner.quit()
+    assert not plugin.running and not (run_dir / "run.json").exists()
+    assert any("--frame-ms 25" in r.getMessage() for r in caplog.records)

@@ -165,15 +165,19 @@ class RunPlugin:
         self.generates = not self.is_master
         self.collects = not self.is_worker
         self.worker_id = runner.client_id if isinstance(runner, WorkerRunner) else LOCAL_WORKER_ID
-        self.budgets = Budgets(
-            send_lag_p99_ms=settings.send_lag_budget_ms,
-            worker_cpu_percent=settings.cpu_budget_percent,
-        )
         self.exit_code: int | None = None
         self.validity: Validity | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._merge_lock = gevent.lock.RLock()
         self._reset_run_state(time.time())
+
+    @property
+    def budgets(self) -> Budgets:
+        """The validity budgets of the current settings."""
+        return Budgets(
+            send_lag_p99_ms=self.settings.send_lag_budget_ms,
+            worker_cpu_percent=self.settings.cpu_budget_percent,
+        )
 
     # -- state of one test (the web UI can run several in one process) -------------------------
 
@@ -517,6 +521,16 @@ class RunPlugin:
     def on_test_start(self, environment: Environment, **_: Any) -> None:
         if self.running:
             return
+        options = environment.parsed_options
+        try:  # the web UI's form may have changed an option: check new ones as at init
+            if options is not None and settings_from(options) != self.settings:
+                self.settings, self.target, self.factory = check_run(environment)
+        except ConfigError as exc:
+            logger.error("voiceload: %s; not starting the test", exc)
+            runner = environment.runner
+            assert runner is not None
+            gevent.spawn(runner.stop)
+            return
         now_wall_s = time.time()
         self._reset_run_state(now_wall_s)
         self.running = True
@@ -644,6 +658,25 @@ def _confirm_spend(environment: Environment, settings: RunSettings, target: Targ
                yes=settings.yes, out=sys.stderr)  # fmt: skip
 
 
+def check_run(environment: Environment) -> tuple[RunSettings, Target, SessionFactory | None]:
+    """Check voiceload's options, fixtures, spend and the target; raise :class:`ConfigError`.
+
+    Runs at ``init`` and again at ``test_start`` when the options changed (the web UI's form).
+    """
+    if environment.parsed_options is None:
+        raise ConfigError("Locust environment has no parsed options: pass parsed_options=")
+    settings = settings_from(environment.parsed_options)
+    target = settings.resolve_target(load_credentials())
+    factory = _session_factory(environment, settings, target)
+    if not isinstance(environment.runner, WorkerRunner):
+        _confirm_spend(environment, settings, target)
+    if not isinstance(environment.runner, MasterRunner):
+        problem = probe_tcp(target.flux.url)
+        if problem:
+            raise ConfigError(problem)
+    return settings, target, factory
+
+
 def on_init(environment: Environment, **_: Any) -> None:
     """``init`` listener: check options and the target once, then install a :class:`RunPlugin`.
 
@@ -651,17 +684,7 @@ def on_init(environment: Environment, **_: Any) -> None:
     and exit code 2, before any user starts.
     """
     try:
-        if environment.parsed_options is None:
-            raise ConfigError("Locust environment has no parsed options: pass parsed_options=")
-        settings = settings_from(environment.parsed_options)
-        target = settings.resolve_target(load_credentials())
-        factory = _session_factory(environment, settings, target)
-        if not isinstance(environment.runner, WorkerRunner):
-            _confirm_spend(environment, settings, target)
-        if not isinstance(environment.runner, MasterRunner):
-            problem = probe_tcp(target.flux.url)
-            if problem:
-                raise ConfigError(problem)
+        settings, target, factory = check_run(environment)
     except ConfigError as exc:
         logger.error("voiceload: %s", exc)
         raise SystemExit(EXIT_BAD_INPUT) from None
