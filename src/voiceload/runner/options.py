@@ -139,53 +139,79 @@ def check_frame_ms(frame_ms: int) -> int:
     return frame_ms
 
 
-def _positive(name: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"--{name} {value:g} must be greater than 0")
+def _number(name: str, value: object, kind: type[int] | type[float]) -> float | None:
+    """``value`` as ``kind``; ``None`` for ``None`` or ``""``. The web UI's form sends every
+    option as text, so "40" and "" must work as well as 40 and None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return kind(str(value))
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{name} {value!r} is not a number") from None
+
+
+def _required(name: str, value: object, kind: type[int] | type[float]) -> float:
+    number = _number(name, value, kind)
+    if number is None:
+        raise ConfigError(f"--{name} needs a value")
+    return number
+
+
+def _positive(name: str, value: object) -> float:
+    number = _required(name, value, float)
+    if number <= 0:
+        raise ConfigError(f"--{name} {number:g} must be greater than 0")
+    return number
 
 
 def settings_from(options: argparse.Namespace) -> RunSettings:
     """Check Locust's parsed options and return the voiceload part of them.
 
     Raises :class:`ConfigError` (one line, naming the flag) for a frame size that is not a
-    positive multiple of 10 ms, a bad URL or a non-positive budget. The target itself is
-    checked by :meth:`RunSettings.resolve_target`, fixture names by the session factory.
+    positive multiple of 10 ms, a bad URL, a non-number or a non-positive budget. The target
+    itself is checked by :meth:`RunSettings.resolve_target`, fixture names by the session
+    factory.
     """
-    target = str(options.target)
     url = str(options.emulator_url)
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ConfigError(f"--emulator-url {url!r} is not a ws:// or wss:// URL with a host")
-    threshold = options.eager_eot_threshold
+    threshold = _number("eager-eot-threshold", options.eager_eot_threshold, float)
     if threshold is not None and not 0.3 <= threshold <= 0.9:
         raise ConfigError(f"--eager-eot-threshold {threshold:g} is outside 0.3 .. 0.9")
-    _positive("report-interval-s", options.report_interval_s)
-    _positive("send-lag-budget-ms", options.send_lag_budget_ms)
-    _positive("cpu-budget-percent", options.cpu_budget_percent)
-    if options.think_time_ms < 0:
-        raise ConfigError(f"--think-time-ms {options.think_time_ms} must be 0 or more")
+    eot_timeout_ms = _number("eot-timeout-ms", options.eot_timeout_ms, int)
+    if eot_timeout_ms is not None and eot_timeout_ms <= 0:
+        raise ConfigError(f"--eot-timeout-ms {eot_timeout_ms} must be greater than 0")
+    think_time_ms = int(_required("think-time-ms", options.think_time_ms, int))
+    if think_time_ms < 0:
+        raise ConfigError(f"--think-time-ms {think_time_ms} must be 0 or more")
     fixtures = tuple(name.strip() for name in str(options.fixtures).split(",") if name.strip())
+
+    def path(value: object) -> Path | None:
+        return Path(str(value)) if value else None
+
     return RunSettings(
-        target=target,
+        target=str(options.target),
         emulator_url=url,
         fixtures=fixtures,
-        frame_ms=check_frame_ms(int(options.frame_ms)),
+        frame_ms=check_frame_ms(int(_required("frame-ms", options.frame_ms, int))),
         flux_model=str(options.flux_model),
         eager_eot_threshold=threshold,
-        eot_timeout_ms=options.eot_timeout_ms,
-        think_time_ms=int(options.think_time_ms),
+        eot_timeout_ms=None if eot_timeout_ms is None else int(eot_timeout_ms),
+        think_time_ms=think_time_ms,
         aura_model=str(options.aura_model),
-        aura_voice=options.aura_voice or None,
-        run_dir=Path(options.run_dir) if options.run_dir else None,
-        reports_dir=Path(options.reports_dir),
-        slo_file=Path(options.slo_file) if options.slo_file else None,
-        report_interval_s=float(options.report_interval_s),
-        send_lag_budget_ms=float(options.send_lag_budget_ms),
-        cpu_budget_percent=float(options.cpu_budget_percent),
-        fail_fast_sessions=max(0, int(options.fail_fast_sessions)),
-        base_url=options.base_url or None,
-        yes=bool(options.yes),
-        emulator_config=Path(options.emulator_config) if options.emulator_config else None,
+        aura_voice=str(options.aura_voice) if options.aura_voice else None,
+        run_dir=path(options.run_dir),
+        reports_dir=Path(str(options.reports_dir)),
+        slo_file=path(options.slo_file),
+        report_interval_s=_positive("report-interval-s", options.report_interval_s),
+        send_lag_budget_ms=_positive("send-lag-budget-ms", options.send_lag_budget_ms),
+        cpu_budget_percent=_positive("cpu-budget-percent", options.cpu_budget_percent),
+        fail_fast_sessions=max(0, int(_required("fail-fast-sessions",
+                                                options.fail_fast_sessions, int))),
+        base_url=str(options.base_url) if options.base_url else None,
+        yes=options.yes is True or str(options.yes).lower() == "true",
+        emulator_config=path(options.emulator_config),
     )
 
 

@@ -87,3 +87,19 @@ def test_unknown_target_is_one_line_config_error() -> None:
 
     with pytest.raises(ConfigError, match="unknown --target 'nowhere'"):
         _parse("--target", "nowhere").resolve_target(Credentials())
+
+
+def test_text_from_the_web_ui_form_is_converted() -> None:
+    parser = LocustArgumentParser()
+    options.add_arguments(parser)
+    namespace = parser.parse_args([])
+    namespace.frame_ms = "40"  # the form sends text; empty fields mean "not set"
+    namespace.eager_eot_threshold = ""
+    namespace.eot_timeout_ms = "3000"
+    namespace.think_time_ms = "250"
+    settings = options.settings_from(namespace)
+    assert (settings.frame_ms, settings.eager_eot_threshold) == (40, None)
+    assert (settings.eot_timeout_ms, settings.think_time_ms) == (3000, 250)
+    namespace.eot_timeout_ms = "soon"
+    with pytest.raises(ConfigError, match="--eot-timeout-ms 'soon' is not a number"):
+        options.settings_from(namespace)
