@@ -12,7 +12,6 @@ inputs as arguments; the rest are small I/O wrappers.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import platform
@@ -99,14 +98,6 @@ class SessionsCsv:
 
     def close(self) -> None:
         self._file.close()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_info(repo: Path) -> dict[str, object]:
