@@ -185,8 +185,9 @@ def _accuracy(r: dict[str, Any]) -> list[str]:
         + ".",
         "",
         "| load | streams (+Aura) | worker CPU % | `flux.eot` error p50 / p99 / max ms (n) "
-        "| `aura.ttfb` error p50 / p99 / max ms (n) | unmatched | send lag p99 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| `aura.ttfb` error p50 / p99 / max ms (n) | unmatched | send lag p99 ms "
+        "| failed sessions |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for a in r.get("accuracy", []):
         h = a["harness"]
@@ -204,9 +205,16 @@ def _accuracy(r: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {int(a['fraction'] * 100)} % | {a['streams']} (+{a['aura_sessions']}) | "
             f"{_n(h.get('cpu_percent'), 0)} | {cells[0]} | {cells[1]} | {unmatched} | "
-            f"{_n(lag, 2)} |"
+            f"{_n(lag, 2)} | {_errors(h.get('errors'))} |"
         )
     return [*lines, ""]
+
+
+def _errors(errors: dict[str, int] | None) -> str:
+    """``"none"`` or ``"transcript_timeout 3, connection_failed 1"``."""
+    if not errors:
+        return "none"
+    return ", ".join(f"{category} {count}" for category, count in sorted(errors.items()))
 
 
 def _emulator(r: dict[str, Any]) -> list[str]:

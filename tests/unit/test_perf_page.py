@@ -31,7 +31,8 @@ def results(cap80: int | None, base80: int, eot_p99_ms: float) -> dict[str, Any]
              "cpu_percent": 65.0, "rss_bytes": 50 << 20}]),
         "accuracy_reference": 1200,
         "accuracy": [{"fraction": 1.0, "streams": 1200, "aura_sessions": 48,
-                      "harness": {"cpu_percent": 71.0, "send_lag_ms": {"p99": 3.9}},
+                      "harness": {"cpu_percent": 71.0, "send_lag_ms": {"p99": 3.9},
+                                  "errors": {"transcript_timeout": 3}},
                       "flux.eot": {"count": 4800.0, "p50": 0.9, "p99": eot_p99_ms, "max": 9.0,
                                    "unmatched": 0.0},
                       "aura.ttfb": {"error": "no harness sample matched"}}],
@@ -68,6 +69,7 @@ def test_sections_show_machine_load_errors_and_notes(tmp_path: Path) -> None:
     assert "Test CPU, 2 cores" in page and "load average 0.50 before, 0.70 after" in page
     assert "0.90 / 4.00 / 9.00 (4800)" in page
     assert "no harness sample matched" in page  # a failed match is shown, not hidden
+    assert "| transcript_timeout 3 |" in page
     assert "| 70 KiB | 60 MiB | 0.999 |" in page
     assert "| asyncio baseline | – | – | – | too few points |" in page
     assert page.rstrip().endswith("send path dominates")
