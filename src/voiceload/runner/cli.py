@@ -32,7 +32,7 @@ from typing import Any, TextIO
 
 from voiceload.errors import ConfigError, VoiceloadError
 from voiceload.fixtures import load_manifest
-from voiceload.runner import artifacts
+from voiceload.runner import artifacts, distributed
 from voiceload.runner.options import check_frame_ms
 from voiceload.runner.sessions import build_pools
 from voiceload.spend import POLITE_LOAD, polite_load
@@ -236,6 +236,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="replace scheme and host of the target's routes (e.g. a loopback emulator)")
     add("--yes", action="store_true",
         help="accept the spend estimate of a paid target (or VOICELOAD_CONFIRM=1)")
+    add("--workers", type=int, default=0,
+        help="run a Locust master and this many worker processes on this machine (0: one process)")
     add("locust_args", nargs=argparse.REMAINDER,
         help="after --: extra Locust options, passed through unchanged")  # fmt: skip
 
@@ -295,6 +297,18 @@ def _run_locust(command: list[str], core: int | None, stop_grace_s: float) -> in
                     return process.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _launch(command: list[str], args: argparse.Namespace, run_dir: Path, pinning: Pinning,
+            stop_grace_s: float) -> int:
+    """Locust in the foreground: one local process, or a master and ``--workers`` workers."""
+    if not args.workers:
+        return _run_locust(command, pinning.locust_core, stop_grace_s)
+    return distributed.run_with_workers(
+        command, args.workers, run_dir,
+        lambda master: _run_locust(master, pinning.locust_core, stop_grace_s),
+        emulator_core=pinning.emulator_core, cores=os.cpu_count(),
+    )  # fmt: skip
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -371,11 +385,11 @@ def main(args: argparse.Namespace) -> int:
                   f" {pinning.locust_core}", flush=True)  # fmt: skip
             command = locust_command(scenario=scenario, run_dir=run_dir, emulator_url=emu.url,
                                      args=args, user_classes=user_classes)  # fmt: skip
-            code = _run_locust(command, pinning.locust_core, stop_timeout_s + LOCUST_EXIT_GRACE_S)
+            code = _launch(command, args, run_dir, pinning, stop_timeout_s + LOCUST_EXIT_GRACE_S)
     else:
         command = locust_command(scenario=scenario, run_dir=run_dir, emulator_url=args.emulator_url,
                                  args=args, user_classes=user_classes)  # fmt: skip
-        code = _run_locust(command, pinning.locust_core, stop_timeout_s + LOCUST_EXIT_GRACE_S)
+        code = _launch(command, args, run_dir, pinning, stop_timeout_s + LOCUST_EXIT_GRACE_S)
 
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():

@@ -51,7 +51,7 @@ from voiceload.credentials import load_credentials
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
 from voiceload.metrics import Aggregator, Phase, Recorder
-from voiceload.runner import artifacts
+from voiceload.runner import artifacts, distributed
 from voiceload.runner.options import RunSettings, add_arguments, probe_tcp, settings_from
 from voiceload.runner.sessions import SessionFactory, build_pools, check_pools
 from voiceload.runner.validity import AllFailingDetector, Budgets, Validity, WorkerHealth, judge
@@ -167,6 +167,7 @@ class RunPlugin:
         self.worker_id = runner.client_id if isinstance(runner, WorkerRunner) else LOCAL_WORKER_ID
         self.exit_code: int | None = None
         self.validity: Validity | None = None
+        self.coordinator: distributed.Coordinator | None = None  # set by install() (issue 5)
         self._greenlets: list[gevent.Greenlet] = []
         self._merge_lock = gevent.lock.RLock()
         self._reset_run_state(time.time())
@@ -372,7 +373,9 @@ class RunPlugin:
     def _expected_workers(self) -> list[str]:
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
-            return sorted(set(self.worker_sessions) | {c.id for c in runner.clients.all})
+            joined = self.coordinator.workers() if self.coordinator is not None else []
+            return sorted(set(self.worker_sessions) | {c.id for c in runner.clients.all}
+                          | set(joined))  # fmt: skip
         return [LOCAL_WORKER_ID]
 
     def _final_received(self, worker_id: str) -> bool:
@@ -390,6 +393,8 @@ class RunPlugin:
         lost: set[str] = set()
         if isinstance(runner, MasterRunner):
             lost = {c.id for c in runner.clients.all if c.state == STATE_MISSING}
+        if self.coordinator is not None:  # also workers gone from Locust's list without a final
+            lost |= self.coordinator.lost_workers()
         return [
             WorkerHealth(
                 worker_id=w,
@@ -547,9 +552,11 @@ class RunPlugin:
             self.phases.enter(Phase.STEADY, time.time())
 
     def on_test_stopping(self, environment: Environment, **_: Any) -> None:
-        """Teardown starts. Issue 5 hook: the master's final-flush handshake goes here."""
+        """Teardown starts; a master runs the final-flush handshake (runner/distributed.py)."""
         if self.running:
             self.phases.enter(Phase.TEARDOWN, time.time())
+            if self.coordinator is not None:
+                self.coordinator.on_test_stopping()
 
     def on_test_stop(self, environment: Environment, **_: Any) -> None:
         self._stopped = True  # a worker's next report carries final=True
@@ -558,6 +565,8 @@ class RunPlugin:
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
         """Ctrl-C / SIGTERM arrive here with the test still running: stop it, then write."""
+        if self.coordinator is not None:  # workers: flush; master: collect the workers' finals
+            self.coordinator.on_quitting()
         if self.collects and self.running and not self.finalised:
             runner = environment.runner
             if runner is not None and runner.state not in ("stopped", "stopping", "cleanup"):
@@ -601,6 +610,7 @@ class RunPlugin:
                 "voiceload_stop_early",
                 lambda environment, msg, **_: self._stop_collecting_run(msg.data["reason"]),
             )
+        self.coordinator = distributed.install(self)
 
 
 _PLUGINS: dict[int, RunPlugin] = {}
