@@ -243,6 +243,23 @@ def test_connection_refused_names_the_layer(
     assert "TCP connect (refused)" in result.error.detail
 
 
+def test_an_untrusted_certificate_fails_the_session_at_tls(
+    fixture_audio: tuple[tuple[bytes, ...], list[Turn]], self_signed_tls_port: int
+) -> None:
+    """Load sessions verify certificates: a self-signed server is a connection failure at the
+    TLS layer, for Flux and Aura alike, before any audio or text is sent."""
+    url = f"wss://127.0.0.1:{self_signed_tls_port}/v2/listen"
+    flux = _flux(url, fixture_audio, ListSink())
+    aura = AuraSession(url, {}, [], ["Hello."], ListSink()).run()
+    for result in (flux, aura):
+        assert result.error is not None
+        assert result.error.category is ErrorCategory.CONNECTION_FAILED
+        assert "TLS handshake failed" in result.error.detail
+        assert "CERTIFICATE_VERIFY_FAILED" in result.error.detail
+        assert result.connections == 0
+    assert flux.flux_audio_s == 0
+
+
 def test_aura_session_two_requests(emulator: Emulator) -> None:
     sink = ListSink()
     texts = ["Hello there, how can I help you today?", "Goodbye."]

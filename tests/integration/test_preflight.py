@@ -7,8 +7,6 @@ import argparse
 import asyncio
 import io
 import socket
-import ssl
-import subprocess
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -250,48 +248,6 @@ def test_a_closed_port_fails_at_tcp(tmp_path: Path, utterance: Path) -> None:
     steps = lines_of(text)
     assert code == 1 and steps["dns"].startswith("✓") and steps["tcp"].startswith("✗")
     assert "WebSocket connection failed at the tcp layer" in text
-
-
-@pytest.fixture(scope="module")
-def self_signed_tls_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A TLS listener on loopback with a self-signed certificate (openssl CLI)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    try:
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True, timeout=60,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("openssl is needed to make a self-signed certificate")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        for _ in range(10_000):  # bounded; each wait is at most 0.2 s
-            if stop.is_set():
-                return
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(5)
-            try:
-                with context.wrap_socket(conn, server_side=True):
-                    pass
-            except (ssl.SSLError, OSError):
-                pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    listener.close()
 
 
 def test_an_untrusted_certificate_fails_at_tls(

@@ -3,7 +3,9 @@
 ``websockets.sync`` works under Locust's gevent patches (``../shared/reference/measurements.md``
 §1): its threads become greenlets. The options are fixed here: no compression (PCM does not
 compress, and deflate costs CPU), no proxy (load must never leave for a proxy), no keepalive
-pings, ``close_timeout=2`` and no message size limit.
+pings, ``close_timeout=2`` and no message size limit. For ``wss://`` the TLS context is
+:func:`voiceload.targets.ssl_context_for`'s (certificate chain and host name verified, never
+disabled), passed explicitly rather than left to the library's default.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
+
+from voiceload.targets import ssl_context_for
 
 NowNs = Callable[[], int]
 Sleep = Callable[[float], None]
@@ -42,24 +47,45 @@ def sleep_until(due_ns: int, now_ns: NowNs, sleep: Sleep) -> None:
         sleep(remaining_ns / 1e9)
 
 
+def connect_options(
+    url: str,
+    headers: Mapping[str, str],
+    subprotocols: Sequence[str],
+    open_timeout_s: float,
+) -> dict[str, Any]:
+    """The keyword arguments :func:`open_websocket` gives ``websockets.sync.client.connect``.
+
+    ``ssl`` is present exactly when ``url`` is ``wss://``: a context that verifies the
+    certificate chain and the host name (:func:`~voiceload.targets.ssl_context_for`).
+    """
+    options: dict[str, Any] = {
+        "additional_headers": dict(headers),
+        "subprotocols": [Subprotocol(p) for p in subprotocols] or None,
+        "compression": None,
+        "proxy": None,
+        "ping_interval": None,
+        "open_timeout": open_timeout_s,
+        "close_timeout": 2,
+        "max_size": None,
+    }
+    context = ssl_context_for(url)
+    if context is not None:  # websockets refuses an ssl argument for ws://
+        options["ssl"] = context
+    return options
+
+
 def open_websocket(
     url: str,
     headers: Mapping[str, str],
     subprotocols: Sequence[str],
     open_timeout_s: float,
 ) -> ClientConnection:
-    """Connect (use the result as a context manager); raises what ``connect`` raises."""
-    return connect(
-        url,
-        additional_headers=dict(headers),
-        subprotocols=[Subprotocol(p) for p in subprotocols] or None,
-        compression=None,
-        proxy=None,
-        ping_interval=None,
-        open_timeout=open_timeout_s,
-        close_timeout=2,
-        max_size=None,
+    """Connect with :func:`connect_options` (use the result as a context manager); raises what
+    ``connect`` raises (a certificate that does not verify: :class:`ssl.SSLError`)."""
+    connection: ClientConnection = connect(
+        url, **connect_options(url, headers, subprotocols, open_timeout_s)
     )
+    return connection
 
 
 def secrets_of(headers: Mapping[str, str], subprotocols: Sequence[str]) -> list[str]:

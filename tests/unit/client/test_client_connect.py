@@ -1,8 +1,10 @@
-"""sleep_until never returns early, whatever the timer does; secrets_of lists every form."""
+"""sleep_until never returns early; secrets_of lists every form; wss:// verifies TLS."""
 
 from __future__ import annotations
 
-from voiceload.client.connect import secrets_of, sleep_until
+import ssl
+
+from voiceload.client.connect import connect_options, secrets_of, sleep_until
 
 
 class FakeClock:
@@ -50,3 +52,18 @@ def test_secrets_of_lists_values_and_tokens() -> None:
     )
     assert "tok123456" in secrets and "Bearer tok123456" in secrets
     assert "tok987654" in secrets and "cf-aig-authorization.tok987654" in secrets
+
+
+def test_wss_connections_get_a_verifying_tls_context() -> None:
+    options = connect_options("wss://gateway.example/v1/a/b", {"k": "v"}, ["p"], 5.0)
+    context = options["ssl"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert options["additional_headers"] == {"k": "v"} and options["subprotocols"] == ["p"]
+    assert options["proxy"] is None and options["compression"] is None
+
+
+def test_ws_connections_get_no_tls_argument() -> None:
+    options = connect_options("ws://127.0.0.1:8787/v2/listen", {}, [], 5.0)
+    assert "ssl" not in options  # websockets refuses ssl= for ws://
+    assert options["subprotocols"] is None and options["open_timeout"] == 5.0

@@ -1,0 +1,55 @@
+"""Fixtures shared by integration tests: a TLS listener nobody should trust."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def self_signed_tls_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A TLS listener on 127.0.0.1 with a self-signed certificate (made with the openssl CLI);
+    yields its port. It completes (or fails) the TLS handshake and hangs up: no HTTP, no
+    WebSocket. Skips the test when openssl is missing."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=60,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        for _ in range(10_000):  # bounded; each wait is at most 0.2 s
+            if stop.is_set():
+                return
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    listener.close()
