@@ -39,7 +39,7 @@ from voiceload.client.connect import (
     WallS,
     default_sleep,
     open_websocket,
-    secrets_of,
+    register_session_secrets,
 )
 from voiceload.client.errors import (
     classify_connect_error,
@@ -124,7 +124,7 @@ class AgentSession:
         self.wall_s = wall_s
         model = "+".join(m for m in (flux_model, aura_model) if m)
         self.result = SessionResult(user_type="agent", fixture=fixture, model=model, start_s=0.0)
-        self._secrets = secrets_of(self.aura_headers, self.aura_subprotocols)
+        register_session_secrets(self.aura_headers, self.aura_subprotocols)
         self._ended: queue.Queue[EndOfTurnEvent | None] = queue.Queue()
         self._voice_to_voice_us: dict[int, int] = {}
         self._aura_findings: list[Finding] = []
@@ -138,7 +138,7 @@ class AgentSession:
         try:
             flux_result = self._run()
         except Exception as exc:  # a bug here must not kill a Locust user
-            self._aura_error = self._aura_error or harness_error("Agent", exc, self._secrets)
+            self._aura_error = self._aura_error or harness_error("Agent", exc)
         self._merge(flux_result)
         self.result.duration_s = (self.now_ns() - started_ns) / NS_PER_S
         return self.result
@@ -153,7 +153,7 @@ class AgentSession:
                 self.aura_options.open_timeout_s,
             )
         except Exception as exc:
-            self._aura_error = classify_connect_error(exc, "Aura", self._secrets)
+            self._aura_error = classify_connect_error(exc, "Aura")
             return None
         with aura_cm as aura_ws:
             connect_us = (self.now_ns() - connect_ns + 500) // 1000
@@ -175,7 +175,7 @@ class AgentSession:
                 worker.join(self.aura_options.request_timeout_s + 1.0)
             if worker.is_alive() and self._aura_error is None:
                 self._aura_error = harness_error(
-                    "Aura", RuntimeError("reply worker did not finish in time"), self._secrets
+                    "Aura", RuntimeError("reply worker did not finish in time")
                 )
             if self._aura_error is None:
                 aura_ws.send(aura.serialize_client_message(aura.Close()))
@@ -214,11 +214,10 @@ class AgentSession:
             except ConnectionClosed as exc:
                 code, reason = close_facts(exc)
                 self._aura_error = closed_by_server(
-                    "Aura", code, reason, f"speaking the reply to turn {event.index}",
-                    self._secrets,
+                    "Aura", code, reason, f"speaking the reply to turn {event.index}"
                 )  # fmt: skip
             except Exception as exc:
-                self._aura_error = harness_error("Aura", exc, self._secrets)
+                self._aura_error = harness_error("Aura", exc)
             k += 1
 
     def _merge(self, flux: SessionResult | None) -> None:

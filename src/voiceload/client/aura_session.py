@@ -26,7 +26,7 @@ from voiceload.client.connect import (
     WallS,
     default_sleep,
     open_websocket,
-    secrets_of,
+    register_session_secrets,
     sleep_until,
 )
 from voiceload.client.errors import (
@@ -152,7 +152,7 @@ class AuraSession:
         self.sleep = sleep
         self.wall_s = wall_s
         self.result = SessionResult(user_type="aura", fixture=fixture, model=model, start_s=0.0)
-        self._secrets = secrets_of(self.headers, self.subprotocols)
+        register_session_secrets(self.headers, self.subprotocols)
 
     def run(self) -> SessionResult:
         """Run every request; never raises for service or network failures."""
@@ -161,7 +161,7 @@ class AuraSession:
         try:
             self._run()
         except Exception as exc:  # a bug here must not kill a Locust user
-            self._fail(harness_error(self.service, exc, self._secrets))
+            self._fail(harness_error(self.service, exc))
         self.result.duration_s = (self.now_ns() - started_ns) / NS_PER_S
         return self.result
 
@@ -172,7 +172,7 @@ class AuraSession:
                 self.url, self.headers, self.subprotocols, self.options.open_timeout_s
             )
         except Exception as exc:
-            self._fail(classify_connect_error(exc, self.service, self._secrets))
+            self._fail(classify_connect_error(exc, self.service))
             return
         with ws_cm as ws:
             opened_ns = self.now_ns()
@@ -206,7 +206,7 @@ class AuraSession:
                 code, reason = close_facts(exc)
                 self._fail(
                     closed_by_server(
-                        self.service, code, reason, f"waiting for request {k}", self._secrets
+                        self.service, code, reason, f"waiting for request {k}"
                     )
                 )
                 return

@@ -18,6 +18,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from voiceload.credentials import register_secret
 from voiceload.targets import ssl_context_for
 
 NowNs = Callable[[], int]
@@ -102,6 +103,17 @@ def secrets_of(headers: Mapping[str, str], subprotocols: Sequence[str]) -> list[
             if found and tail:
                 out.append(tail)
     return out
+
+
+def register_session_secrets(headers: Mapping[str, str], subprotocols: Sequence[str]) -> None:
+    """Register every string of :func:`secrets_of` with :func:`voiceload.credentials.redact`
+    (process-wide, from now on), so error details and log lines never carry a session's
+    credentials — redacted with the one marker, :data:`voiceload.credentials.REDACTED`.
+
+    Sessions call it when they are built, before any connection is attempted. Strings shorter
+    than :data:`voiceload.credentials.MIN_SECRET_CHARS` are left alone (see there)."""
+    for secret in secrets_of(headers, subprotocols):
+        register_secret(secret)
 
 
 def with_query(url: str, **params: str) -> str:

@@ -8,16 +8,16 @@
 * A connection that never reached HTTP says which layer failed: DNS, TCP, TLS, or a timeout.
 * A close by the peer keeps its close code and reason.
 
-Every detail passes through :func:`redact_secrets` (the session's own header values and
-subprotocols) and :func:`voiceload.credentials.redact` (every registered secret), so a message
-never carries a credential.
+Every detail passes through :func:`voiceload.credentials.redact`, which removes every registered
+secret (the sessions register their header values and subprotocols when they are built:
+:func:`voiceload.client.connect.register_session_secrets`), so a message never carries a
+credential and every redaction looks the same.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterable
 
 from websockets.exceptions import (
     ConnectionClosed,
@@ -30,17 +30,6 @@ from voiceload.client.results import ErrorCategory, SessionError
 from voiceload.credentials import redact
 from voiceload.protocol.gateway import classify_upgrade_failure
 
-# Shorter strings are not treated as secrets (they would mask ordinary words).
-_MIN_SECRET_CHARS = 8
-
-
-def redact_secrets(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each of ``secrets`` (and every registered secret) replaced by ``***``."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= _MIN_SECRET_CHARS:
-            text = text.replace(secret, "***")
-    return redact(text)
-
 
 def _category(value: object) -> ErrorCategory:
     try:
@@ -49,42 +38,35 @@ def _category(value: object) -> ErrorCategory:
         return ErrorCategory.HANDSHAKE_REFUSED
 
 
-def classify_connect_error(
-    exc: BaseException, service: str, secrets: Iterable[str] = ()
-) -> SessionError:
+def classify_connect_error(exc: BaseException, service: str) -> SessionError:
     """The :class:`SessionError` for an exception raised while opening a WebSocket.
 
-    ``service`` names the endpoint in the message (``"Flux"``, ``"Aura"``); ``secrets`` are
-    strings to keep out of it (auth header values, auth subprotocols).
+    ``service`` names the endpoint in the message (``"Flux"``, ``"Aura"``); text from the
+    exception or the service passes through :func:`~voiceload.credentials.redact`.
     """
-    secrets = list(secrets)
-
-    def clean(text: str) -> str:
-        return redact_secrets(text, secrets)
-
     if isinstance(exc, InvalidStatus):
         response = exc.response
         body = bytes(response.body or b"")
         failure = classify_upgrade_failure(response.status_code, body)
         return SessionError(
             _category(failure.category),
-            f"{service} refused the WebSocket upgrade: {clean(failure.describe())}",
+            f"{service} refused the WebSocket upgrade: {redact(failure.describe())}",
             http_status=response.status_code,
             service_code=failure.code,
         )
     if isinstance(exc, InvalidURI):
         return SessionError(
-            ErrorCategory.HARNESS_ERROR, f"{service}: invalid target URL: {clean(str(exc))}"
+            ErrorCategory.HARNESS_ERROR, f"{service}: invalid target URL: {redact(str(exc))}"
         )
     if isinstance(exc, InvalidHandshake):
         return SessionError(
             ErrorCategory.PROTOCOL_VIOLATION,
-            f"{service}: bad WebSocket opening handshake: {clean(str(exc))}",
+            f"{service}: bad WebSocket opening handshake: {redact(str(exc))}",
         )
     layer, hint = _connection_layer(exc)
     return SessionError(
         ErrorCategory.CONNECTION_FAILED,
-        f"{service}: {layer} failed: {clean(str(exc)) or type(exc).__name__}; {hint}",
+        f"{service}: {layer} failed: {redact(str(exc)) or type(exc).__name__}; {hint}",
     )
 
 
@@ -111,12 +93,10 @@ def close_facts(exc: ConnectionClosed) -> tuple[int | None, str]:
     return exc.rcvd.code, exc.rcvd.reason
 
 
-def closed_by_server(
-    service: str, code: int | None, reason: str, while_doing: str, secrets: Iterable[str] = ()
-) -> SessionError:
+def closed_by_server(service: str, code: int | None, reason: str, while_doing: str) -> SessionError:
     """The peer closed the connection before we were done (``while_doing`` says when)."""
     code_text = "without a close frame" if code is None else f"with close code {code}"
-    reason_text = f" ({redact_secrets(reason, secrets)})" if reason else ""
+    reason_text = f" ({redact(reason)})" if reason else ""
     return SessionError(
         ErrorCategory.CLOSED_BY_SERVER,
         f"{service} closed the connection {code_text}{reason_text} while {while_doing}",
@@ -124,9 +104,9 @@ def closed_by_server(
     )
 
 
-def harness_error(service: str, exc: BaseException, secrets: Iterable[str] = ()) -> SessionError:
+def harness_error(service: str, exc: BaseException) -> SessionError:
     """An unexpected exception in voiceload itself: type and message, no traceback."""
-    text = redact_secrets(str(exc), secrets)
+    text = redact(str(exc))
     return SessionError(
         ErrorCategory.HARNESS_ERROR,
         f"{service}: voiceload bug or overload: {type(exc).__name__}: {text}",

@@ -38,7 +38,7 @@ from voiceload.client.connect import (
     WallS,
     default_sleep,
     open_websocket,
-    secrets_of,
+    register_session_secrets,
     sleep_until,
     with_query,
 )
@@ -123,7 +123,7 @@ class FluxSession:
         self.sleep = sleep
         self.wall_s = wall_s
         self.result = SessionResult(user_type="flux", fixture=fixture, model=model, start_s=0.0)
-        self._secrets = secrets_of(self.headers, self.subprotocols)
+        register_session_secrets(self.headers, self.subprotocols)
         self._lock = threading.Lock()
         self._tracker: FluxTurnTracker | None = None
         self._reader_error: SessionError | None = None
@@ -141,7 +141,7 @@ class FluxSession:
         except ConnectionClosed as exc:
             self._fail(self._closed_error(exc, "streaming audio"))
         except Exception as exc:  # a bug here must not kill a Locust user
-            self._fail(harness_error(self.service, exc, self._secrets))
+            self._fail(harness_error(self.service, exc))
         self._finish()
         self.result.duration_s = (self.now_ns() - started_ns) / NS_PER_S
         return self.result
@@ -153,7 +153,7 @@ class FluxSession:
                 self.url, self.headers, self.subprotocols, self.options.open_timeout_s
             )
         except Exception as exc:
-            self._fail(classify_connect_error(exc, self.service, self._secrets))
+            self._fail(classify_connect_error(exc, self.service))
             return
         with ws_cm as ws:
             connect_us = (self.now_ns() - connect_ns + 500) // 1000
@@ -238,14 +238,13 @@ class FluxSession:
                 self._reader_error = replace(self._reader_error, close_code=ws.close_code)
             elif not self._close_stream_sent and self._reader_error is None:
                 self._reader_error = closed_by_server(
-                    self.service, ws.close_code, ws.close_reason or "", "streaming audio",
-                    self._secrets,
+                    self.service, ws.close_code, ws.close_reason or "", "streaming audio"
                 )  # fmt: skip
         except ConnectionClosed as exc:
             if not self._close_stream_sent and self._reader_error is None:
                 self._reader_error = self._closed_error(exc, "streaming audio")
         except Exception as exc:
-            self._reader_error = harness_error(self.service, exc, self._secrets)
+            self._reader_error = harness_error(self.service, exc)
         finally:
             self._reader_done.set()
 
@@ -257,7 +256,7 @@ class FluxSession:
 
     def _closed_error(self, exc: ConnectionClosed, while_doing: str) -> SessionError:
         code, reason = close_facts(exc)
-        return closed_by_server(self.service, code, reason, while_doing, self._secrets)
+        return closed_by_server(self.service, code, reason, while_doing)
 
     def _fail(self, error: SessionError) -> None:
         """Keep the first error: later ones are consequences."""

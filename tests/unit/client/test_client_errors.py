@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Iterator
 
 import pytest
 from websockets.datastructures import Headers
@@ -16,15 +17,15 @@ from websockets.exceptions import (
 from websockets.frames import Close
 from websockets.http11 import Response
 
-from voiceload.client.connect import secrets_of, with_query
+from voiceload.client.connect import register_session_secrets, with_query
 from voiceload.client.errors import (
     classify_connect_error,
     close_facts,
     closed_by_server,
     harness_error,
-    redact_secrets,
 )
 from voiceload.client.results import ErrorCategory
+from voiceload.credentials import REDACTED, forget_secrets, mask
 from voiceload.protocol import gateway
 from voiceload.protocol.gateway import FailureCategory
 
@@ -83,20 +84,36 @@ def test_handshake_and_uri_problems() -> None:
     assert uri.category is ErrorCategory.HARNESS_ERROR
 
 
+@pytest.fixture
+def empty_registry() -> Iterator[None]:
+    forget_secrets()
+    yield
+    forget_secrets()
+
+
+@pytest.mark.usefixtures("empty_registry")
 def test_no_credential_in_any_message() -> None:
-    headers = {"cf-aig-authorization": f"Bearer {TOKEN}"}
-    subprotocols = [f"cf-aig-authorization.{TOKEN}"]
-    secrets = secrets_of(headers, subprotocols)
+    register_session_secrets(
+        {"cf-aig-authorization": f"Bearer {TOKEN}"}, [f"cf-aig-authorization.{TOKEN}"]
+    )
     body = f'{{"error":[{{"code":2009,"message":"bad token {TOKEN}"}}]}}'.encode()
     errors = [
-        classify_connect_error(_refused(401, body), "Flux", secrets),
-        classify_connect_error(OSError(f"proxy said {TOKEN}"), "Flux", secrets),
-        harness_error("Flux", ValueError(f"cf-aig-authorization.{TOKEN}"), secrets),
-        closed_by_server("Flux", 1008, f"token {TOKEN} revoked", "streaming", secrets),
+        classify_connect_error(_refused(401, body), "Flux"),
+        classify_connect_error(OSError(f"proxy said {TOKEN}"), "Flux"),
+        harness_error("Flux", ValueError(f"cf-aig-authorization.{TOKEN}")),
+        closed_by_server("Flux", 1008, f"token {TOKEN} revoked", "streaming"),
     ]
     for err in errors:
-        assert TOKEN not in err.message() and "***" in err.message()
-    assert redact_secrets("short", ["short"]) == "short"  # too short to be a credential
+        # one marker everywhere: the registry's (with the token's last 4 characters)
+        assert TOKEN not in err.message() and mask(TOKEN) in err.message()
+        assert "***" not in err.message()
+
+
+@pytest.mark.usefixtures("empty_registry")
+def test_short_session_strings_are_not_treated_as_secrets() -> None:
+    register_session_secrets({"x-mode": "short"}, ["token"])
+    err = closed_by_server("Flux", 1008, "short token", "streaming")
+    assert "short token" in err.detail and REDACTED not in err.detail
 
 
 def test_close_facts_and_message() -> None:
