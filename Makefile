@@ -11,7 +11,7 @@ help:
 	@echo "make lint       ruff + mypy --strict on src/"
 	@echo "make fixtures   regenerate synthetic fixtures (needs espeak-ng and sox)"
 	@echo "make emulator   start the bundled emulator on 127.0.0.1:8787"
-	@echo "make bench      benchmark against the bundled emulator (USERS=, DURATION=, SCENARIO=)"
+	@echo "make bench      benchmark against the bundled emulator (USERS=, DURATION=, SCENARIO=, WORKERS=)"
 	@echo "make bench-ci   CI gate: 40 s run, SLOs + validity, junit.xml (BASELINE=NAME compares)"
 
 venv: $(STAMP)
@@ -39,13 +39,15 @@ fixtures: $(STAMP)
 emulator: $(STAMP)
 	$(BIN)/voiceload emulate --host 127.0.0.1 --port 8787
 
-# make bench [SCENARIO=default|smoke|flux-capacity] [USERS=N] [DURATION=90s] [BENCH_ARGS=...]
+# make bench [SCENARIO=default|smoke|flux-capacity] [USERS=N] [DURATION=90s] [WORKERS=N] [BENCH_ARGS=...]
+# WORKERS=N: a Locust master and N worker processes on this machine (README: several machines).
 SCENARIO ?= default
 USERS    ?=
 DURATION ?=
+WORKERS  ?=
 bench: $(STAMP)
 	$(BIN)/voiceload run --scenario $(SCENARIO) $(if $(USERS),--users $(USERS)) \
-		$(if $(DURATION),--duration $(DURATION)) $(BENCH_ARGS)
+		$(if $(DURATION),--duration $(DURATION)) $(if $(WORKERS),--workers $(WORKERS)) $(BENCH_ARGS)
 
 # make bench-ci [BASELINE=NAME] [SLO=FILE] [CI_DURATION=40s] [CI_USERS=6] [CI_ARGS='-- --target URL']
 # The CI gate: short run, report with SLO + validity check, optional baseline comparison.

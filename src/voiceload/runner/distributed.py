@@ -41,6 +41,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.event
 import gevent.lock
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_INIT, STATE_MISSING, MasterRunner, WorkerRunner
 
 from voiceload.errors import ConfigError
 
@@ -63,11 +65,11 @@ HDR_STOP = "hdr_stop"  # master -> worker: stop your users and send your final p
 HDR_FINAL = "hdr_final"  # worker -> master: my final payload is sent; {"worker", "sessions"}
 FINAL_MARGIN_S = 10.0  # on top of the stop timeout, for the last payloads to travel and merge
 FINAL_POLL_S = 0.1
-MISSING_STATE = "missing"  # Locust's state for a worker whose heartbeats stopped
 JOIN_WATCH_LEAD_S = 0.5  # report a short roster this long before Locust gives up by itself
 JOIN_POLL_S = 0.25
 DEFAULT_JOIN_TIMEOUT_S = 60.0
 WORKER_EXIT_GRACE_S = 15.0  # after the master exits, before workers are terminated
+EARLY_EXIT_POLL_S = 0.5
 EXIT_WORKERS_MISSING = 2
 LOOPBACK = "127.0.0.1"
 
@@ -157,7 +159,7 @@ class WorkerRoster:
             if worker_id in self.answers or worker_id in self.missing:
                 continue
             state = states.get(worker_id)
-            if state is None or state == MISSING_STATE:
+            if state is None or state == STATE_MISSING:
                 self.missing.add(worker_id)
                 newly_lost.append(worker_id)
         return newly_lost
@@ -171,7 +173,7 @@ class WorkerRoster:
 
     def new_test(self, states: Mapping[str, str]) -> None:
         """Start a new test: forget answers; keep only workers still connected and alive."""
-        self.joined = [w for w in self.joined if states.get(w, MISSING_STATE) != MISSING_STATE]
+        self.joined = [w for w in self.joined if states.get(w, STATE_MISSING) != STATE_MISSING]
         self.answers.clear()
         self.missing.clear()
 
@@ -286,11 +288,11 @@ class MasterCoordinator(Coordinator):
         :func:`join_problem`, tell the joined ones to quit and exit the process with code 2."""
         deadline_s = time.monotonic() + max(0.0, max_wait_s - JOIN_WATCH_LEAD_S)
         while time.monotonic() < deadline_s:
-            if self.runner.state != "init":
+            if self.runner.state != STATE_INIT:
                 return  # the test started: every expected worker joined
             gevent.sleep(min(JOIN_POLL_S, max(0.0, deadline_s - time.monotonic())))
         joined = len(self.runner.clients.ready)
-        if self.runner.state != "init" or joined >= expected:
+        if self.runner.state != STATE_INIT or joined >= expected:
             return
         logger.error("voiceload: %s", join_problem(joined, expected, max_wait_s, master))
         for client in list(self.runner.clients.all):
@@ -442,7 +444,32 @@ def run_with_workers(
     processes = start_workers(worker, worker_cores(workers, emulator_core, cores), log_dir)
     print(f"{workers} Locust worker(s) (pids {', '.join(str(p.pid) for p in processes)}), logs"
           f" in {log_dir}/worker-*.log; master on {LOOPBACK}:{port}", flush=True)  # fmt: skip
+    master_done = threading.Event()
+    watcher = threading.Thread(target=_report_early_exits, args=(processes, log_dir, master_done),
+                               daemon=True)  # fmt: skip
+    watcher.start()
     try:
         return run_master(master)
     finally:
+        master_done.set()
+        watcher.join(timeout=5)
         stop_workers(processes, WORKER_EXIT_GRACE_S)
+
+
+def _report_early_exits(
+    processes: Sequence[subprocess.Popen[bytes]], log_dir: Path, master_done: threading.Event
+) -> None:
+    """Thread: say at once when a worker fails while the master still runs (a bad option, an
+    import error, a kill), with the last line of its log, instead of only the master's error."""
+    reported: set[int] = set()
+    while not master_done.wait(EARLY_EXIT_POLL_S) and len(reported) < len(processes):
+        for i, process in enumerate(processes, start=1):
+            code = process.poll()
+            if not code or i in reported:  # running, or told to quit by the master (code 0)
+                continue
+            reported.add(i)
+            log = log_dir / f"worker-{i}.log"
+            lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            print(f"voiceload run: worker {i} (pid {process.pid}) exited with code {code}:"
+                  f" {lines[-1] if lines else '(no output)'} (log: {log})",
+                  file=sys.stderr, flush=True)  # fmt: skip
