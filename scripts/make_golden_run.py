@@ -42,6 +42,9 @@ FAILURES = [  # (category, first message)
     ("connection_failed", "connection_failed: timed out during opening handshake"),
     ("closed_by_server", "closed_by_server: connection closed (close code 1011)"),
 ]
+#: Failures after which the session's first WebSocket was open (the others fail its handshake,
+#: so the session opened none: ``connections`` counts successful handshakes, as the client does).
+OPENED_BEFORE_FAILING = {"closed_by_server"}
 
 
 def _lognormal_us(rng: random.Random, median_ms: float, sigma: float) -> int:
@@ -106,7 +109,8 @@ def generate_run(
             rec(t, "flux.connect", _lognormal_us(rng, 45, 0.3))
             if failed:
                 category, message = rng.choice(FAILURES)
-                row.update(outcome="error", error_category=category, error_detail=message)
+                row.update(outcome="error", error_category=category, error_detail=message,
+                           connections=int(category in OPENED_BEFORE_FAILING))
                 length_s = 0.2
             else:
                 streamed_s = audio_s + 1.0 + rng.random() * 1.5  # trailing silence until EoT
@@ -135,7 +139,8 @@ def generate_run(
                     row["wer"] = round(rng.choice([0.0, 0.0, 0.0, 0.05, 0.1]), 4)
                 length_s = streamed_s + 0.2
             if user_type == "agent":
-                row["connections"] = 2
+                if not failed:
+                    row["connections"] = 2
                 chars = 0 if failed else 120 * max(1, turns)
                 row.update(aura_chars=chars, aura_audio_s=round(chars / 15.0, 3))
         else:
@@ -144,7 +149,8 @@ def generate_run(
             rec(t, "aura.connect", _lognormal_us(rng, 40, 0.3))
             if failed:
                 category, message = rng.choice(FAILURES)
-                row.update(outcome="error", error_category=category, error_detail=message)
+                row.update(outcome="error", error_category=category, error_detail=message,
+                           connections=int(category in OPENED_BEFORE_FAILING))
                 length_s = 0.2
             else:
                 requests = rng.randint(1, 3)

@@ -426,19 +426,16 @@ def compare_means(
 
 
 def session_neurons(rows: Sequence[Mapping[str, str]], pricing: cost.Pricing) -> list[list[float]]:
-    """Neurons of each session, grouped as :func:`voiceload.cost.usage_from_sessions` defines a
-    voice session: ``[agent rows]`` if the run has agents, else ``[flux rows, aura rows]`` (a
-    voice session is one of each, so its mean cost is the sum of the two group means)."""
+    """Neurons of each session, grouped by :func:`voiceload.cost.voice_session_groups`:
+    ``[agent rows]`` if the run has agents, else ``[flux rows, aura rows]`` (a voice session is
+    one of each, so its mean cost is the sum of the two group means); failed sessions that
+    opened no WebSocket are left out, as in the report's cost section."""
 
     def neurons(row: Mapping[str, str]) -> float:
         usage = cost.usage_from_sessions([row], pricing.default_aura_model).mean
         return cost.project(usage, 1.0, pricing).neurons_per_session
 
-    kinds = [(r.get("user_type") or "").strip() for r in rows]
-    if "agent" in kinds:
-        return [[neurons(r) for r, k in zip(rows, kinds, strict=True) if k == "agent"]]
-    return [[neurons(r) for r, k in zip(rows, kinds, strict=True) if k == want]
-            for want in ("flux", "aura")]
+    return [[neurons(r) for r in group] for group in cost.voice_session_groups(rows)]
 
 
 @dataclass(frozen=True)

@@ -360,6 +360,33 @@ def _add(a: SessionUsage, b: SessionUsage) -> SessionUsage:
     )
 
 
+def used_something(row: Mapping[str, str]) -> bool:
+    """False for a failed session that opened no WebSocket (it used, and is billed, nothing).
+
+    A session that failed after its handshake still counts: it may have streamed billable audio.
+    """
+    return (row.get("outcome") or "").strip() == "ok" or _float(row, "connections") > 0
+
+
+def voice_session_groups(
+    rows: Sequence[Mapping[str, str]],
+) -> list[list[Mapping[str, str]]]:
+    """The ``sessions.csv`` rows a voice session is made of, by component.
+
+    ``[agent rows]`` when the run has ``agent`` sessions (one conversation = one voice session),
+    else ``[flux rows, aura rows]`` (one of each = one voice session). Rows of failed sessions
+    that opened no WebSocket are left out (:func:`used_something`). :func:`usage_from_sessions`,
+    the report's sustained concurrency and :mod:`voiceload.compare`'s cost per session all use
+    this one definition.
+    """
+    used = [r for r in rows if used_something(r)]
+    kinds = [(r.get("user_type") or "").strip() for r in used]
+    if "agent" in kinds:
+        return [[r for r, k in zip(used, kinds, strict=True) if k == "agent"]]
+    return [[r for r, k in zip(used, kinds, strict=True) if k == want]
+            for want in ("flux", "aura")]
+
+
 def usage_from_sessions(rows: Sequence[Mapping[str, str]], default_aura_model: str) -> UsageStats:
     """Usage of one voice session from ``sessions.csv`` rows (dicts of column -> text).
 
@@ -369,22 +396,29 @@ def usage_from_sessions(rows: Sequence[Mapping[str, str]], default_aura_model: s
       sum of both means; the p95 is the sum of both p95s (an upper bound), and the session length
       is the longer of the two.
 
-    Sessions of every outcome count: a failed session may still have streamed billable audio.
-    Aura characters go to the model named in the row's ``model`` column, else
-    ``default_aura_model`` (the p95 puts all characters on the model used most).
+    Rows are grouped by :func:`voice_session_groups`: sessions that used something count whatever
+    their outcome (a failed session may still have streamed billable audio); failed sessions that
+    opened no WebSocket are left out of the means. Aura characters go to the model named in the
+    row's ``model`` column, else ``default_aura_model`` (the p95 puts all characters on the model
+    used most).
     """
-    agents = [r for r in rows if (r.get("user_type") or "").strip() == "agent"]
-    if agents:
+    groups = voice_session_groups(rows)
+    kinds = {"agent"} if len(groups) == 1 else {"flux", "aura"}
+    unused = sum(1 for r in rows
+                 if (r.get("user_type") or "").strip() in kinds and not used_something(r))
+    left_out = (f"; {unused} failed sessions that opened no WebSocket left out" if unused
+                else "")
+    if len(groups) == 1:
+        agents = groups[0]
         mean, p95 = _component_usage(agents, default_aura_model)
-        basis = f"{len(agents)} agent sessions (one conversation = one voice session)"
+        basis = f"{len(agents)} agent sessions (one conversation = one voice session){left_out}"
         return UsageStats(mean=mean, p95=p95, basis=basis, sessions=len(agents))
-    flux = [r for r in rows if (r.get("user_type") or "").strip() == "flux"]
-    aura = [r for r in rows if (r.get("user_type") or "").strip() == "aura"]
+    flux, aura = groups
     fm, fp = _component_usage(flux, default_aura_model)
     am, ap = _component_usage(aura, default_aura_model)
     basis = (
         f"one Flux session ({len(flux)} measured) + one Aura session ({len(aura)} measured) "
-        "= one voice session; p95 is the sum of both p95s (an upper bound)"
+        f"= one voice session; p95 is the sum of both p95s (an upper bound){left_out}"
     )
     return UsageStats(mean=_add(fm, am), p95=_add(fp, ap), basis=basis,
                       sessions=len(flux) + len(aura))

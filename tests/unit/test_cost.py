@@ -163,6 +163,23 @@ def test_usage_from_separate_flux_and_aura_sessions() -> None:
     assert st.p95.aura_chars_total == pytest.approx(400.0)
 
 
+def test_failed_sessions_count_only_when_they_opened_a_socket() -> None:
+    failed_handshake = {**row("agent", 0, 0, 0, 0.2), "outcome": "error"}
+    failed_midway = {**row("agent", 30, 0, 1, 31), "outcome": "error"}  # streamed: billed
+    ok = {**row("agent", 90, 300, 2, 95), "outcome": "ok"}
+    st = cost.usage_from_sessions([failed_handshake, failed_midway, ok], "aura-2-en")
+    assert st.sessions == 2
+    assert st.mean.flux_audio_minutes == pytest.approx(1.0)  # (30 + 90) s / 2 sessions
+    assert st.mean.aura_chars == {"aura-2-en": pytest.approx(150.0)}
+    assert "1 failed sessions that opened no WebSocket left out" in st.basis
+    flux_aura = [{**row("flux", 0, 0, 0, 0.2), "outcome": "error"},
+                 {**row("flux", 60, 0, 1, 61), "outcome": "ok"},
+                 {**row("aura", 0, 200, 1, 5), "outcome": "ok"}]
+    groups = cost.voice_session_groups(flux_aura)
+    assert [len(g) for g in groups] == [1, 1]
+    assert cost.usage_from_sessions(flux_aura, "aura-2-en").mean.flux_audio_minutes == 1.0
+
+
 def test_aura_model_of() -> None:
     assert cost.aura_model_of("@cf/deepgram/aura-2-en", "x") == "aura-2-en"
     assert cost.aura_model_of("flux+aura-1", "x") == "aura-1"
