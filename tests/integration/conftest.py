@@ -1,4 +1,5 @@
-"""Fixtures shared by integration tests: a TLS listener nobody should trust."""
+"""Fixtures shared by integration tests: loopback-only name lookups, a TLS listener nobody
+should trust."""
 
 from __future__ import annotations
 
@@ -7,8 +8,27 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@pytest.fixture
+def loopback_only_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process, ``socket.getaddrinfo`` answers only for loopback names (by asking the
+    real resolver, which needs no DNS for them); any other name fails as an unknown host
+    (``EAI_NONAME``) without a query leaving the machine."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in LOOPBACK_NAMES:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (test resolver)")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,9 @@ def utterance(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def env(monkeypatch: pytest.MonkeyPatch, loopback_only_dns: None) -> Iterator[None]:
+    """The guide's variables set to test values; name lookups answer only for loopback, so
+    no test here can reach a real service or the system resolver."""
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", ACCOUNT)
     monkeypatch.setenv("CLOUDFLARE_GATEWAY_ID", GATEWAY)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
@@ -224,7 +226,8 @@ def test_a_missing_variable_is_named_before_any_connection(
     tmp_path: Path, utterance: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CLOUDFLARE_GATEWAY_ID")
-    code, text = check(tmp_path, utterance, "--target", "gateway")
+    code, text = check(tmp_path, utterance, "--target", "gateway",
+                       "--base-url", "ws://127.0.0.1:9")  # were config to pass: still loopback
     steps = lines_of(text)
     assert code == 1
     assert steps["config"].startswith("✗") and "CLOUDFLARE_GATEWAY_ID is not set" in text
@@ -232,10 +235,13 @@ def test_a_missing_variable_is_named_before_any_connection(
 
 
 def test_an_unresolvable_host_fails_at_dns(tmp_path: Path, utterance: Path) -> None:
+    # the test resolver (loopback_only_dns) refuses the name; no DNS query is made
     code, text = check(tmp_path, utterance, "--target", "gateway",
                        "--base-url", "ws://voiceload-check.invalid:80")
     steps = lines_of(text)
     assert code == 1 and steps["dns"].startswith("✗")
+    assert "voiceload-check.invalid does not resolve" in text
+    assert all(steps[s].startswith("- ") for s in ("tcp", "upgrade", "flux", "aura"))
     assert "WebSocket connection failed at the dns layer" in text
 
 

@@ -1,12 +1,15 @@
 """`voiceload run` against a paid target: the estimate first, then nothing without a yes.
 
-No traffic leaves the machine: the refused run stops before any connection, and the confirmed
-one points at an unresolvable ``.invalid`` host, so it can only fail after the gate.
+No traffic leaves the machine, whether the gate works or not: every run's ``--base-url`` is a
+closed port on 127.0.0.2 — inside the loopback network, yet not one of the names
+:func:`voiceload.targets.is_loopback` trusts, so the run still counts as paid and meets the
+gate. No name is looked up either. The confirmed run fails after the gate (connection refused).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +20,18 @@ REPO = Path(__file__).resolve().parents[2]
 TOKEN = "gate-token-0a1b2c3d4e5f6a7b8c9d"
 
 
+def closed_port_url(scheme: str) -> str:
+    """``scheme://127.0.0.2:<port>`` where nothing listens (bind, note the port, close)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.2", 0))
+        port = probe.getsockname()[1]
+    return f"{scheme}://127.0.0.2:{port}"
+
+
 def run(tmp_path: Path, *extra: str, confirm: str | None = None) -> tuple[int, str]:
+    """``voiceload run --target gateway`` in a child process, aimed at ``extra``'s
+    ``--base-url`` (callers always pass one on 127.0.0.2)."""
+    assert "--base-url" in extra, "a gate test must never aim at the real gateway"
     env = dict(os.environ)
     env.update(CLOUDFLARE_ACCOUNT_ID="0123456789abcdef0123456789abcdef",
                CLOUDFLARE_GATEWAY_ID="gate-gw", CLOUDFLARE_API_TOKEN=TOKEN)
@@ -34,7 +48,7 @@ def run(tmp_path: Path, *extra: str, confirm: str | None = None) -> tuple[int, s
 
 @pytest.mark.slow
 def test_an_unconfirmed_paid_run_prints_the_estimate_and_stops(tmp_path: Path) -> None:
-    code, text = run(tmp_path)
+    code, text = run(tmp_path, "--base-url", closed_port_url("ws"))
     assert code != 0
     assert "audio minutes" in text and "Neurons" in text and "$" in text
     assert "--yes" in text and "VOICELOAD_CONFIRM=1" in text
@@ -48,8 +62,8 @@ def test_an_unconfirmed_paid_run_prints_the_estimate_and_stops(tmp_path: Path) -
 def test_yes_or_voiceload_confirm_passes_the_gate(
     tmp_path: Path, flag: str | None, confirm: str | None
 ) -> None:
-    extra = ["--base-url", "wss://voiceload-gate.invalid", "--users", "1", "--duration", "5s"]
+    extra = ["--base-url", closed_port_url("wss"), "--users", "1", "--duration", "5s"]
     code, text = run(tmp_path, *extra, *([flag] if flag else []), confirm=confirm)
     assert "audio minutes" in text and "Confirmed; starting." in text
-    assert code != 0  # the host does not resolve: the run fails after the gate, as it should
+    assert code != 0  # nothing listens there: the run fails after the gate, as it should
     assert TOKEN not in text
