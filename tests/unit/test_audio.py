@@ -182,6 +182,29 @@ def test_vad_agrees_with_phone_alignment_of_arctic_a0009(shared_dir: Path) -> No
     assert turns[0].offset_s == pytest.approx(offset_s, abs=0.030)
 
 
+def test_vad_ignores_mains_hum_below_the_speech_band(shared_dir: Path) -> None:
+    # a 60 Hz tone is 0.6 cycles per 10 ms window: untapered, it leaked into the 200-4000 Hz
+    # band and held the turn open through 3 s of trailing "silence" (offset 5.03 s)
+    onset_s, offset_s = _lab_speech_span_s(shared_dir / ARCTIC / "arctic_a0009_phone.lab")
+    a9 = load_linear16(shared_dir / ARCTIC / "arctic_a0009.wav") / 32768.0
+    audio = np.concatenate([a9, np.zeros(3 * 16000)])
+    hum = 10 ** (-40 / 20) * np.sin(2 * np.pi * 60.0 * np.arange(audio.size) / 16000)  # -40 dBFS
+    (turn,) = detect_speech(audio + hum, 16000)
+    assert turn.onset_s == pytest.approx(onset_s, abs=0.030)
+    assert turn.offset_s == pytest.approx(offset_s, abs=0.030)
+
+
+@pytest.mark.parametrize("gain_db", [-20.0, 3.0])
+def test_vad_turn_does_not_move_with_recording_level(shared_dir: Path, gain_db: float) -> None:
+    # the thresholds follow the measured noise floor, so a quieter (or louder) recording of the
+    # same speech gives the same turn; a fixed floor clamp made -20 dB start 60 ms late
+    onset_s, offset_s = _lab_speech_span_s(shared_dir / ARCTIC / "arctic_a0009_phone.lab")
+    a9 = load_linear16(shared_dir / ARCTIC / "arctic_a0009.wav") / 32768.0
+    (turn,) = detect_speech(a9 * 10 ** (gain_db / 20), 16000)
+    assert turn.onset_s == pytest.approx(onset_s, abs=0.030)
+    assert turn.offset_s == pytest.approx(offset_s, abs=0.030)
+
+
 def _conversation(shared: Path) -> np.ndarray:
     """a0009, 2 s pause, a0007 then a0009: two turns (the ~0.7 s pause between a0007's last
     speech and a0009's first merges; the 2 s one does not)."""
