@@ -37,15 +37,17 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
 
 from voiceload.credentials import (
     ACCOUNT_ID_VAR,
     API_TOKEN_VAR,
     DEEPGRAM_KEY_VAR,
     GATEWAY_ID_VAR,
+    REDACTED,
     Credentials,
     Secret,
+    redact,
     register_secret,
 )
 from voiceload.errors import ConfigError
@@ -69,6 +71,14 @@ EMULATOR_TOKEN: Final = "voiceload-emulator-token"
 
 NAMED_TARGETS: Final = ("emulator", "gateway", "workers-ai", "deepgram")
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+
+#: Query parameter names whose values are credentials, compared in lower case without ``-`` or
+#: ``_``; a name ending in one of :data:`_SECRET_QUERY_SUFFIXES` counts too (``auth_token``).
+_SECRET_QUERY_NAMES: Final = frozenset(
+    {"token", "key", "apikey", "accesstoken", "auth", "authorization", "cfaigauthorization",
+     "secret", "password", "pass", "pwd", "sig", "signature", "credential", "credentials"}
+)
+_SECRET_QUERY_SUFFIXES: Final = ("token", "key", "secret", "password", "signature")
 
 # Workers AI's default speaker per Aura model (protocols.md §4.4), for Deepgram model names.
 _DEFAULT_AURA_VOICE: Final = {"aura-1": "angus", "aura-2-en": "luna", "aura-2-es": "aquila"}
@@ -123,6 +133,10 @@ class Endpoint:
     headers: tuple[tuple[str, str | Secret], ...] = ()
     subprotocols: tuple[str | Secret, ...] = ()
 
+    def __repr__(self) -> str:
+        return (f"Endpoint(url={redact_url(self.url)!r}, headers={self.headers!r}, "
+                f"subprotocols={self.subprotocols!r})")
+
     def wire_headers(self) -> list[tuple[str, str]]:
         return [(k, v.reveal() if isinstance(v, Secret) else v) for k, v in self.headers]
 
@@ -161,12 +175,12 @@ class Target:
         return self.flux if service is Service.FLUX else self.aura
 
     def describe(self) -> dict[str, str]:
-        """For run.json: ``{name, url, aura_url}``; URLs carry no credentials (tokens are in
-        headers, never in URLs, and a user-given URL's userinfo is dropped)."""
+        """For run.json and the terminal: ``{name, url, aura_url}``, the URLs through
+        :func:`redact_url` (no userinfo, no credential in the query, no registered secret)."""
         return {
             "name": self.name,
-            "url": strip_userinfo(self.flux.url),
-            "aura_url": strip_userinfo(self.aura.url),
+            "url": redact_url(self.flux.url),
+            "aura_url": redact_url(self.aura.url),
         }
 
 
@@ -192,7 +206,51 @@ def strip_userinfo(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+def is_secret_query_param(name: str) -> bool:
+    """Whether a query parameter called ``name`` carries a credential (``token``, ``key``,
+    ``api_key``, ``access_token``, ``sig``, ``x-auth-token``, ...)."""
+    norm = name.lower().replace("-", "").replace("_", "")
+    return norm in _SECRET_QUERY_NAMES or norm.endswith(_SECRET_QUERY_SUFFIXES)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials written into ``url``: the userinfo password (alone and as
+    ``user:password``, the form HTTP Basic auth encodes) and the value of every query parameter
+    :func:`is_secret_query_param` names, both as written and percent-decoded."""
+    parts = urlsplit(url)
+    found: list[str] = []
+    if parts.password:
+        found += [parts.password, f"{parts.username or ''}:{parts.password}"]
+    for pair in parts.query.split("&"):
+        name, sep, value = pair.partition("=")
+        if sep and value and is_secret_query_param(unquote_plus(name)):
+            found += [value, unquote_plus(value)]
+    return list(dict.fromkeys(found))
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to print or store: userinfo dropped (:func:`strip_userinfo`), the value of
+    each credential query parameter (:func:`is_secret_query_param`) replaced by
+    :data:`~voiceload.credentials.REDACTED`, then :func:`~voiceload.credentials.redact` for
+    any registered secret elsewhere. Everything else is kept byte for byte."""
+    url = strip_userinfo(url)
+    parts = urlsplit(url)
+    pairs = []
+    for pair in parts.query.split("&"):
+        name, sep, value = pair.partition("=")
+        if sep and value and is_secret_query_param(unquote_plus(name)):
+            pair = f"{name}={REDACTED}"
+        pairs.append(pair)
+    query = "&".join(pairs)
+    if query != parts.query:
+        url = urlunsplit(parts._replace(query=query))
+    return redact(url)
+
+
 def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is exactly ``127.0.0.1``, ``localhost`` or ``::1``. Other
+    loopback addresses (``127.0.0.2``) deliberately count as not loopback: a target there is
+    treated as real (spend gate, polite load), which is what tests of those use."""
     return (urlsplit(url).hostname or "") in _LOOPBACK_HOSTS
 
 
@@ -352,6 +410,7 @@ def resolve_target(
     ``base_url`` replaces scheme and host of the real routes (see the module docstring);
     ``auth_form`` must be one of :data:`AUTH_FORMS` for the target (default: the first);
     ``headers`` are extra ``'K: V'`` headers for any target (values registered as secrets);
+    credentials written into a URL (:func:`url_secrets`) are registered as secrets too;
     ``aura_url`` is the Aura endpoint of a URL target (default: the same URL).
 
     Raises :class:`ConfigError` naming the missing variable when ``credentials`` lack what the
@@ -418,6 +477,8 @@ def resolve_target(
             _check_ws_url(aura_url, "--aura-url")
         flux, aura = Endpoint(target), Endpoint(aura_url or target)
 
+    for secret in (*url_secrets(flux.url), *url_secrets(aura.url)):
+        register_secret(secret)  # e.g. websockets logs the request line at DEBUG
     if extra:
         flux = Endpoint(flux.url, (*flux.headers, *extra), flux.subprotocols)
         aura = Endpoint(aura.url, (*aura.headers, *extra), aura.subprotocols)

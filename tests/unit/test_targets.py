@@ -214,6 +214,41 @@ def test_describe_drops_userinfo() -> None:
     assert target.describe()["url"] == "wss://app.example.com/ws"
 
 
+URL_TOKEN = "qs-token-5a6b7c8d9e0f1a2b3c4d"
+
+
+@pytest.mark.parametrize("name", ["token", "key", "api_key", "access_token", "X-Auth-Token",
+                                  "sig", "cf-aig-authorization", "client_secret"])
+def test_describe_redacts_credential_query_parameters(name: str) -> None:
+    url = f"wss://app.example.com/ws?model=flux&{name}={URL_TOKEN}&keyterm=key%20word"
+    described = resolve_target(url, credentials=Credentials()).describe()
+    assert described["url"] == (
+        f"wss://app.example.com/ws?model=flux&{name}=[REDACTED]&keyterm=key%20word"
+    )
+    assert URL_TOKEN not in str(described)
+
+
+def test_describe_redacts_registered_secrets_anywhere_in_the_url() -> None:
+    credentials.register_secret(URL_TOKEN)  # e.g. a --header value the user also put in a path
+    target = resolve_target(f"wss://app.example.com/{URL_TOKEN}/ws?model=flux",
+                            credentials=Credentials())
+    assert target.describe()["url"] == "wss://app.example.com/[REDACTED]…3c4d/ws?model=flux"
+
+
+def test_credentials_in_a_url_are_registered_and_never_printed() -> None:
+    encoded = URL_TOKEN.replace("-", "%2D")
+    target = resolve_target(
+        f"wss://bob:pw-5e6f7a8b9c@app.example.com/ws?token={encoded}",
+        credentials=Credentials(), aura_url=f"wss://app.example.com/speak?api_key={URL_TOKEN}",
+    )
+    # the request line websockets logs at DEBUG, and any repr, come out redacted
+    logged = f"GET /ws?token={encoded} GET /speak?api_key={URL_TOKEN} pw-5e6f7a8b9c"
+    assert URL_TOKEN not in redact(logged) and encoded not in redact(logged)
+    assert "pw-5e6f7a8b9c" not in redact(logged)
+    assert URL_TOKEN not in repr(target) and encoded not in repr(target)
+    assert "pw-5e6f7a8b9c" not in repr(target)
+
+
 def test_tls_context_for_wss_verifies_certificates_and_host_names() -> None:
     context = ssl_context_for("wss://gateway.ai.cloudflare.com/v1/a/g/workers-ai")
     assert context is not None
