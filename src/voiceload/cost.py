@@ -424,6 +424,53 @@ def usage_from_sessions(rows: Sequence[Mapping[str, str]], default_aura_model: s
                       sessions=len(flux) + len(aura))
 
 
+def mean_open_sessions(rows: Sequence[Mapping[str, str]], t0_s: float, t1_s: float) -> float:
+    """Time-averaged number of ``rows`` open over wall-clock ``[t0_s, t1_s)`` (0 for an empty
+    window). A row is open from ``start_s`` for ``duration_s``; rows lacking either are skipped.
+    """
+    if t1_s <= t0_s:
+        return 0.0
+    busy_s = 0.0
+    for r in rows:
+        if not (r.get("start_s") or "").strip() or not (r.get("duration_s") or "").strip():
+            continue
+        start_s, length_s = _float(r, "start_s"), _float(r, "duration_s")
+        busy_s += max(0.0, min(t1_s, start_s + length_s) - max(t0_s, start_s))
+    return busy_s / (t1_s - t0_s)
+
+
+def sustained_voice_sessions(
+    rows: Sequence[Mapping[str, str]], t0_s: float, t1_s: float
+) -> float:
+    """Voice sessions a run held open on average over wall-clock ``[t0_s, t1_s)``.
+
+    Counted on the same basis as :func:`usage_from_sessions` (:func:`voice_session_groups`), so
+    it compares with the peak concurrency :func:`capacity` derives from that usage:
+
+    * agent runs: the mean number of agent conversations open;
+    * Flux + Aura runs: one voice session is one Flux stream *paired* with one Aura socket. Each
+      component ``g`` ran at a rate of ``open_g / mean length_g`` sessions per second (Little's
+      law); the run sustained only the slower of the two rates, and a voice session lasts the
+      longer of the two mean lengths, so it held ``max(length) x min(rate)`` voice sessions.
+      (With equal lengths that is ``min(open Flux, open Aura)``; never the sum of both.)
+
+    A component with no sessions, or sessions of zero length, does not limit the result.
+    """
+    rates_per_s: list[float] = []
+    lengths_s: list[float] = []
+    for group in voice_session_groups(rows):
+        if not group:
+            continue
+        length_s = sum(_float(r, "duration_s") for r in group) / len(group)
+        if length_s <= 0:
+            continue
+        rates_per_s.append(mean_open_sessions(group, t0_s, t1_s) / length_s)
+        lengths_s.append(length_s)
+    if not rates_per_s:
+        return 0.0
+    return max(lengths_s) * min(rates_per_s)
+
+
 # ---------------------------------------------------------------------------------------------
 # Projection: S sessions/day under both pricing models
 

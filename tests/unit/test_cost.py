@@ -180,6 +180,31 @@ def test_failed_sessions_count_only_when_they_opened_a_socket() -> None:
     assert cost.usage_from_sessions(flux_aura, "aura-2-en").mean.flux_audio_minutes == 1.0
 
 
+def timed(user_type: str, start_s: float, dur: float) -> dict[str, str]:
+    return {**row(user_type, 0, 0, 1, dur), "start_s": str(start_s), "outcome": "ok"}
+
+
+def test_sustained_voice_sessions_pair_flux_with_aura() -> None:
+    # window [1000, 1100): two Flux streams open all the time, one Aura socket open all the time
+    rows = [timed("flux", 1000, 100), timed("flux", 1000, 100), timed("aura", 1000, 100)]
+    assert cost.mean_open_sessions(rows, 1000, 1100) == pytest.approx(3.0)
+    # a voice session needs one of each: one pair, not (2 + 1) sockets, not 1.5
+    assert cost.sustained_voice_sessions(rows, 1000, 1100) == pytest.approx(1.0)
+    # unequal lengths: 60 s Flux streams back to back (rate 1/60 s) and 6 s Aura sockets every
+    # 6 s (rate 1/6 s): the Flux rate limits; a voice session lasts 60 s -> 1 open on average
+    flux = [timed("flux", 1000 + 60 * k, 60) for k in range(2)]
+    aura = [timed("aura", 1000 + 6 * k, 6) for k in range(20)]
+    assert cost.sustained_voice_sessions(flux + aura, 1000, 1120) == pytest.approx(1.0)
+
+
+def test_sustained_voice_sessions_count_agents_only() -> None:
+    rows = [timed("agent", 1000, 50), timed("agent", 1050, 50), timed("flux", 1000, 100),
+            timed("aura", 1000, 100), {**timed("agent", 1000, 100), "connections": "0",
+                                       "outcome": "error"}]
+    assert cost.sustained_voice_sessions(rows, 1000, 1100) == pytest.approx(1.0)
+    assert cost.sustained_voice_sessions([], 1000, 1100) == 0.0
+
+
 def test_aura_model_of() -> None:
     assert cost.aura_model_of("@cf/deepgram/aura-2-en", "x") == "aura-2-en"
     assert cost.aura_model_of("flux+aura-1", "x") == "aura-1"

@@ -331,7 +331,7 @@ class ReportModel:
     projection: cost.Projection | None
     capacity: cost.Capacity | None
     pricing_path: str
-    sustained_concurrency: float | None
+    sustained_concurrency: float | None  # voice sessions open in the steady phase (time mean)
     # 9 configuration
     config: dict[str, Any]
     environment: dict[str, Any]
@@ -414,7 +414,8 @@ def build_model(
 
     steady = phases.get("steady")
     sustained = (
-        _mean_active(sessions, steady[0] + run_start_s, steady[1] + run_start_s)
+        round(cost.sustained_voice_sessions(
+            sessions, steady[0] + run_start_s, steady[1] + run_start_s), 3)
         if sessions is not None and steady is not None
         else None
     )
@@ -608,19 +609,6 @@ def _phases(run: Mapping[str, Any], start_s: float) -> dict[str, tuple[float, fl
             a, b = float(span[0]) - start_s, float(span[1]) - start_s
             out[str(name)] = (round(a, 3), round(b, 3))
     return out
-
-
-def _mean_active(sessions: Sequence[Mapping[str, str]], t0_s: float, t1_s: float) -> float:
-    """Time-averaged number of open sessions over wall-clock ``[t0_s, t1_s)``."""
-    if t1_s <= t0_s:
-        return 0.0
-    busy = 0.0
-    for r in sessions:
-        start, dur = _num(r.get("start_s")), _num(r.get("duration_s"))
-        if start is None or dur is None:
-            continue
-        busy += max(0.0, min(t1_s, start + dur) - max(t0_s, start))
-    return round(busy / (t1_s - t0_s), 3)
 
 
 def _over_time(
