@@ -451,10 +451,11 @@ ALLOCATION_EXHAUSTED_MESSAGE = (
 def allocation_exhausted() -> tuple[int, bytes]:
     """429, code 4006: Workers Free daily allocation used up [obs, measured 2026-09-29].
 
-    The capture records the error object ``{"code":4006,"message":...}``; it is sent here inside
-    the Workers AI error envelope used for 5007 [inf]. The classifier accepts both shapes.
+    The body is the captured object exactly (protocols.md §1.5), with no Workers AI envelope:
+    ``{"code":4006,"message":"AiError: you have used up ... continue usage."}``. The classifier
+    also accepts the code inside the ``errors`` envelope other Workers AI errors use.
     """
-    return _workers_ai_error(429, 4006, ALLOCATION_EXHAUSTED_MESSAGE)
+    return 429, _body({"code": 4006, "message": ALLOCATION_EXHAUSTED_MESSAGE})
 
 
 def out_of_capacity() -> tuple[int, bytes]:

@@ -356,12 +356,13 @@ def test_unknown_model_body() -> None:
     )
 
 
-def test_allocation_exhausted_body() -> None:
-    status, body = allocation_exhausted()
-    assert status == 429
-    assert json.loads(body)["errors"] == [{"code": 4006, "message": ALLOCATION_EXHAUSTED_MESSAGE}]
-    assert ALLOCATION_EXHAUSTED_MESSAGE.startswith(
-        "AiError: you have used up your daily free allocation of 10,000 neurons"
+def test_allocation_exhausted_body_is_the_capture_byte_for_byte() -> None:
+    # protocols.md §1.5, measured 2026-09-29
+    assert allocation_exhausted() == (
+        429,
+        b'{"code":4006,"message":"AiError: you have used up your daily free allocation of '
+        b"10,000 neurons, please upgrade to Cloudflare's Workers Paid plan if you would like "
+        b'to continue usage."}',
     )
 
 
@@ -407,9 +408,10 @@ def test_classification_messages() -> None:
     )
 
 
-def test_bare_4006_object_as_captured() -> None:
-    body = json.dumps({"code": 4006, "message": ALLOCATION_EXHAUSTED_MESSAGE}).encode()
-    failure = classify_upgrade_failure(429, body)
+def test_4006_inside_the_workers_ai_envelope_classifies_too() -> None:
+    error = {"code": 4006, "message": ALLOCATION_EXHAUSTED_MESSAGE}
+    envelope = {"success": False, "errors": [error], "result": None}
+    failure = classify_upgrade_failure(429, json.dumps(envelope).encode())
     assert failure == UpgradeFailure(
         FailureCategory.ALLOCATION_EXHAUSTED, 429, 4006, ALLOCATION_EXHAUSTED_MESSAGE
     )
