@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from voiceload.credentials import redact
+from voiceload.credentials import redact, redact_stdio
 from voiceload.errors import VoiceloadError
 
 # name -> (module implementing configure_parser/main, one-line help)
@@ -41,9 +41,14 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command. Its ``print`` output and any traceback pass through
+    :func:`~voiceload.credentials.redact` (:func:`~voiceload.credentials.redact_stdio`): a
+    sub-command registers its secrets when it loads credentials, and from then on none of them
+    reaches the terminal. Output of child processes is theirs to redact."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
+    redact_stdio()
     try:
         code: int = args._main(args)
     except VoiceloadError as exc:
@@ -52,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout.flush()  # text held back waiting for its newline
+        sys.stderr.flush()
     return code
 
 

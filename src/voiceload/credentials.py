@@ -20,6 +20,8 @@ Contracts:
 - :class:`RedactingFilter` applies :func:`redact` to log records; :func:`install_log_redaction`
   puts it on every record this process creates, and :func:`load_credentials` turns it on as
   soon as it loads a secret.
+- :func:`redact_stdio` routes ``print`` output and tracebacks through :func:`redact`; the
+  ``voiceload`` command (:func:`voiceload.cli.main`) installs it before any sub-command runs.
 
 A redacted secret becomes :data:`REDACTED` followed, for secrets of 16 characters or more, by
 ``…`` and its last 4 characters (enough to tell two tokens apart, never enough to use one).
@@ -240,27 +242,30 @@ class RedactingWriter(io.TextIOBase):
 
     Text is held until a newline (or :meth:`flush`), so a secret split across two ``write``
     calls is still caught. Used by :func:`redact_stdio` for output that bypasses logging
-    (``print``, tracebacks gevent writes to stderr)."""
+    (``print``, tracebacks gevent writes to stderr). Safe to write from several threads."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self.stream = stream
         self._pending = ""
+        self._write_lock = threading.Lock()
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        self._pending += text
-        if "\n" in self._pending:
-            complete, self._pending = self._pending.rsplit("\n", 1)
-            self.stream.write(redact(complete + "\n"))
+        with self._write_lock:
+            self._pending += text
+            if "\n" in self._pending:
+                complete, self._pending = self._pending.rsplit("\n", 1)
+                self.stream.write(redact(complete + "\n"))
         return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            self.stream.write(redact(self._pending))
-            self._pending = ""
+        with self._write_lock:
+            if self._pending:
+                self.stream.write(redact(self._pending))
+                self._pending = ""
         self.stream.flush()
 
     def fileno(self) -> int:

@@ -6,7 +6,9 @@ import base64
 import io
 import json
 import logging
+import os
 import pickle
+import subprocess
 import sys
 import urllib.parse
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from voiceload.credentials import (
     Credentials,
     RedactingFilter,
     Secret,
+    encoded_forms,
     load_credentials,
     mask,
     redact,
@@ -240,6 +243,41 @@ def test_redact_stdio_wraps_once(monkeypatch: pytest.MonkeyPatch) -> None:
     print(f"key {KEY}")
     print(f"key {KEY}", file=sys.stderr)
     assert out.getvalue() == err.getvalue() == f"key {mask(KEY)}\n"
+
+
+LEAKY_COMMAND = """
+import argparse, sys
+from voiceload.credentials import load_credentials
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    pass
+
+def main(args: argparse.Namespace) -> int:
+    token = load_credentials(None).api_token.reveal()
+    print("printed", token)
+    sys.stderr.write("written " + token + "\\n")
+    raise RuntimeError("traceback " + token)
+"""
+
+
+def test_the_cli_redacts_print_output_and_tracebacks(tmp_path: Path) -> None:
+    """``voiceload <command>`` as a real process: a sub-command that prints its token, writes
+    it to stderr and dies with it in an uncaught exception shows only the redacted form."""
+    (tmp_path / "leaky_command.py").write_text(LEAKY_COMMAND, encoding="utf-8")
+    program = (
+        "import sys; from voiceload import cli; "
+        "cli.COMMANDS['leak'] = ('leaky_command', 'prints its token'); "
+        "sys.exit(cli.main(['leak']))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "CLOUDFLARE_API_TOKEN": TOKEN}
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1  # the uncaught exception
+    assert done.stdout == f"printed {mask(TOKEN)}\n"
+    assert f"written {mask(TOKEN)}\n" in done.stderr
+    assert f"RuntimeError: traceback {mask(TOKEN)}" in done.stderr
+    for form in encoded_forms(TOKEN):
+        assert form not in done.stdout + done.stderr
 
 
 def test_require_names_the_file_that_was_read(tmp_path: Path) -> None:
