@@ -499,10 +499,42 @@ class Projection:
     guide_aura_requests_per_day: float
     guide_usd_per_day: float
     guide_usd_per_month: float
-    # the verdict on the guide's "$0/month" claim, in plain words
+    # the guide's "$0/month" claim, always judged at the guide's own sessions/day
+    # (claim_sessions_per_day in the pricing file), whatever sessions_per_day above is
+    claim_sessions_per_day: float
+    claim_neurons_per_day: float
+    claim_usd_per_month: float
     claim_holds: bool
-    verdict: str
+    verdict: str  # the claim's verdict in plain words
     free_plan_note: str
+
+
+@dataclass(frozen=True)
+class _Published:
+    """Published-pricing cost of ``sessions_per_day`` sessions of ``neurons_per_session``."""
+
+    neurons_per_day: float
+    billable_neurons_per_day: float
+    usd_per_day: float
+    within_free_allocation: bool
+    workers_paid_minimum_usd_per_month: float
+    usd_per_month: float
+
+
+def _published(neurons_per_session: float, sessions_per_day: float,
+               pricing: Pricing) -> _Published:
+    pub = pricing.published
+    per_day = sessions_per_day * neurons_per_session
+    free = pub.free_neurons_per_day.value
+    billable = max(0.0, per_day - free)
+    usd_day = billable * pub.usd_per_1000_neurons.value / 1000.0
+    within_free = per_day <= free
+    minimum = 0.0 if within_free else pub.workers_paid_minimum_usd_per_month.value
+    return _Published(
+        neurons_per_day=per_day, billable_neurons_per_day=billable, usd_per_day=usd_day,
+        within_free_allocation=within_free, workers_paid_minimum_usd_per_month=minimum,
+        usd_per_month=pricing.days_per_month.value * usd_day + minimum,
+    )
 
 
 def project(usage: SessionUsage, sessions_per_day: float, pricing: Pricing) -> Projection:
@@ -513,6 +545,9 @@ def project(usage: SessionUsage, sessions_per_day: float, pricing: Pricing) -> P
     $/day = billable x $/1000 Neurons / 1000; $/month = days x $/day + Workers Paid minimum
     (the minimum applies only when usage exceeds the free allocation, which needs Workers Paid).
     Guide: requests/day per service beyond its free requests x $/1000 requests.
+    The guide's "$0/month" claim (``claim_*``, ``verdict``) is judged in a second projection of
+    the same usage at the guide's ``claim_sessions_per_day``, so it does not depend on
+    ``sessions_per_day``.
     Raises :class:`ConfigError` for an Aura model the pricing file does not price.
     """
     if sessions_per_day < 0:
@@ -529,14 +564,9 @@ def project(usage: SessionUsage, sessions_per_day: float, pricing: Pricing) -> P
             )
         aura_n[model] = chars / 1000.0 * pub.aura_neurons_per_1000_chars[model].value
     per_session = flux_n + sum(aura_n.values())
-    per_day = sessions_per_day * per_session
+    at_s = _published(per_session, sessions_per_day, pricing)
     free = pub.free_neurons_per_day.value
-    billable = max(0.0, per_day - free)
-    usd_day = billable * pub.usd_per_1000_neurons.value / 1000.0
     days = pricing.days_per_month.value
-    within_free = per_day <= free
-    minimum = 0.0 if within_free else pub.workers_paid_minimum_usd_per_month.value
-    usd_month = days * usd_day + minimum
     free_sessions = math.floor(free / per_session) if per_session > 0 else -1
 
     g = pricing.guide
@@ -550,18 +580,22 @@ def project(usage: SessionUsage, sessions_per_day: float, pricing: Pricing) -> P
     )
     guide_month = days * guide_day
 
-    claim_holds = usd_month <= g.claim_usd_per_month
+    claim_s = g.claim_sessions_per_day
+    at_claim = _published(per_session, claim_s, pricing)
+    claim_holds = at_claim.usd_per_month <= g.claim_usd_per_month
     covered = "any number of" if free_sessions < 0 else f"{free_sessions:,}"
     if claim_holds:
         verdict = (
-            f"Holds at {sessions_per_day:,.0f} sessions/day: {per_day:,.0f} Neurons/day fit in "
-            f"the free {free:,.0f} Neurons/day (which covers {covered} such sessions/day)."
+            f"Holds at {claim_s:,.0f} sessions/day: {at_claim.neurons_per_day:,.0f} Neurons/day "
+            f"fit in the free {free:,.0f} Neurons/day (which covers {covered} such "
+            "sessions/day)."
         )
     else:
         verdict = (
-            f"False: the guide's \"{g.claim_text}\" does not hold. {sessions_per_day:,.0f} "
-            f"sessions/day use {per_day:,.0f} Neurons/day, ${usd_day:,.2f}/day, "
-            f"${days * usd_day:,.0f} per {days:.0f} days plus the "
+            f"False: the guide's \"{g.claim_text}\" does not hold. {claim_s:,.0f} "
+            f"sessions/day use {at_claim.neurons_per_day:,.0f} Neurons/day, "
+            f"${at_claim.usd_per_day:,.2f}/day, ${days * at_claim.usd_per_day:,.0f} per "
+            f"{days:.0f} days plus the "
             f"${pub.workers_paid_minimum_usd_per_month.value:,.0f}/month Workers Paid minimum; "
             f"the free {free:,.0f} Neurons/day cover only {covered} such sessions/day."
         )
@@ -571,19 +605,22 @@ def project(usage: SessionUsage, sessions_per_day: float, pricing: Pricing) -> P
         flux_neurons_per_session=flux_n,
         aura_neurons_per_session=aura_n,
         neurons_per_session=per_session,
-        neurons_per_day=per_day,
+        neurons_per_day=at_s.neurons_per_day,
         free_neurons_per_day=free,
-        billable_neurons_per_day=billable,
-        usd_per_day=usd_day,
-        usd_per_month_usage=days * usd_day,
-        workers_paid_minimum_usd_per_month=minimum,
-        usd_per_month=usd_month,
+        billable_neurons_per_day=at_s.billable_neurons_per_day,
+        usd_per_day=at_s.usd_per_day,
+        usd_per_month_usage=days * at_s.usd_per_day,
+        workers_paid_minimum_usd_per_month=at_s.workers_paid_minimum_usd_per_month,
+        usd_per_month=at_s.usd_per_month,
         free_sessions_per_day=free_sessions,
-        within_free_allocation=within_free,
+        within_free_allocation=at_s.within_free_allocation,
         guide_flux_requests_per_day=flux_req,
         guide_aura_requests_per_day=aura_req,
         guide_usd_per_day=guide_day,
         guide_usd_per_month=guide_month,
+        claim_sessions_per_day=claim_s,
+        claim_neurons_per_day=at_claim.neurons_per_day,
+        claim_usd_per_month=at_claim.usd_per_month,
         claim_holds=claim_holds,
         verdict=verdict,
         free_plan_note=pub.free_plan_exhaustion_text,

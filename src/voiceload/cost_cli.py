@@ -87,7 +87,8 @@ def format_projection(
         f"{proj.guide_aura_requests_per_day:,.0f} Aura requests/day "
         f"-> ${proj.guide_usd_per_day:,.2f}/day, ${proj.guide_usd_per_month:,.2f}/{days}",
         f"  Free allocation covers {covered} sessions/day.",
-        f"  Verdict: {proj.verdict}",
+        f"  The guide's claim, at its {proj.claim_sessions_per_day:,.0f} sessions/day: "
+        f"{proj.verdict}",
         f"  Workers Free: {proj.free_plan_note}",
         f"Capacity: peak concurrency {cap.formula}; "
         f"{cap.peak_asr_connections_per_minute:.1f} Flux connections/min at peak vs the "

@@ -81,7 +81,7 @@ def test_ten_seconds_of_flux_alone(pricing: cost.Pricing) -> None:
     assert round(p.usd_per_month_usage) == 35
 
 
-def test_within_the_free_allocation_the_claim_holds_and_no_minimum(
+def test_within_the_free_allocation_no_minimum_but_the_claim_is_judged_at_1000(
     pricing: cost.Pricing,
 ) -> None:
     u = cost.SessionUsage(flux_audio_minutes=1.0, aura_chars={}, flux_requests=1,
@@ -89,8 +89,28 @@ def test_within_the_free_allocation_the_claim_holds_and_no_minimum(
     p = cost.project(u, 14, pricing)  # 14 x 700 = 9,800 neurons
     assert p.within_free_allocation
     assert p.usd_per_month == 0.0
-    assert p.claim_holds
     assert p.free_sessions_per_day == 14
+    # the guide claims $0/month at *its* 1,000 sessions/day: 700,000 Neurons/day, not free
+    assert pricing.guide.claim_sessions_per_day == 1000
+    assert p.claim_sessions_per_day == 1000
+    assert p.claim_neurons_per_day == pytest.approx(700_000)
+    assert not p.claim_holds
+    at_1000 = cost.project(u, 1000, pricing)
+    assert p.verdict == at_1000.verdict
+    assert p.claim_usd_per_month == pytest.approx(at_1000.usd_per_month)
+
+
+def test_the_claim_verdict_does_not_depend_on_the_projected_sessions(
+    pricing: cost.Pricing,
+) -> None:
+    # 0.01 min x 700 = 7 Neurons/session: 1,000 sessions/day use 7,000 of the free 10,000
+    tiny = cost.SessionUsage(flux_audio_minutes=0.01, aura_chars={}, flux_requests=1,
+                             aura_requests=0, connections=1, duration_s=1)
+    for sessions_per_day in (0, 14, 1000, 1_000_000):
+        p = cost.project(tiny, sessions_per_day, pricing)
+        assert p.claim_holds
+        assert p.verdict.startswith("Holds at 1,000 sessions/day")
+    assert cost.project(tiny, 1_000_000, pricing).usd_per_month > 0
 
 
 def test_guide_table_charges_requests_beyond_its_free_requests(pricing: cost.Pricing) -> None:

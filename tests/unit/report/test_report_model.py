@@ -153,6 +153,16 @@ def test_cost_section_is_the_projection_of_the_measured_usage() -> None:
         m.usage.mean.duration_s * 1000 / 86_400 * 3.0)
 
 
+def test_the_claim_is_judged_at_the_guides_sessions_per_day_whatever_is_projected() -> None:
+    few = model.build_model(model.load_run(GOLDEN), slo.load_slos(), cost.load_pricing(),
+                            sessions_per_day=5)
+    assert few.projection is not None and few.usage is not None
+    assert few.projection.within_free_allocation  # 5 sessions/day fit in the free Neurons
+    assert few.projection.claim_sessions_per_day == 1000
+    assert not few.projection.claim_holds
+    assert few.projection.verdict == golden_model().projection.verdict  # type: ignore[union-attr]
+
+
 def test_percentile_curves_are_monotonic_and_end_at_the_max() -> None:
     m = golden_model()
     rows = {r.metric: r for r in m.metrics}
