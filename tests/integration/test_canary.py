@@ -250,6 +250,12 @@ def _full_run_ready() -> str | None:
     return None
 
 
+#: Fixed user counts (Locust's --config-users), so every user type surely runs: 3 Flux streams,
+#: 3 Aura speakers and 2 voice agents (an agent conversation lasts about 24 s; the default
+#: scenario's stop-timeout lets it finish after the 12 s of load).
+FULL_RUN_USERS = {"FluxUser": 3, "AuraUser": 3, "VoiceAgentUser": 2}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("gateway", [GATEWAY, "wrong-gateway"])  # sessions ok / all failing
 def test_a_full_small_run_produces_no_canary_anywhere(tmp_path: Path, gateway: str) -> None:
@@ -257,23 +263,37 @@ def test_a_full_small_run_produces_no_canary_anywhere(tmp_path: Path, gateway: s
     if why is not None:
         pytest.skip(why)
     reports = tmp_path / "reports"
+    users_file = tmp_path / "users.json"
+    users_file.write_text(json.dumps([
+        {"user_class_name": name, "fixed_count": count}
+        for name, count in FULL_RUN_USERS.items()
+    ]), encoding="utf-8")  # fmt: skip
     with emulator_process(tmp_path) as emulator_url:
         done = subprocess.run(
             [sys.executable, "-m", "voiceload.cli", "run", "--target", "gateway",
-             "--users", "3", "--spawn-rate", "3", "--duration", "6s", "--yes",
-             "--reports-dir", str(reports), "--", "--base-url", emulator_url,
+             "--users", str(sum(FULL_RUN_USERS.values())), "--spawn-rate", "8",
+             "--duration", "12s", "--yes", "--reports-dir", str(reports), "--",
+             "--base-url", emulator_url, "--config-users", str(users_file),
              "--loglevel", "DEBUG"],  # websockets logs every request header at DEBUG
             env=canary_env(gateway), capture_output=True, timeout=300, cwd=REPO,
         )
     output = done.stdout + done.stderr
     assert leaks(output) == [], "stdout/stderr"
     files = [p for p in reports.rglob("*") if p.is_file() and not p.is_symlink()]
-    summaries = [p for p in files if p.name == "summary.json"]
-    assert summaries, output.decode(errors="replace")[-2000:]
-    sessions = json.loads(summaries[0].read_text(encoding="utf-8"))["sessions"]
+    names = {p.name for p in files}
+    # the report step ran, so its pages are among the files searched below
+    assert {"summary.json", "sessions.csv", "run.json", "report.html", "junit.xml"} <= names, (
+        sorted(names), output.decode(errors="replace")[-2000:])
+    summary = next(p for p in files if p.name == "summary.json")
+    sessions = json.loads(summary.read_text(encoding="utf-8"))["sessions"]
+    with next(p for p in files if p.name == "sessions.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    by_type = {t: [r for r in rows if r["user_type"] == t] for t in ("flux", "aura", "agent")}
+    assert all(by_type.values()), {t: len(r) for t, r in by_type.items()}  # all three ran
     if gateway == GATEWAY:  # the emulator accepts only the canary: it really was sent
-        assert sessions["ok"] > 0, sessions
+        for user_type, typed in by_type.items():
+            assert any(r["outcome"] == "ok" for r in typed), (user_type, sessions)
     else:
-        assert sessions["failed"] > 0, sessions
+        assert sessions["ok"] == 0 and sessions["failed"] == len(rows), sessions
     for path in files:
         assert leaks(path.read_bytes()) == [], str(path)
