@@ -514,10 +514,20 @@ class Comparison:
         return out
 
     @property
+    def latency_judged(self) -> bool:
+        """True when at least one service latency metric had enough samples to be judged."""
+        return any(m.verdict in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.NOISE)
+                   for m in self.metrics if not m.harness)
+
+    @property
     def verdict(self) -> Verdict:
-        """Regressed if anything regressed; improved if something improved; else noise."""
+        """The headline: regressed if anything regressed; else *insufficient samples* when no
+        latency metric could be judged (the question "did it get slower?" has no answer, so
+        it is never reported as noise); else improved if something improved; else noise."""
         if self.regressions:
             return Verdict.REGRESSED
+        if not self.latency_judged:
+            return Verdict.INSUFFICIENT
         judged = [m.verdict for m in self.metrics] + [self.errors.verdict, self.wer.verdict,
                                                       self.cost.verdict]
         return Verdict.IMPROVED if Verdict.IMPROVED in judged else Verdict.NOISE

@@ -173,7 +173,8 @@ def render_html(
         pct=lambda v: "—" if v is None else f"{100 * v:.2f} %",
         num4=lambda v: "—" if v is None else f"{v:.4g}",
         valid_text=lambda v: {True: "valid", False: "INVALID"}.get(v, "unknown"),
-        box_class={"regressed": "fail", "improved": "pass", "within noise": "noise"},
+        box_class={"regressed": "fail", "improved": "pass", "within noise": "noise",
+                   "insufficient samples": "unknown"},
     )
 
 

@@ -20,12 +20,12 @@ START_S = 1_795_000_000.0
 
 
 def write_run(run_dir: Path, *, seed: int, eot_median_ms: float, valid: bool = True,
-              failed: int = 0) -> Path:
-    """A small run: 400 steady flux.eot and aura.ttfb samples, 80 sessions, send lag."""
+              failed: int = 0, samples: int = 400) -> Path:
+    """A small run: ``samples`` steady flux.eot and aura.ttfb samples, 80 sessions, send lag."""
     rng = random.Random(seed)
     run_dir.mkdir(parents=True)
     recorder = metrics.Recorder(START_S)
-    for _ in range(400):
+    for _ in range(samples):
         recorder.record("flux.eot", int(eot_median_ms * 1000 * math.exp(rng.gauss(0, 0.2))),
                         Phase.STEADY)
         recorder.record("aura.ttfb", int(150_000 * math.exp(rng.gauss(0, 0.2))), Phase.STEADY)
@@ -93,6 +93,21 @@ def test_two_samples_of_the_same_configuration_are_within_noise(tmp_path: Path) 
     assert cli.main(["compare", str(a), str(b), "--fail-on-regression"]) == 0
     doc = json.loads((b / "compare" / "compare.json").read_text(encoding="utf-8"))
     assert doc["verdict"] == "within noise" and doc["regressions"] == []
+
+
+def test_eight_samples_each_are_insufficient_whatever_the_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_run(tmp_path / "a", seed=3, eot_median_ms=300, samples=8)
+    b = write_run(tmp_path / "b", seed=4, eot_median_ms=900, samples=8)
+    assert cli.main(["compare", str(a), str(b), "--fail-on-regression"]) == 0
+    assert "INSUFFICIENT SAMPLES" in capsys.readouterr().out
+    doc = json.loads((b / "compare" / "compare.json").read_text(encoding="utf-8"))
+    assert doc["verdict"] == "insufficient samples" and doc["regressions"] == []
+    page = (b / "compare" / "compare.html").read_text(encoding="utf-8")
+    assert 'id="compare-verdict" class="box unknown">INSUFFICIENT SAMPLES<' in page
+    md = (b / "compare" / "compare.md").read_text(encoding="utf-8")
+    assert md.startswith("### voiceload compare: INSUFFICIENT SAMPLES")
 
 
 def test_an_invalid_current_run_or_more_failures_fail_the_comparison(tmp_path: Path) -> None:

@@ -259,3 +259,19 @@ def test_cost_per_voice_session_follows_the_pricing_file() -> None:
     assert longer.cost.current - longer.cost.baseline == pytest.approx(
         10.0 / 60.0 * pub.flux_neurons_per_audio_minute.value)
     assert "cost per voice session" in longer.regressions
+
+
+def test_nothing_judged_is_insufficient_samples_not_within_noise() -> None:
+    pricing = cost.load_pricing()
+    base, cur = _run("base", 300, 1), _run("cur", 300, 2)
+    few = {"flux.eot": Buckets.from_values([300_000] * 8),
+           "flux.send_lag": base.histograms["flux.send_lag"]}
+    tripled = {"flux.eot": Buckets.from_values([900_000] * 8),
+               "flux.send_lag": cur.histograms["flux.send_lag"]}
+    c = compare_runs(RunData("base", few, base.summary, base.sessions),
+                     RunData("cur", tripled, cur.summary, cur.sessions), pricing)
+    assert [m.verdict for m in c.metrics] == [Verdict.INSUFFICIENT, Verdict.NOT_JUDGED]
+    assert c.errors.verdict is Verdict.NOISE  # judged, but says nothing about latency
+    assert not c.latency_judged and c.regressions == []
+    assert c.verdict is Verdict.INSUFFICIENT
+    assert markdown(c).startswith("### voiceload compare: INSUFFICIENT SAMPLES")
