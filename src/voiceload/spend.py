@@ -90,32 +90,50 @@ class SpendEstimate:
 USER_CLASS_KINDS: Final = {"FluxUser": "flux", "AuraUser": "aura", "VoiceAgentUser": "agent"}
 
 
-def split_users(users: int, weights: Mapping[str, float]) -> tuple[int, int]:
-    """How many of ``users`` stream Flux and how many speak Aura, for user-class ``weights``
-    keyed ``flux``/``aura``/``agent`` or by Locust class name (:data:`USER_CLASS_KINDS`);
-    other names are ignored; an agent counts as both.
+def split_users(
+    users: int, weights: Mapping[str, float], fixed_counts: Mapping[str, int] | None = None
+) -> tuple[int, int]:
+    """How many of ``users`` stream Flux and how many speak Aura; an agent counts as both.
+
+    ``weights`` and ``fixed_counts`` are keyed ``flux``/``aura``/``agent`` or by Locust class
+    name (:data:`USER_CLASS_KINDS`); other names are ignored. As in Locust, fixed-count users
+    (a class's ``fixed_count``) come first and the rest of ``users`` is shared by weight among
+    the other classes (so a class with a fixed count belongs in ``fixed_counts`` only).
 
     Rounds **up** per class (an estimate must not undercount), capped at ``users`` each.
-    Raises :class:`ConfigError` for negative weights or users.
+    Raises :class:`ConfigError` for negative weights, counts or users.
     """
     if users < 0:
         raise ConfigError(f"users must be >= 0, got {users}")
-    known: dict[str, float] = {}
-    for name, weight in weights.items():
-        kind = USER_CLASS_KINDS.get(name, name)
-        if kind in ("flux", "aura", "agent"):
-            known[kind] = known.get(kind, 0.0) + float(weight)
+    known = _by_kind(weights)
+    fixed = _by_kind(fixed_counts or {})
     if any(v < 0 for v in known.values()):
         raise ConfigError(f"user-class weights must be >= 0, got {dict(weights)}")
+    if any(v < 0 for v in fixed.values()):
+        raise ConfigError(f"user-class fixed counts must be >= 0, got {dict(fixed_counts or {})}")
     total = sum(known.values())
-    if total == 0 or users == 0:
+    rest = max(0, users - math.ceil(sum(fixed.values())))
+    if users == 0:
         return 0, 0
 
     def share(name: str) -> int:
-        return math.ceil(Fraction(users) * Fraction(known.get(name, 0.0)) / Fraction(total))
+        by_weight = 0
+        if total > 0:
+            by_weight = math.ceil(Fraction(rest) * Fraction(known.get(name, 0.0)) / Fraction(total))
+        return math.ceil(fixed.get(name, 0)) + by_weight
 
     agents = share("agent")
     return min(users, share("flux") + agents), min(users, share("aura") + agents)
+
+
+def _by_kind(values: Mapping[str, float]) -> dict[str, float]:
+    """``values`` summed per user kind (``flux``/``aura``/``agent``); other names dropped."""
+    out: dict[str, float] = {}
+    for name, value in values.items():
+        kind = USER_CLASS_KINDS.get(name, name)
+        if kind in ("flux", "aura", "agent"):
+            out[kind] = out.get(kind, 0.0) + float(value)
+    return out
 
 
 def estimate_spend(
@@ -244,8 +262,10 @@ def gate_run(
     aura_model: str | None = None,
     pricing: Pricing | None = None,
     environ: Mapping[str, str] | None = None,
+    fixed_counts: Mapping[str, int] | None = None,
 ) -> SpendEstimate | None:
-    """The whole gate for a load run, in one call: split the users, estimate, print, confirm.
+    """The whole gate for a load run, in one call: split the users (:func:`split_users`, with
+    ``user_weights`` and ``fixed_counts``), estimate, print, confirm.
 
     ``aura_model`` may be a Workers AI id (``@cf/deepgram/aura-1``) or a pricing-file name.
     Returns the estimate (``None`` for the emulator, which costs nothing); raises
@@ -253,7 +273,7 @@ def gate_run(
     if not is_real_target:
         return None
     prices = pricing or load_pricing()
-    flux_users, aura_users = split_users(users, user_weights)
+    flux_users, aura_users = split_users(users, user_weights, fixed_counts)
     model = aura_model_of(aura_model, prices.default_aura_model) if aura_model else None
     estimate = estimate_spend(flux_users=flux_users, aura_users=aura_users,
                               run_time_s=run_time_s, pricing=prices, aura_model=model)

@@ -87,6 +87,36 @@ def test_split_users(users: int, weights: dict[str, float], expected: tuple[int,
     assert split_users(users, weights) == expected
 
 
+@pytest.mark.parametrize(
+    ("users", "weights", "fixed", "expected"),
+    [
+        # fixed counts only (weights 0): 3 flux, 3 aura, 2 agents of 8
+        (8, {}, {"FluxUser": 3, "AuraUser": 3, "VoiceAgentUser": 2}, (5, 5)),
+        (6, {"flux": 1}, {"agent": 1}, (6, 1)),  # 1 fixed agent, the other 5 by weight: flux
+        (4, {"aura": 1}, {"flux": 3}, (3, 1)),  # the weighted classes get what is left
+        (2, {"aura": 1}, {"flux": 5}, (2, 0)),  # more fixed than users: capped at users
+    ],
+)
+def test_split_users_counts_fixed_count_users_first(
+    users: int, weights: dict[str, float], fixed: dict[str, int], expected: tuple[int, int]
+) -> None:
+    assert split_users(users, weights, fixed) == expected
+
+
+def test_split_users_refuses_negative_fixed_counts() -> None:
+    with pytest.raises(ConfigError, match="fixed counts must be >= 0"):
+        split_users(3, {"flux": 1}, {"aura": -1})
+
+
+def test_gate_run_estimates_fixed_count_users(pricing: Pricing) -> None:
+    est = gate_run(
+        is_real_target=True, target_label="gateway", users=2, user_weights={},
+        fixed_counts={"VoiceAgentUser": 2}, run_time_s=60.0, yes=True, out=io.StringIO(),
+        pricing=pricing, environ={},
+    )
+    assert est is not None and (est.flux_users, est.aura_users) == (2, 2)
+
+
 def test_confirmation_needs_yes_or_the_environment_variable() -> None:
     assert confirmed(yes=True, environ={})
     assert confirmed(yes=False, environ={"VOICELOAD_CONFIRM": "1"})
