@@ -157,6 +157,9 @@ def test_every_session_failing_the_same_way_stops_the_run(
     assert env.process_exit_code == vl_plugin.EXIT_INVALID
     failures = env.runner.stats.errors
     assert {str(e.error) for e in failures.values()} == {"handshake_refused"}
+    # what Locust shows (console, web UI, *_failures.csv): the plain category, no class name
+    assert {e.to_name() for e in failures.values()} == {"flux session: handshake_refused"}
+    assert {e.serialize()["error"] for e in failures.values()} == {"handshake_refused"}
 
 
 def test_a_refusing_target_stops_before_load(tmp_path: Path) -> None:

@@ -79,7 +79,22 @@ EXIT_BAD_INPUT = 2
 
 class SessionFailed(Exception):
     """The exception Locust shows for a failed session: its text is the error category only,
-    so Locust groups failures by category (the detail goes to sessions.csv)."""
+    so Locust groups failures by category (the detail goes to sessions.csv).
+
+    Locust prints a failure with ``repr(exception)`` (console, web UI, ``*_failures.csv``), so
+    ``repr`` is the plain category too: ``handshake_refused``, not
+    ``SessionFailed('handshake_refused')``.
+    """
+
+    def __init__(self, category: str) -> None:
+        super().__init__(category)
+        self.category = category
+
+    def __str__(self) -> str:
+        return self.category
+
+    def __repr__(self) -> str:
+        return self.category
 
 
 @dataclass
