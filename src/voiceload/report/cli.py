@@ -57,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
                           sessions_per_day=args.sessions_per_day,
                           busy_hour_factor=args.busy_hour_factor)
     validity = {True: "VALID", False: "INVALID"}.get(m.valid, "validity unknown")  # type: ignore[arg-type]
-    print(f"SLO {m.slo_verdict}, run {validity}; wrote {paths['report']}, {paths['junit']}")
+    print(f"SLO {m.slo_verdict}, run {validity}; wrote {paths['report']}, {paths['junit']}, "
+          f"{paths['summary']}")
     for line in m.missing:
         print(f"  missing: {line}")
     if args.check and (m.slo_verdict == "FAIL" or m.valid is not True):

@@ -17,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 import jinja2
 
 from voiceload.report.figures import Figure
-from voiceload.report.model import ReportModel
+from voiceload.report.model import SUMMARY_FALLBACK, ReportModel, read_json_object
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("voiceload.report", "templates"),
@@ -99,21 +99,23 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_outputs(run_dir: Path, model: ReportModel, page: str) -> dict[str, Path]:
     """Write ``report.html`` and ``junit.xml`` and add ``slo``/``cost`` to ``summary.json``.
 
-    A missing or unreadable summary.json is replaced by one holding ``run_id``, ``slo``, ``cost``
-    and ``missing``, so CI still finds the verdicts.
+    The additions are merged into a ``summary.json`` that parses as a JSON object (its own
+    fields kept). A missing one is created holding ``run_id``, ``missing``, ``slo`` and
+    ``cost``, so CI still finds the verdicts. One that exists but cannot be parsed is never
+    overwritten (it may be the only copy of the run's numbers): the same object goes to
+    :data:`~voiceload.report.model.SUMMARY_FALLBACK` beside it, and the page's "missing" list
+    says so. ``paths["summary"]`` is the file written.
     """
     paths = {"report": run_dir / "report.html", "junit": run_dir / "junit.xml",
              "summary": run_dir / "summary.json"}
     _write_atomic(paths["report"], page)
     _write_atomic(paths["junit"], junit_xml(model))
-    summary: dict[str, Any]
-    try:
-        loaded = json.loads(paths["summary"].read_text(encoding="utf-8"))
-        summary = loaded if isinstance(loaded, dict) else {}
-    except (OSError, ValueError):
-        summary = {}
-    if not summary:
-        summary = {"run_id": model.run_id, "missing": model.missing}
+    summary: dict[str, Any] = {"run_id": model.run_id, "missing": model.missing}
+    if paths["summary"].exists():
+        try:
+            summary = read_json_object(paths["summary"])
+        except (OSError, ValueError):
+            paths["summary"] = run_dir / SUMMARY_FALLBACK
     summary.update(model.summary_additions())
     _write_atomic(paths["summary"], json.dumps(summary, indent=2) + "\n")
     return paths

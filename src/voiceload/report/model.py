@@ -41,6 +41,10 @@ MAIN_METRICS = ("flux.ttft", "flux.eot", "aura.ttfb", "aura.ttfa", "agent.voice_
 
 PHASES = ("ramp_up", "steady", "teardown")
 
+#: Where the report step writes its ``slo``/``cost`` additions when ``summary.json`` exists but
+#: cannot be parsed: the run's own file is never overwritten (see report.html.write_outputs).
+SUMMARY_FALLBACK = "summary.report.json"
+
 #: Percentile-plot resolution: points per decade of "nines".
 _POINTS_PER_NINE = 10
 #: The over-time figure never draws more windows than this; adjacent intervals are merged.
@@ -139,7 +143,9 @@ def load_run(run_dir: Path) -> RunFiles:
         files.missing.append(f"run directory {run_dir} does not exist")
         return files
     files.run = _read_json(run_dir / "run.json", files.missing)
-    files.summary = _read_json(run_dir / "summary.json", files.missing)
+    files.summary = _read_json(
+        run_dir / "summary.json", files.missing,
+        if_unreadable=f"it is left as it is; the report's slo and cost go to {SUMMARY_FALLBACK}")
     sessions_path = run_dir / "sessions.csv"
     if sessions_path.is_file():
         with sessions_path.open(newline="", encoding="utf-8") as fh:
@@ -207,19 +213,27 @@ def percentiles_us(histogram: Any, percentiles: Sequence[float]) -> dict[float, 
     return out
 
 
-def _read_json(path: Path, missing: list[str]) -> Mapping[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ValueError (with the reason) when it is not one, OSError
+    when it cannot be read."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def _read_json(
+    path: Path, missing: list[str], if_unreadable: str = ""
+) -> Mapping[str, Any] | None:
     if not path.is_file():
         missing.append(f"{path.name} is missing")
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return read_json_object(path)
     except (OSError, ValueError) as exc:
-        missing.append(f"{path.name} is unreadable ({exc})")
+        then = f"; {if_unreadable}" if if_unreadable else ""
+        missing.append(f"{path.name} is unreadable ({exc}){then}")
         return None
-    if not isinstance(data, dict):
-        missing.append(f"{path.name} is not a JSON object")
-        return None
-    return data
 
 
 # ---------------------------------------------------------------------------------------------

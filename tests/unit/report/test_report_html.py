@@ -84,6 +84,22 @@ def test_partial_run_dir_still_renders(run_dir: Path) -> None:
     assert "summary.json is missing" in "\n".join(summary["missing"])
 
 
+@pytest.mark.parametrize("damaged", ['{"run_id": "x", "metrics": {', "[1, 2, 3]"])
+def test_an_unreadable_summary_is_never_overwritten(
+    run_dir: Path, damaged: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (run_dir / "summary.json").write_text(damaged)
+    assert cli.main(["report", str(run_dir)]) == 0
+    assert (run_dir / "summary.json").read_text() == damaged  # left exactly as it was
+    side = json.loads((run_dir / "summary.report.json").read_text())
+    assert side["slo"] and side["cost"]["projection"]["sessions_per_day"] == 1000.0
+    note = next(line for line in side["missing"] if line.startswith("summary.json"))
+    assert "left as it is" in note and "summary.report.json" in note
+    assert "summary.report.json" in capsys.readouterr().out
+    page = (run_dir / "report.html").read_text()
+    assert "summary.json is unreadable" in page and "left as it is" in page
+
+
 def test_bad_slo_file_is_a_one_line_error(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
