@@ -46,7 +46,6 @@ from locust.env import Environment
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
-from voiceload.cost import load_pricing
 from voiceload.credentials import load_credentials
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
@@ -55,7 +54,7 @@ from voiceload.runner import artifacts, distributed
 from voiceload.runner.options import RunSettings, add_arguments, probe_tcp, settings_from
 from voiceload.runner.sessions import SessionFactory, build_pools, check_pools
 from voiceload.runner.validity import AllFailingDetector, Budgets, Validity, WorkerHealth, judge
-from voiceload.spend import POLITE_LOAD, estimate_spend, spend_gate, split_users
+from voiceload.spend import POLITE_LOAD, gate_run
 from voiceload.targets import Target
 
 logger = logging.getLogger("voiceload")
@@ -664,23 +663,18 @@ def _session_factory(
 
 def _confirm_spend(environment: Environment, settings: RunSettings, target: Target) -> None:
     """For a paid target: print the upper-bound spend estimate and require confirmation
-    (:func:`voiceload.spend.spend_gate`); nothing happens for the emulator or loopback URLs."""
-    if not target.is_real:
-        return
+    (:func:`voiceload.spend.gate_run`); nothing happens for the emulator or loopback URLs."""
     options = environment.parsed_options
     weights: dict[str, float] = {}
     for cls in environment.user_classes:
         if user_type := getattr(cls, "user_type", None):
             weights[user_type] = weights.get(user_type, 0.0) + float(getattr(cls, "weight", 1))
-    users = int(getattr(options, "num_users", None) or 1)
-    flux_users, aura_users = split_users(users, weights)
-    run_time_s = float(getattr(options, "run_time", None) or POLITE_LOAD.run_time_s)
-    estimate = estimate_spend(
-        flux_users=flux_users, aura_users=aura_users, run_time_s=run_time_s,
-        pricing=load_pricing(), aura_model=settings.aura_model.rsplit("/", 1)[-1],
+    gate_run(
+        is_real_target=target.is_real, target_label=target.name,
+        users=int(getattr(options, "num_users", None) or 1), user_weights=weights,
+        run_time_s=float(getattr(options, "run_time", None) or POLITE_LOAD.run_time_s),
+        yes=settings.yes, out=sys.stderr, aura_model=settings.aura_model,
     )  # fmt: skip
-    spend_gate(is_real_target=True, target_label=target.name, estimate=estimate,
-               yes=settings.yes, out=sys.stderr)  # fmt: skip
 
 
 def check_run(environment: Environment) -> tuple[RunSettings, Target, SessionFactory | None]:
