@@ -29,8 +29,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flux-requests", type=float, default=1.0, metavar="K",
                         help="Flux WebSockets per session, for the guide's per-request table "
                              "(default 1)")
-    parser.add_argument("--aura-requests", type=float, default=1.0, metavar="K",
-                        help="Aura WebSockets per session (default 1)")
+    parser.add_argument("--aura-requests", type=float, default=None, metavar="K",
+                        help="Aura WebSockets per session (default 1, or 0 with --aura-chars 0)")
     parser.add_argument("--session-s", type=float, default=None, metavar="SECONDS",
                         help="session length for the capacity estimate "
                              "(default: the Flux audio length)")
@@ -45,14 +45,8 @@ def main(args: argparse.Namespace) -> int:
     pricing = cost.load_pricing(args.pricing)
     model = args.aura_model or pricing.default_aura_model
     session_s = args.session_s if args.session_s is not None else args.flux_minutes * 60.0
-    usage = cost.SessionUsage(
-        flux_audio_minutes=args.flux_minutes,
-        aura_chars={model: args.aura_chars} if args.aura_chars > 0 else {},
-        flux_requests=args.flux_requests,
-        aura_requests=args.aura_requests,
-        connections=args.flux_requests + args.aura_requests,
-        duration_s=session_s,
-    )
+    usage = session_usage(args.flux_minutes, args.aura_chars, model, args.flux_requests,
+                          args.aura_requests, session_s)
     proj = cost.project(usage, args.sessions_per_day, pricing)
     cap = cost.capacity(usage, args.sessions_per_day, pricing,
                         busy_hour_factor=args.busy_hour_factor)
@@ -63,6 +57,25 @@ def main(args: argparse.Namespace) -> int:
     for line in format_projection(usage, proj, cap, pricing):
         print(line)
     return 0
+
+
+def session_usage(
+    flux_minutes: float, aura_chars: float, aura_model: str, flux_requests: float,
+    aura_requests: float | None, session_s: float,
+) -> cost.SessionUsage:
+    """One voice session as the flags describe it. ``aura_requests`` None means one Aura
+    WebSocket when the session speaks (``aura_chars > 0``) and none when it does not, so a
+    session without Aura text opens no Aura socket and the guide's table counts no Aura request.
+    """
+    aura_sockets = aura_requests if aura_requests is not None else float(aura_chars > 0)
+    return cost.SessionUsage(
+        flux_audio_minutes=flux_minutes,
+        aura_chars={aura_model: aura_chars} if aura_chars > 0 else {},
+        flux_requests=flux_requests,
+        aura_requests=aura_sockets,
+        connections=flux_requests + aura_sockets,
+        duration_s=session_s,
+    )
 
 
 def format_projection(

@@ -304,3 +304,24 @@ def test_cost_command_with_no_billable_usage(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert "covers any number of sessions/day" in out
     assert "Holds" in out
+
+
+def test_cost_command_without_aura_text_opens_no_aura_socket(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cost_cli.configure_parser(parser)
+    assert cost_cli.main(parser.parse_args(["--aura-chars", "0", "--json"])) == 0
+    usage = json.loads(capsys.readouterr().out)["usage"]
+    assert usage["aura_requests"] == 0 and usage["connections"] == 1
+    assert cost_cli.main(parser.parse_args(["--json"])) == 0  # default: 300 chars, one socket
+    usage = json.loads(capsys.readouterr().out)["usage"]
+    assert usage["aura_requests"] == 1 and usage["connections"] == 2
+    assert cost_cli.main(parser.parse_args(["--aura-chars", "0", "--aura-requests", "2"])) == 0
+    assert "3 WebSockets" in capsys.readouterr().out  # an explicit count is kept
+    assert cost_cli.main(parser.parse_args(["--aura-chars", "0", "--sessions-per-day",
+                                            "10"])) == 0
+    out = capsys.readouterr().out
+    assert "1 WebSockets" in out and "10 Flux + 0 Aura requests/day" in out
