@@ -495,6 +495,8 @@ class Projection:
     free_sessions_per_day: int  # whole sessions/day the free allocation covers
     within_free_allocation: bool
     # the setup guide's table
+    guide_flux_free_requests_per_day: float
+    guide_aura_free_requests_per_day: float
     guide_flux_requests_per_day: float
     guide_aura_requests_per_day: float
     guide_usd_per_day: float
@@ -614,6 +616,8 @@ def project(usage: SessionUsage, sessions_per_day: float, pricing: Pricing) -> P
         usd_per_month=at_s.usd_per_month,
         free_sessions_per_day=free_sessions,
         within_free_allocation=at_s.within_free_allocation,
+        guide_flux_free_requests_per_day=g.flux_free_requests_per_day.value,
+        guide_aura_free_requests_per_day=g.aura_free_requests_per_day.value,
         guide_flux_requests_per_day=flux_req,
         guide_aura_requests_per_day=aura_req,
         guide_usd_per_day=guide_day,

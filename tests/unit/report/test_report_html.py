@@ -100,6 +100,24 @@ def test_an_unreadable_summary_is_never_overwritten(
     assert "summary.json is unreadable" in page and "left as it is" in page
 
 
+def test_the_guides_free_requests_come_from_the_pricing_file(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    from voiceload import cost
+
+    pricing = tmp_path / "pricing.toml"
+    text = cost.default_pricing_path().read_text()
+    for key, value in (("flux_free_requests_per_day", 4321), ("aura_free_requests_per_day", 765)):
+        old = f"[guide.{key}]\nvalue = 10000\n"
+        assert old in text
+        text = text.replace(old, f"[guide.{key}]\nvalue = {value}\n")
+    pricing.write_text(text)
+    _, paths = report_cli.render_run(run_dir, pricing_path=str(pricing))
+    page = paths["report"].read_text()
+    assert "4,321 Flux + 765 Aura requests (as the guide states it)" in page
+    assert "10,000 requests" not in page
+
+
 def test_bad_slo_file_is_a_one_line_error(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
