@@ -52,7 +52,15 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.event
 import gevent.lock
-from locust.runners import STATE_INIT, STATE_MISSING, MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_INIT,
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPING,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from voiceload.errors import ConfigError
 
@@ -246,11 +254,12 @@ class MasterCoordinator(Coordinator):
         self.collect_finals()
 
     def on_quitting(self) -> None:
-        """Interrupted (Ctrl-C, SIGTERM) while running: stop the workers and collect their finals
-        (through the plugin's ``test_stopping`` listener, which also opens the teardown phase)."""
-        plugin = self.plugin
-        if plugin.running and not plugin.finalised:
-            plugin.on_test_stopping(plugin.environment)
+        """Before the plugin writes the artifacts: if the test still runs (Ctrl-C, SIGTERM), stop
+        it as Locust's ``quit`` would (``test_stopping`` runs the handshake); if a handshake is
+        under way (a signal during the stop), wait for it."""
+        if self._flush_done is None and self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
+            self.runner.stop(send_stop_to_client=False)
+        self.collect_finals()
 
     def collect_finals(self) -> None:
         """The handshake (module docstring); returns once every worker answered or is lost, or
@@ -261,6 +270,10 @@ class MasterCoordinator(Coordinator):
             self._flush_done.wait(timeout=limit_s)
             return
         self._flush_done = done = gevent.event.Event()
+        if self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
+            # What Locust's stop() does right after this listener, done first: a worker that
+            # quits or reconnects during the wait must not make the master re-dispatch users.
+            self.runner.update_state(STATE_STOPPING)
         try:
             self._observe()
             asked = self.roster.pending()

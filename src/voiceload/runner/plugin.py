@@ -579,7 +579,7 @@ class RunPlugin:
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
         """Ctrl-C / SIGTERM arrive here with the test still running: stop it, then write."""
-        if self.coordinator is not None:  # workers: flush; master: collect the workers' finals
+        if self.is_worker and self.coordinator is not None:  # stop users, send the final report
             self.coordinator.on_quitting()
         if self.collects and self.running and not self.finalised:
             runner = environment.runner
@@ -588,6 +588,8 @@ class RunPlugin:
                 logger.warning("voiceload: interrupted; stopping users and writing artifacts")
             if runner is not None and self.generates:
                 runner.stop()  # fires test_stop, which finalises
+            elif self.coordinator is not None:  # master: stop the workers, collect their finals
+                self.coordinator.on_quitting()
             self.finalise()
         deadline_s = time.monotonic() + FINALISE_WAIT_S
         while self._finalising and not self.finalised and time.monotonic() < deadline_s:
