@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import signal
 import subprocess
@@ -230,6 +231,35 @@ def test_a_killed_worker_is_marked_lost_and_the_run_completes(tmp_path: Path) ->
     assert validity["missing_worker_finals"] == [victim]
     assert any(victim in reason for reason in validity["reasons"])
     assert f"worker {victim} is lost" in c.master_log()
+
+
+def test_ctrl_c_to_locust_processes_keeps_every_session(tmp_path: Path) -> None:
+    """Locust's own one-machine form (``--processes 2``): a terminal's Ctrl-C reaches the master
+    and its forked workers at once; each worker flushes before it quits."""
+    run_dir = tmp_path / "reports" / "run"
+    log_path = tmp_path / "locust.log"
+    with Emulator(tmp_path / "emulator.log", core=None) as emulator:
+        command = [*locust_command(emulator.url, run_dir, 60), "--processes", "2"]
+        with log_path.open("wb") as log:
+            locust = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)  # fmt: skip
+        try:
+            wait_until(lambda: len({r["worker"] for r in read_rows(run_dir)}) == 2, 40,
+                       "rows from both workers")  # fmt: skip
+            os.killpg(locust.pid, signal.SIGINT)
+            code = locust.wait(timeout=PROCESS_LIMIT_S)
+        finally:
+            if locust.poll() is None:
+                os.killpg(locust.pid, signal.SIGKILL)
+                locust.wait(timeout=PROCESS_LIMIT_S)
+
+    assert code != 0
+    files = RunFiles.read(run_dir)
+    assert files.run["interrupted"] is True
+    counted = {w: int(n) for w, n in log_matches(log_path, FINAL_RE)}
+    assert len(counted) == 2
+    assert_conserved(files, counted)
+    assert all(w["final_report"] and not w["lost"] for w in files.workers().values())
 
 
 def test_a_worker_that_never_joins_is_a_clear_error(tmp_path: Path) -> None:
