@@ -196,7 +196,8 @@ class Coordinator:
         """Inside Locust's ``test_stopping`` (the plugin's listener)."""
 
     def on_quitting(self) -> None:
-        """First thing in the plugin's ``quitting`` listener."""
+        """In the plugin's ``quitting`` listener: a worker's first step; a master's just before
+        it writes the artifacts (only while its test is still open)."""
 
     def workers(self) -> list[str]:
         """Every worker seen in this test, in join order."""
