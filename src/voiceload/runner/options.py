@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import argparse
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from voiceload.credentials import Credentials
 from voiceload.errors import ConfigError
+from voiceload.protocol.gateway import AuthForm
 from voiceload.targets import NAMED_TARGETS, ModelParams, Target, resolve_target
 
 DEFAULT_EMULATOR_URL = "ws://127.0.0.1:8787"
 DEFAULT_FLUX_MODEL = "@cf/deepgram/flux"
 DEFAULT_AURA_MODEL = "@cf/deepgram/aura-1"
+DEFAULT_SAMPLE_RATE = 16_000
+SAMPLE_RATE_RANGE = (8_000, 48_000)  # Hz, Flux input (linear16)
+EOT_THRESHOLD_RANGE = (0.5, 1.0)  # protocols.md: 0.5-0.9, 1.0 suppresses natural EndOfTurn
+#: Aura output encodings voiceload can measure: the client times audio as linear16 samples.
+AURA_ENCODINGS = ("linear16",)
 
 
 @dataclass(frozen=True)
@@ -32,14 +38,21 @@ class RunSettings:
 
     target: str = "emulator"
     emulator_url: str = DEFAULT_EMULATOR_URL
+    auth_form: AuthForm | None = None  # None: the target's default (targets.AUTH_FORMS)
+    headers: tuple[str, ...] = field(default=(), repr=False)  # 'K: V'; values are secrets
+    aura_url: str | None = None  # Aura endpoint of a ws:// target (default: the same URL)
     fixtures: tuple[str, ...] = ()  # empty: every fixture suitable for the user type
     frame_ms: int = 80
     flux_model: str = DEFAULT_FLUX_MODEL
+    sample_rate: int = DEFAULT_SAMPLE_RATE  # Flux input, Hz: the fixtures are resampled to it
+    eot_threshold: float | None = None
     eager_eot_threshold: float | None = None
     eot_timeout_ms: int | None = None
+    keyterms: tuple[str, ...] = ()
     think_time_ms: int = 0
     aura_model: str = DEFAULT_AURA_MODEL
     aura_voice: str | None = None
+    aura_encoding: str | None = None  # None: not sent (the service's default, linear16)
     run_dir: Path | None = None  # None: reports/<run-id>
     reports_dir: Path = Path("reports")
     slo_file: Path | None = None
@@ -55,21 +68,28 @@ class RunSettings:
         """The model parameters the endpoints carry (query parameters on every route)."""
         return ModelParams(
             flux_model=self.flux_model,
+            sample_rate=self.sample_rate,
+            eot_threshold=self.eot_threshold,
             eager_eot_threshold=self.eager_eot_threshold,
             eot_timeout_ms=self.eot_timeout_ms,
+            keyterms=self.keyterms,
             aura_model=self.aura_model,
             aura_voice=self.aura_voice,
+            aura_encoding=self.aura_encoding,
         )
 
     def resolve_target(self, credentials: Credentials) -> Target:
         """The endpoints to load (:func:`voiceload.targets.resolve_target`); may raise
-        :class:`ConfigError` naming a missing credential."""
+        :class:`ConfigError` naming a missing credential, a bad header or auth form."""
         return resolve_target(
             self.target,
             credentials=credentials,
             params=self.model_params(),
             emulator_url=self.emulator_url,
             base_url=self.base_url,
+            auth_form=self.auth_form,
+            headers=self.headers,
+            aura_url=self.aura_url,
         )
 
 
@@ -85,19 +105,34 @@ def add_arguments(parser: Any) -> None:
         help=f"where load goes: {', '.join(NAMED_TARGETS)} or a ws(s):// URL")
     add("--emulator-url", default=DEFAULT_EMULATOR_URL,
         help="ws:// URL of a running `voiceload emulate` (target emulator)")
+    add("--auth-form", default="", choices=["", *(f.value for f in AuthForm)],
+        help="how the token is sent (default per target: aig-header for the gateway and the"
+             " emulator, bearer for workers-ai, token for deepgram)")
+    add("--header", action="append", default=None, metavar="'K: V'", include_in_web_ui=False,
+        help="extra upgrade header for every connection (repeatable); its value is a secret")
+    add("--aura-url", default="", help="Aura endpoint of a ws:// --target (default: the same URL)")
     add("--fixtures", default="",
         help="comma-separated fixture names from fixtures/audio/manifest.toml (default: all)")
     add("--frame-ms", type=int, default=80,
         help="Flux audio frame size in ms: a positive multiple of 10 (80 is Deepgram's advice)")
     add("--flux-model", default=DEFAULT_FLUX_MODEL, help="Flux model id")
+    add("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE,
+        help="Flux input sample rate in Hz (fixtures are resampled to it): 8000 .. 48000")
+    add("--eot-threshold", type=float, default=None,
+        help="Flux eot_threshold, 0.5 .. 1.0 (service default 0.7 when unset)")
     add("--eager-eot-threshold", type=float, default=None,
         help="turn on eager end-of-turn with this threshold (0.3 .. 0.9)")
     add("--eot-timeout-ms", type=int, default=None,
         help="Flux eot_timeout_ms (service default when unset)")
+    add("--keyterm", action="append", default=None,
+        help="Flux keyterm to boost (repeatable; in the web UI: comma-separated)")
     add("--think-time-ms", type=int, default=0,
         help="voice agent: pause standing in for the language model before each reply")
     add("--aura-model", default=DEFAULT_AURA_MODEL, help="Aura model id")
     add("--aura-voice", default=None, help="Aura voice (service default when unset)")
+    add("--aura-encoding", default="", choices=["", *AURA_ENCODINGS],
+        help="Aura output encoding sent as encoding= (unset: not sent; voiceload measures"
+             " linear16 only)")
     add("--run-dir", default="",
         help="where this run's artifacts go (default: <reports-dir>/<run-id>)")
     add("--reports-dir", default="reports", help="parent of run directories and `latest`")
@@ -164,13 +199,38 @@ def _positive(name: str, value: object) -> float:
     return number
 
 
+def _texts(value: object, *, comma_separated: bool) -> tuple[str, ...]:
+    """A repeatable option's values: ``None`` -> ``()``, a list (flags, config file) as given,
+    one text (the web UI's form, an environment variable) as one value or, when
+    ``comma_separated``, split at commas. Blank values are dropped."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        texts = [str(item) for item in value]
+    else:
+        texts = str(value).split(",") if comma_separated else [str(value)]
+    return tuple(text.strip() for text in texts if text.strip())
+
+
+def _auth_form(value: object) -> AuthForm | None:
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return AuthForm(str(value).strip())
+    except ValueError:
+        raise ConfigError(
+            f"--auth-form {value!r} is not one of {', '.join(f.value for f in AuthForm)}"
+        ) from None
+
+
 def settings_from(options: argparse.Namespace) -> RunSettings:
     """Check Locust's parsed options and return the voiceload part of them.
 
     Raises :class:`ConfigError` (one line, naming the flag) for a frame size that is not a
-    positive multiple of 10 ms, a bad URL, a non-number or a non-positive budget. The target
-    itself is checked by :meth:`RunSettings.resolve_target`, fixture names by the session
-    factory.
+    positive multiple of 10 ms, a bad URL, a non-number, a threshold or sample rate out of
+    range, an unknown auth form or Aura encoding, ``--aura-url`` without a ws:// target, or a
+    non-positive budget. The target itself (credentials, headers) is checked by
+    :meth:`RunSettings.resolve_target`, fixture names by the session factory.
     """
     url = str(options.emulator_url)
     parts = urlsplit(url)
@@ -179,6 +239,28 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
     threshold = _number("eager-eot-threshold", options.eager_eot_threshold, float)
     if threshold is not None and not 0.3 <= threshold <= 0.9:
         raise ConfigError(f"--eager-eot-threshold {threshold:g} is outside 0.3 .. 0.9")
+    eot_threshold = _number("eot-threshold", options.eot_threshold, float)
+    low, high = EOT_THRESHOLD_RANGE
+    if eot_threshold is not None and not low <= eot_threshold <= high:
+        raise ConfigError(f"--eot-threshold {eot_threshold:g} is outside {low:g} .. {high:g}")
+    sample_rate = int(_required("sample-rate", options.sample_rate, int))
+    if not SAMPLE_RATE_RANGE[0] <= sample_rate <= SAMPLE_RATE_RANGE[1]:
+        raise ConfigError(
+            f"--sample-rate {sample_rate} is outside {SAMPLE_RATE_RANGE[0]} .. "
+            f"{SAMPLE_RATE_RANGE[1]} Hz; 16000 is what Flux expects"
+        )
+    aura_encoding = str(options.aura_encoding or "").strip() or None
+    if aura_encoding is not None and aura_encoding not in AURA_ENCODINGS:
+        raise ConfigError(
+            f"--aura-encoding {aura_encoding} cannot be measured: voiceload times Aura audio as"
+            f" {' or '.join(AURA_ENCODINGS)} samples (leave it unset for the default)"
+        )
+    target = str(options.target)
+    aura_url = str(options.aura_url or "").strip() or None
+    if aura_url is not None and not target.startswith(("ws://", "wss://")):
+        raise ConfigError(
+            f"--aura-url is for a ws:// or wss:// --target; target {target} has its own Aura route"
+        )
     eot_timeout_ms = _number("eot-timeout-ms", options.eot_timeout_ms, int)
     if eot_timeout_ms is not None and eot_timeout_ms <= 0:
         raise ConfigError(f"--eot-timeout-ms {eot_timeout_ms} must be greater than 0")
@@ -191,16 +273,23 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
         return Path(str(value)) if value else None
 
     return RunSettings(
-        target=str(options.target),
+        target=target,
         emulator_url=url,
+        auth_form=_auth_form(options.auth_form),
+        headers=_texts(options.header, comma_separated=False),
+        aura_url=aura_url,
         fixtures=fixtures,
         frame_ms=check_frame_ms(int(_required("frame-ms", options.frame_ms, int))),
         flux_model=str(options.flux_model),
+        sample_rate=sample_rate,
+        eot_threshold=eot_threshold,
         eager_eot_threshold=threshold,
         eot_timeout_ms=None if eot_timeout_ms is None else int(eot_timeout_ms),
+        keyterms=_texts(options.keyterm, comma_separated=True),
         think_time_ms=think_time_ms,
         aura_model=str(options.aura_model),
         aura_voice=str(options.aura_voice) if options.aura_voice else None,
+        aura_encoding=aura_encoding,
         run_dir=path(options.run_dir),
         reports_dir=Path(str(options.reports_dir)),
         slo_file=path(options.slo_file),

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from locust.argument_parser import LocustArgumentParser
 
+from voiceload.credentials import Credentials, Secret
 from voiceload.errors import ConfigError
 from voiceload.runner import options
 
@@ -102,4 +103,121 @@ def test_text_from_the_web_ui_form_is_converted() -> None:
     assert (settings.eot_timeout_ms, settings.think_time_ms) == (3000, 250)
     namespace.eot_timeout_ms = "soon"
     with pytest.raises(ConfigError, match="--eot-timeout-ms 'soon' is not a number"):
+        options.settings_from(namespace)
+
+
+# -- issue 7: every route and model option of `voiceload check` also drives a load run ----------
+
+
+def _creds() -> Credentials:
+    return Credentials(
+        account_id="0123456789abcdef0123456789abcdef", gateway_id="gw",
+        api_token=Secret("tok-abc123"), deepgram_api_key=Secret("dg-key-456"),
+    )  # fmt: skip
+
+
+def _query(url: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return parse_qsl(urlsplit(url).query)
+
+
+def test_flux_model_options_reach_the_url() -> None:
+    settings = _parse("--target", "gateway", "--eot-threshold", "0.8", "--keyterm", "Acme",
+                      "--keyterm", "customer service", "--sample-rate", "8000")  # fmt: skip
+    target = settings.resolve_target(_creds())
+    query = _query(target.flux.url)
+    assert ("eot_threshold", "0.8") in query
+    assert ("sample_rate", "8000") in query
+    assert [v for k, v in query if k == "keyterm"] == ["Acme", "customer service"]
+    assert ("encoding", "linear16") not in _query(target.aura.url)  # unset: not sent
+
+
+def test_aura_encoding_reaches_the_aura_url_only() -> None:
+    target = _parse("--target", "gateway", "--aura-encoding", "linear16").resolve_target(
+        _creds()
+    )
+    assert ("encoding", "linear16") in _query(target.aura.url)
+    assert ("encoding", "linear16") in _query(target.flux.url)  # Flux's own, always sent
+
+
+@pytest.mark.parametrize(
+    ("form", "header", "value"),
+    [
+        ("aig-header", "cf-aig-authorization", "tok-abc123"),
+        ("aig-bearer", "cf-aig-authorization", "Bearer tok-abc123"),
+    ],
+)
+def test_auth_form_chooses_how_the_token_is_sent(form: str, header: str, value: str) -> None:
+    target = _parse("--target", "gateway", "--auth-form", form).resolve_target(
+        _creds()
+    )
+    assert (header, value) in target.flux.wire_headers()
+    assert target.flux.wire_subprotocols() == []
+
+
+def test_auth_form_as_a_subprotocol() -> None:
+    target = _parse("--target", "gateway", "--auth-form", "aig-subprotocol").resolve_target(
+        _creds()
+    )
+    assert target.flux.wire_subprotocols() == ["cf-aig-authorization.tok-abc123"]
+    assert all(k != "cf-aig-authorization" for k, _ in target.flux.wire_headers())
+
+
+def test_auth_form_the_target_cannot_use_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="--auth-form token does not work with target gateway"):
+        _parse("--target", "gateway", "--auth-form", "token").resolve_target(
+            _creds()
+        )
+
+
+def test_headers_and_aura_url_reach_a_url_target() -> None:
+    settings = _parse("--target", "wss://voice.example.com/flux", "--aura-url",
+                      "wss://voice.example.com/aura", "--header", "X-Api-Key: s3cret-1",
+                      "--header", "X-Team: qa")  # fmt: skip
+    target = settings.resolve_target(_creds())
+    assert target.flux.url == "wss://voice.example.com/flux"
+    assert target.aura.url == "wss://voice.example.com/aura"
+    for endpoint in (target.flux, target.aura):
+        assert endpoint.wire_headers() == [("X-Api-Key", "s3cret-1"), ("X-Team", "qa")]
+    assert "s3cret-1" not in repr(settings) and "s3cret-1" not in repr(target)
+
+
+def test_headers_reach_a_named_target_beside_its_auth() -> None:
+    target = _parse("--target", "gateway", "--header", "X-Trace: 1").resolve_target(
+        _creds()
+    )
+    assert ("X-Trace", "1") in target.flux.wire_headers()
+    assert ("cf-aig-authorization", "tok-abc123") in target.flux.wire_headers()
+
+
+def test_keyterms_from_the_web_ui_form_are_comma_separated() -> None:
+    parser = LocustArgumentParser()
+    options.add_arguments(parser)
+    namespace = parser.parse_args([])
+    namespace.keyterm = "Acme, Zed ,"
+    namespace.auth_form = ""
+    assert options.settings_from(namespace).keyterms == ("Acme", "Zed")
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--eot-threshold", "0.4"], "--eot-threshold 0.4 is outside 0.5 .. 1"),
+        (["--sample-rate", "4000"], "--sample-rate 4000 is outside 8000 .. 48000 Hz"),
+        (["--aura-url", "ws://127.0.0.1:1/aura"], "--aura-url is for a ws:// or wss:// --target"),
+    ],
+)
+def test_bad_route_options_are_one_line_config_errors(argv: list[str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as exc:
+        _parse(*argv)
+    assert "\n" not in str(exc.value)
+
+
+def test_an_unmeasurable_aura_encoding_from_the_web_ui_is_refused() -> None:
+    parser = LocustArgumentParser()
+    options.add_arguments(parser)
+    namespace = parser.parse_args([])
+    namespace.aura_encoding = "mulaw"  # the form bypasses argparse's choices
+    with pytest.raises(ConfigError, match="--aura-encoding mulaw cannot be measured"):
         options.settings_from(namespace)
