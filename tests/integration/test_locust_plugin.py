@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -195,6 +196,34 @@ def test_bad_input_stops_before_load_with_one_line(
     assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and message in errors[0]
+
+
+@pytest.mark.parametrize("damage", ["edited", "corrupt"])
+def test_a_bad_fixture_stops_before_load_with_one_line(
+    tmp_path: Path,
+    repo_root: Path,
+    listening_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
+) -> None:
+    fixtures = tmp_path / "fixtures"
+    shutil.copytree(repo_root / "fixtures", fixtures)
+    monkeypatch.setenv("VOICELOAD_FIXTURES_DIR", str(fixtures))
+    wav = fixtures / "audio" / "arctic_a0009.wav"
+    data = bytearray(wav.read_bytes())
+    if damage == "edited":
+        data[-2] ^= 1  # one bit of the last sample: same length, other audio
+    else:
+        data[:64] = bytes(64)  # the header is gone
+    wav.write_bytes(bytes(data))
+    with pytest.raises(SystemExit) as exc:
+        _environment(FluxTypedUser, listening_port, tmp_path / "run")
+    assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "fixture 'arctic_a0009'" in errors[0]
+    assert "\n" not in errors[0]
+    assert not (tmp_path / "run").exists()  # no run was opened, no user started
 
 
 def test_options_changed_in_the_web_ui_apply_at_test_start(

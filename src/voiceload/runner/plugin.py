@@ -464,8 +464,14 @@ class RunPlugin:
                 "flux_model": settings.flux_model,
                 "aura_model": settings.aura_model,
                 "aura_voice": settings.aura_voice,
+                "aura_encoding": settings.aura_encoding,
+                "sample_rate": settings.sample_rate,
+                "eot_threshold": settings.eot_threshold,
                 "eager_eot_threshold": settings.eager_eot_threshold,
                 "eot_timeout_ms": settings.eot_timeout_ms,
+                "keyterms": list(settings.keyterms),
+                "auth_form": None if settings.auth_form is None else settings.auth_form.value,
+                "header_names": [h.partition(":")[0].strip() for h in settings.headers],
                 "think_time_ms": settings.think_time_ms,
                 "report_interval_s": settings.report_interval_s,
             },
@@ -660,7 +666,7 @@ def _session_factory(
     manifest = load_manifest()
     pools = build_pools(manifest, settings.fixtures)
     check_pools(pools, user_types, str(manifest.path))
-    return SessionFactory(settings, target, pools)
+    return SessionFactory(settings, target, pools, user_types)  # checks the audio fixtures
 
 
 def _confirm_spend(environment: Environment, settings: RunSettings, target: Target) -> None:

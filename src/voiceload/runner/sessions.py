@@ -13,7 +13,8 @@ Which fixtures each user type draws from:
 * ``aura``  — the reply texts in ``fixtures/text/``.
 
 ``--fixtures a,b`` narrows every pool to those names (a name may be an audio fixture or a text).
-An unknown name, or an empty pool for a user type that will run, is a
+An unknown name, an empty pool for a user type that will run, or an audio fixture of such a pool
+that no longer matches the manifest (edited, missing, corrupt: :func:`check_fixtures`) is a
 :class:`~voiceload.errors.FixtureError` before any load starts.
 """
 
@@ -29,7 +30,7 @@ from voiceload.client.aura_session import AuraSession
 from voiceload.client.flux_session import FluxOptions, FluxSession
 from voiceload.client.results import SampleSink
 from voiceload.errors import FixtureError
-from voiceload.fixtures import Fixture, Manifest
+from voiceload.fixtures import Fixture, Manifest, ensure_fixture
 from voiceload.runner.options import RunSettings
 from voiceload.targets import Endpoint, Target
 
@@ -81,14 +82,47 @@ def check_pools(pools: Pools, user_types: Iterable[str], manifest_path: str) -> 
             )
 
 
+def check_fixtures(
+    pools: Pools, user_types: Iterable[str], *, sample_rate: int, frame_ms: int
+) -> None:
+    """Check, before any load, every audio fixture the ``user_types`` that will run can draw.
+
+    Each must match its manifest entry (:func:`voiceload.fixtures.ensure_fixture`: the file
+    exists, is audio, has the manifest's sha256, rate, channels and duration) and decode into
+    frames (:func:`voiceload.audio.prepare`, whose per-process cache the sessions then reuse, so
+    no session pays for decoding). Raises :class:`FixtureError` with one line naming the first
+    bad fixture. Aura's texts need no check: they are read whole when the manifest loads.
+    """
+    types = set(user_types)
+    audio = [*(pools.flux if "flux" in types else ()), *(pools.agent if "agent" in types else ())]
+    for fixture in {f.name: f for f in audio}.values():
+        ensure_fixture(fixture)
+        try:
+            prepare(fixture.path, sample_rate=sample_rate, frame_ms=frame_ms)
+        except FixtureError as exc:
+            raise FixtureError(f"fixture {fixture.name!r}: {exc}") from None
+
+
 def _endpoint_args(endpoint: Endpoint) -> tuple[str, dict[str, str], list[str]]:
     return endpoint.url, dict(endpoint.wire_headers()), endpoint.wire_subprotocols()
 
 
 class SessionFactory:
-    """Builds one session driver per call; every call picks a fixture from the user's ``rng``."""
+    """Builds one session driver per call; every call picks a fixture from the user's ``rng``.
 
-    def __init__(self, settings: RunSettings, target: Target, pools: Pools) -> None:
+    Construction checks the audio fixtures of ``user_types`` (:func:`check_fixtures`), so a
+    bad fixture is a :class:`FixtureError` before any user starts, never a failed session.
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        target: Target,
+        pools: Pools,
+        user_types: Iterable[str] = USER_TYPES,
+    ) -> None:
+        check_fixtures(pools, user_types, sample_rate=settings.sample_rate,
+                       frame_ms=settings.frame_ms)  # fmt: skip
         self.settings = settings
         self.target = target
         self.pools = pools
@@ -98,7 +132,8 @@ class SessionFactory:
         )
 
     def _frames(self, fixture: Fixture) -> tuple[bytes, ...]:
-        return prepare(fixture.path, frame_ms=self.settings.frame_ms).frames
+        rate_hz, frame_ms = self.settings.sample_rate, self.settings.frame_ms
+        return prepare(fixture.path, sample_rate=rate_hz, frame_ms=frame_ms).frames
 
     def flux(self, sink: SampleSink, rng: random.Random) -> FluxSession:
         fixture = rng.choice(self.pools.flux)
