@@ -1,15 +1,17 @@
 """``voiceload run``: one command for a whole benchmark run (what ``make bench`` calls).
 
-1. check the input before any load: scenario, user classes, frame size, fixtures, duration;
+1. check the input before any load: scenario, user classes, duration, and every voiceload
+   option exactly as Locust will parse it (scenario file, flags, ``VOICELOAD_*`` variables):
+   frame size, target and credentials, the fixtures (manifest hash, decodable audio);
 2. for the emulator target, start ``voiceload emulate`` on a free loopback port, pinned to a
    different core from Locust where the machine has two or more (``taskset``), and wait for
    ``GET /healthz``;
 3. run Locust headless with ``loadtests/locustfile.py`` and the scenario file (a Locust config
    file: ``loadtests/scenarios/<name>.conf``), writing ``reports/<run-id>/``;
 4. stop the emulator, even on Ctrl-C or failure;
-5. run ``voiceload report`` when that command exists, print the summary table and where the
-   results are. The exit code is Locust's (non-zero for an invalid or interrupted run), else
-   the report's.
+5. run ``voiceload report`` when that command exists (with the run's SLO file, as run.json
+   records it), print the summary table and where the results are. The exit code is Locust's
+   (non-zero for an invalid or interrupted run), else the report's.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from voiceload.credentials import load_credentials
 from voiceload.errors import ConfigError, VoiceloadError
 from voiceload.fixtures import load_manifest
+from voiceload.protocol.gateway import AuthForm
 from voiceload.runner import artifacts, distributed
-from voiceload.runner.options import check_frame_ms
-from voiceload.runner.sessions import build_pools
-from voiceload.spend import POLITE_LOAD, polite_load
-from voiceload.targets import is_loopback
+from voiceload.runner.options import AURA_ENCODINGS, RunSettings, locust_parser, settings_from
+from voiceload.runner.sessions import USER_TYPES, build_pools, check_fixtures, check_pools
+from voiceload.spend import POLITE_LOAD, USER_CLASS_KINDS, polite_load
 
 #: The users loadtests/locustfile.py defines (its test checks the two agree).
 USER_CLASSES = ("FluxUser", "AuraUser", "VoiceAgentUser")
@@ -88,14 +91,6 @@ def find_scenario(name: str, scenario_dir: Path = SCENARIO_DIR) -> Path:
         f"unknown scenario {name!r}: choose one of {', '.join(known) or '(none found)'}"
         f" in {scenario_dir}, or give a path to a Locust .conf file"
     )
-
-
-def is_paid_target(target: str, base_url: str | None) -> bool:
-    """Whether load would reach someone else's (paid) service, as far as the flags tell."""
-    if target == "emulator":
-        return False
-    url = base_url or (target if target.startswith(("ws://", "wss://")) else "")
-    return not (url and is_loopback(url))
 
 
 def check_user_classes(names: Sequence[str]) -> list[str]:
@@ -234,6 +229,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--no-report", action="store_true", help="skip `voiceload report` after the run")
     add("--base-url", default=None,
         help="replace scheme and host of the target's routes (e.g. a loopback emulator)")
+    add("--auth-form", default=None, choices=[f.value for f in AuthForm],
+        help="how the token is sent (default per target; see voiceload check --help)")
+    add("--header", action="append", default=[], metavar="'K: V'",
+        help="extra upgrade header for every connection (repeatable); its value is a secret")
+    add("--aura-url", default=None, help="Aura endpoint of a ws:// --target")
+    add("--sample-rate", type=int, default=None, help="Flux input sample rate in Hz")
+    add("--eot-threshold", type=float, default=None, help="Flux eot_threshold (0.5 .. 1.0)")
+    add("--keyterm", action="append", default=[], help="Flux keyterm to boost (repeatable)")
+    add("--aura-encoding", default=None, choices=AURA_ENCODINGS,
+        help="Aura output encoding sent as encoding= (default: not sent)")
+    add("--slo-file", type=Path, default=None,
+        help="SLO TOML for the report step (recorded in run.json; default: the shipped one)")
     add("--yes", action="store_true",
         help="accept the spend estimate of a paid target (or VOICELOAD_CONFIRM=1)")
     add("--workers", type=int, default=0,
@@ -268,12 +275,52 @@ def locust_command(
         command += ["--fixtures", args.fixtures]
     if args.base_url:
         command += ["--base-url", args.base_url]
+    for flag, value in (
+        ("--auth-form", args.auth_form), ("--aura-url", args.aura_url),
+        ("--sample-rate", args.sample_rate), ("--eot-threshold", args.eot_threshold),
+        ("--aura-encoding", args.aura_encoding), ("--slo-file", args.slo_file),
+    ):  # fmt: skip
+        if value is not None:
+            command += [flag, str(value)]
+    for flag, values in (("--header", args.header), ("--keyterm", args.keyterm)):
+        for value in values:
+            command += [flag, value]
     if args.emulator_config is not None:
         command += ["--emulator-config", str(args.emulator_config)]
     if args.yes:
         command += ["--yes"]
     extra = [a for a in args.locust_args if a != "--"]
     return [*command, *extra, *user_classes]
+
+
+def locust_options(command: Sequence[str]) -> argparse.Namespace:
+    """What Locust will parse from ``command`` (a :func:`locust_command`): its config file,
+    flags and ``LOCUST_*``/``VOICELOAD_*`` variables, with voiceload's options."""
+    options: argparse.Namespace = locust_parser().parse_args(list(command[3:]))  # after -m locust
+    return options
+
+
+def user_types_of(options: argparse.Namespace) -> list[str]:
+    """The voiceload user types a run will have: those of the user classes named on the Locust
+    command line, else all of them (weights from ``--config-users`` are not looked at)."""
+    named = [USER_CLASS_KINDS[n] for n in (options.user_classes or []) if n in USER_CLASS_KINDS]
+    return sorted(set(named)) if named else list(USER_TYPES)
+
+
+def check_run_input(options: argparse.Namespace) -> tuple[RunSettings, bool]:
+    """Check voiceload's options as Locust's ``init`` will, before anything starts.
+
+    Returns the settings and whether the target is paid (:attr:`Target.is_real`). Raises
+    :class:`ConfigError` (one line) for a bad option, a missing credential, an unknown fixture,
+    or a fixture that no longer matches the manifest or does not decode."""
+    settings = settings_from(options)
+    target = settings.resolve_target(load_credentials())
+    manifest = load_manifest()
+    pools = build_pools(manifest, settings.fixtures)
+    user_types = user_types_of(options)
+    check_pools(pools, user_types, str(manifest.path))
+    check_fixtures(pools, user_types, sample_rate=settings.sample_rate, frame_ms=settings.frame_ms)
+    return settings, target.is_real
 
 
 def _run_locust(command: list[str], core: int | None, stop_grace_s: float) -> int:
@@ -340,14 +387,24 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def report_command(run_dir: Path) -> list[str]:
+    """``voiceload report`` for ``run_dir``, with ``--slo`` when the run's run.json names an SLO
+    file (``config.slo_file``: from ``--slo-file``, the scenario or ``VOICELOAD_SLO_FILE``)."""
+    command = [sys.executable, "-m", "voiceload.cli", "report", str(run_dir)]
+    run_json = run_dir / "run.json"
+    config = json.loads(run_json.read_text(encoding="utf-8")).get("config") or {}
+    if config.get("slo_file"):
+        command += ["--slo", str(config["slo_file"])]
+    return command
+
+
 def _report(run_dir: Path, out: TextIO) -> int:
     from voiceload.cli import COMMANDS  # the report step is optional: run it if it exists
 
     if "report" not in COMMANDS:
         print("(voiceload report is not available; skipping the HTML report)", file=out)
         return 0
-    command = [sys.executable, "-m", "voiceload.cli", "report", str(run_dir)]
-    return subprocess.run(command).returncode
+    return subprocess.run(report_command(run_dir)).returncode
 
 
 def main(args: argparse.Namespace) -> int:
@@ -355,16 +412,18 @@ def main(args: argparse.Namespace) -> int:
     user_classes = check_user_classes(
         [n.strip() for n in args.user_classes.split(",") if n.strip()]
     )
-    if args.frame_ms is not None:
-        check_frame_ms(args.frame_ms)
     if args.duration is not None:
         parse_duration_s(args.duration)
-    if args.fixtures is not None:  # unknown names fail here, before the emulator starts
-        build_pools(load_manifest(), [n.strip() for n in args.fixtures.split(",") if n.strip()])
     if not LOCUSTFILE.is_file():
         raise ConfigError(f"{LOCUSTFILE} not found: run voiceload run from the repository root")
-    stop_timeout_s = float(read_scenario(scenario).get("stop-timeout", "0") or 0)
-    if is_paid_target(args.target, args.base_url):  # a small load unless the user set one
+    # Everything Locust's init would refuse fails here, before the emulator starts.
+    options = locust_options(locust_command(
+        scenario=scenario, run_dir=args.reports_dir / "(not yet)", emulator_url=args.emulator_url,
+        args=args, user_classes=user_classes,
+    ))  # fmt: skip
+    _, paid = check_run_input(options)
+    stop_timeout_s = float(options.stop_timeout or 0)
+    if paid:  # a small load unless the user set one
         load = polite_load(
             is_real_target=True, users=args.users, spawn_rate=args.spawn_rate,
             run_time_s=None if args.duration is None else parse_duration_s(args.duration),

@@ -2,11 +2,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from voiceload.errors import ConfigError
+from voiceload.protocol.gateway import AuthForm
 from voiceload.runner import cli as run_cli
 
 
@@ -77,23 +83,41 @@ def test_pinned_prefixes_taskset_only_with_a_core() -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "base_url", "paid"),
+    ("argv", "paid"),
     [
-        ("emulator", None, False),
-        ("gateway", None, True),
-        ("gateway", "ws://127.0.0.1:9000", False),
-        ("ws://127.0.0.1:9000/x", None, False),
-        ("wss://example.com/x", None, True),
+        ([], False),
+        (["--target", "gateway"], True),
+        (["--target", "gateway", "--base-url", "ws://127.0.0.1:9000"], False),
+        (["--target", "ws://127.0.0.1:9000/x"], False),
+        (["--target", "wss://example.com/x"], True),
     ],
 )
-def test_paid_targets(target: str, base_url: str | None, paid: bool) -> None:
-    assert run_cli.is_paid_target(target, base_url) is paid
+def test_paid_targets_are_the_resolved_targets_real_ones(
+    argv: list[str], paid: bool, gateway_credentials: None, repo_root: Path
+) -> None:
+    _, is_paid = run_cli.check_run_input(_locust_options(repo_root, *argv))
+    assert is_paid is paid
 
 
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     run_cli.configure_parser(parser)
     return parser.parse_args(list(argv))
+
+
+@pytest.fixture
+def gateway_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("CLOUDFLARE_GATEWAY_ID", "gw")
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "tok-run-cli-123")
+
+
+def _locust_options(repo_root: Path, *argv: str) -> argparse.Namespace:
+    """What Locust will parse for ``voiceload run <argv>`` with the shipped smoke scenario."""
+    return run_cli.locust_options(run_cli.locust_command(
+        scenario=repo_root / run_cli.SCENARIO_DIR / "smoke.conf", run_dir=Path("r"),
+        emulator_url=None, args=_args(*argv), user_classes=[],
+    ))  # fmt: skip
 
 
 def test_locust_command_carries_overrides_and_passthrough(tmp_path: Path) -> None:
@@ -128,3 +152,63 @@ def test_summary_table_names_metrics_errors_and_verdict() -> None:
     assert "sessions: 4 total, 3 ok, 1 failed" in table
     assert "timeout: 1 (first: no EndOfTurn)" in table
     assert "validity: INVALID" in table and "- send lag too high" in table
+
+
+def test_route_and_model_options_pass_through_to_locust(
+    repo_root: Path, gateway_credentials: None
+) -> None:
+    options = _locust_options(
+        repo_root, "--target", "wss://voice.example.com/flux", "--aura-url",
+        "wss://voice.example.com/aura", "--auth-form", "bearer", "--header", "X-Key: k1",
+        "--header", "X-Team: qa", "--keyterm", "Acme", "--keyterm", "Zed", "--sample-rate",
+        "8000", "--eot-threshold", "0.8", "--aura-encoding", "linear16", "--slo-file", "s.toml",
+    )  # fmt: skip
+    settings, paid = run_cli.check_run_input(options)
+    assert paid
+    assert settings.aura_url == "wss://voice.example.com/aura"
+    assert settings.auth_form == AuthForm.BEARER
+    assert settings.headers == ("X-Key: k1", "X-Team: qa")
+    assert settings.keyterms == ("Acme", "Zed")
+    assert (settings.sample_rate, settings.eot_threshold) == (8000, 0.8)
+    assert settings.aura_encoding == "linear16"
+    assert settings.slo_file == Path("s.toml")
+    assert options.stop_timeout == 15  # the scenario's
+
+
+def test_the_report_step_uses_the_runs_slo_file(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"config": {"slo_file": "my/slo.toml"}}))
+    assert run_cli.report_command(tmp_path)[-3:] == [str(tmp_path), "--slo", "my/slo.toml"]
+    (tmp_path / "run.json").write_text(json.dumps({"config": {"slo_file": None}}))
+    assert run_cli.report_command(tmp_path)[-1] == str(tmp_path)
+
+
+def test_user_types_come_from_the_named_user_classes(repo_root: Path) -> None:
+    options = _locust_options(repo_root)
+    assert run_cli.user_types_of(options) == ["flux", "aura", "agent"]
+    options.user_classes = ["VoiceAgentUser", "FluxUser"]
+    assert run_cli.user_types_of(options) == ["agent", "flux"]
+
+
+@pytest.mark.parametrize("damage", ["edited", "corrupt"])
+def test_a_bad_fixture_stops_voiceload_run_before_anything_starts(
+    tmp_path: Path, repo_root: Path, damage: str
+) -> None:
+    fixtures = tmp_path / "fixtures"
+    shutil.copytree(repo_root / "fixtures", fixtures)
+    wav = fixtures / "audio" / "command_lights.wav"
+    data = bytearray(wav.read_bytes())
+    if damage == "edited":
+        data[-2] ^= 1
+    else:
+        data[:64] = bytes(64)
+    wav.write_bytes(bytes(data))
+    env = {**os.environ, "VOICELOAD_FIXTURES_DIR": str(fixtures)}
+    done = subprocess.run(
+        [sys.executable, "-m", "voiceload.cli", "run", "--reports-dir", str(tmp_path / "reports"),
+         "--no-report"],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "fixture 'command_lights'" in lines[0]
+    assert not (tmp_path / "reports").exists()  # no run directory, no emulator, no Locust
