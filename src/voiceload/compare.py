@@ -120,29 +120,40 @@ class Rules:
 
 @dataclass(frozen=True)
 class Buckets:
-    """The non-empty buckets of a µs histogram: each bucket's reported value and its count.
+    """One run's steady-phase µs histogram and its non-empty buckets as arrays.
 
-    ``values_us`` is the bucket's highest equivalent value, which is what HdrHistogram returns
-    for a percentile landing in that bucket; ``counts`` sum to the histogram's total count.
+    ``values_us`` is each non-empty bucket's highest equivalent value, which is what
+    HdrHistogram returns for a percentile landing in that bucket; ``counts`` sum to the
+    histogram's total count. The bootstrap resamples these arrays; percentiles of the run itself
+    come from ``histogram`` through :func:`voiceload.metrics.percentiles_us` (so it must not be
+    changed after the buckets are made).
     """
 
     values_us: Int64Array
     counts: Int64Array
+    histogram: Any
 
     @property
     def total(self) -> int:
         return int(self.counts.sum())
 
+    def percentile_us(self, percentile: float) -> int:
+        """``percentile`` of the run in µs (:func:`voiceload.metrics.percentiles_us`)."""
+        if self.total == 0:
+            raise ValueError("percentile of an empty histogram")
+        return metrics.percentiles_us(self.histogram, [percentile])[percentile]
+
     @classmethod
     def from_histogram(cls, histogram: Any) -> Buckets:
         """Buckets of an ``hdrh`` histogram (one pass over its counts array)."""
-        counts = np.asarray(histogram.counts[: histogram.counts_len], dtype=np.int64)
+        counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
         index = np.flatnonzero(counts)
         values = [
             int(histogram.get_highest_equivalent_value(histogram.get_value_from_index(int(i))))
             for i in index
         ]
-        return cls(np.asarray(values, dtype=np.int64), counts[index])
+        return cls(np.asarray(values, dtype=np.int64), counts[index].astype(np.int64),
+                   histogram)
 
     @classmethod
     def from_values(cls, values_us: Iterable[int]) -> Buckets:
@@ -153,26 +164,13 @@ class Buckets:
         return cls.from_histogram(histogram)
 
 
-def target_rank(percentile: float, total: int) -> int:
-    """The 1-based rank HdrHistogram reports for ``percentile`` of ``total`` samples."""
-    return max(1, int(min(percentile, 100.0) * total / 100.0 + 0.5))
-
-
-def percentile_us(buckets: Buckets, percentile: float) -> int:
-    """``percentile`` of the buckets in µs, equal to ``hdrh``'s ``get_value_at_percentile``."""
-    if buckets.total == 0:
-        raise ValueError("percentile of an empty histogram")
-    rank = target_rank(percentile, buckets.total)
-    index = int(np.searchsorted(np.cumsum(buckets.counts), rank, side="left"))
-    return int(buckets.values_us[index])
-
-
 def bootstrap_percentile_us(
     buckets: Buckets, percentile: float, resamples: int, rng: np.random.Generator
 ) -> FloatArray:
     """``resamples`` bootstrap replicates of ``percentile`` (µs) of the run behind ``buckets``.
 
-    A replicate is the percentile (as :func:`percentile_us` takes it: the sample of rank ``r``)
+    A replicate is the percentile (as :func:`voiceload.metrics.percentiles_us` takes it: the
+    sample of rank ``r``)
     of ``total`` samples redrawn with replacement from the buckets. Drawing all ``total`` samples
     is not needed: the rank-``r`` sample of ``n`` draws from a distribution ``F`` is
     ``F⁻¹(U)`` where ``U ~ Beta(r, n - r + 1)`` is the rank-``r`` of ``n`` uniforms (the inverse
@@ -180,7 +178,7 @@ def bootstrap_percentile_us(
     one Beta draw and one binary search, whatever the run's sample count.
     """
     total = buckets.total
-    rank = target_rank(percentile, total)
+    rank = metrics.percentile_rank(percentile, total)
     cdf = np.cumsum(buckets.counts) / total
     u = rng.beta(rank, total - rank + 1, size=resamples)
     index = np.minimum(np.searchsorted(cdf, u, side="left"), len(cdf) - 1)
@@ -242,8 +240,8 @@ def compare_metric(
     alpha = 1.0 - rules.confidence
     stats = []
     for stat, p in COMPARED_STATS.items():
-        base_ms = percentile_us(baseline, p) / metrics.US_PER_MS
-        cur_ms = percentile_us(current, p) / metrics.US_PER_MS
+        base_ms = baseline.percentile_us(p) / metrics.US_PER_MS
+        cur_ms = current.percentile_us(p) / metrics.US_PER_MS
         floor_ms = max(harness_error_ms[stat], rules.relative_floor * base_ms)
         tail = min(baseline.total, current.total) * (1.0 - p / 100.0)
         lo = hi = None
@@ -295,7 +293,7 @@ def harness_error_ms(*runs: Mapping[str, Buckets]) -> dict[str, float]:
     for run in runs:
         present = [run[m] for m in HARNESS_ERROR_METRICS if m in run and run[m].total]
         for stat, p in COMPARED_STATS.items():
-            measured = sum(percentile_us(b, p) for b in present) / metrics.US_PER_MS
+            measured = sum(b.percentile_us(p) for b in present) / metrics.US_PER_MS
             out[stat] = max(out[stat], measured)
     return out
 

@@ -30,7 +30,7 @@ import jinja2
 from voiceload import compare, cost
 from voiceload.errors import ConfigError
 from voiceload.report import figures, model
-from voiceload.report.model import Curve, nines_percentiles
+from voiceload.report.model import percentile_curve
 
 #: The files a baseline keeps (the small ones; .hgrm and Locust CSVs are derivable or unused).
 BASELINE_FILES: Final = ("run.json", "summary.json", "sessions.csv")
@@ -134,13 +134,6 @@ def report_css() -> str:
     return match.group(1) if match else ""
 
 
-def _curve(label: str, buckets: compare.Buckets) -> Curve:
-    pcts = nines_percentiles(buckets.total)
-    values = [compare.percentile_us(buckets, p) / 1000 if p > 0 else buckets.values_us[0] / 1000
-              for p in pcts]
-    return Curve(metric=label, percentiles=pcts, values_ms=[float(v) for v in values])
-
-
 def overlay_figures(
     c: compare.Comparison, baseline: compare.RunData, current: compare.RunData
 ) -> list[figures.Figure]:
@@ -148,8 +141,9 @@ def overlay_figures(
     out = []
     for i, m in enumerate(c.metrics):
         fig = figures.percentile_plot(
-            [_curve(f"baseline {c.baseline_id}", baseline.histograms[m.metric]),
-             _curve(f"current {c.current_id}", current.histograms[m.metric])],
+            [percentile_curve(f"baseline {c.baseline_id}",
+                              baseline.histograms[m.metric].histogram),
+             percentile_curve(f"current {c.current_id}", current.histograms[m.metric].histogram)],
             figure_id=f"fig-compare-{i}")
         out.append(dataclasses.replace(
             fig, caption=f"{m.metric}: latency by percentile, steady phase, both runs "

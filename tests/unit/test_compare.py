@@ -27,9 +27,7 @@ from voiceload.compare import (
     fisher_one_sided,
     harness_error_ms,
     markdown,
-    percentile_us,
     session_neurons,
-    target_rank,
 )
 from voiceload.errors import ConfigError
 
@@ -48,14 +46,30 @@ def test_percentiles_match_hdrhistogram() -> None:
         histogram.record_value(v)
     buckets = Buckets.from_histogram(histogram)
     assert buckets.total == 3000
-    for p in (0.1, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0):
-        assert percentile_us(buckets, p) == histogram.get_value_at_percentile(p)
+    pcts = [0.0, 0.1, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0]
+    for p in pcts:
+        assert buckets.percentile_us(p) == histogram.get_value_at_percentile(p)
+    # the one percentile function, on many shapes, against hdrh's own walk
+    assert metrics.percentiles_us(histogram, pcts) == histogram.get_percentile_to_value_dict(pcts)
+    for seed, n in ((5, 1), (6, 7), (7, 999), (8, 20_000)):
+        h = metrics.new_histogram()
+        for v in lognormal_us(seed, n, 40 * seed, 1.5):
+            h.record_value(v)
+        more = [*pcts, 12.345, 99.99, 99.999, 150.0]
+        assert metrics.percentiles_us(h, more) == h.get_percentile_to_value_dict(more)
+        stats = metrics.stats_ms(h)
+        assert stats["p99_9"] == h.get_value_at_percentile(99.9) / 1000
 
 
-def test_target_rank_is_hdrhistograms() -> None:
-    assert target_rank(50.0, 30) == 15
-    assert target_rank(99.0, 30) == 30  # 29.7 rounds to 30
-    assert target_rank(0.001, 30) == 1
+def test_percentile_rank_is_hdrhistograms() -> None:
+    assert metrics.percentile_rank(50.0, 30) == 15
+    assert metrics.percentile_rank(99.0, 30) == 30  # 29.7 rounds to 30
+    assert metrics.percentile_rank(0.001, 30) == 1
+    h = metrics.new_histogram()
+    for v in range(1, 31):
+        h.record_value(v)
+    for p in (0.001, 33.3, 50.0, 99.0, 100.0):
+        assert metrics.percentile_rank(p, 30) == h.get_target_count_at_percentile(p)
 
 
 def test_bootstrap_agrees_with_a_full_multinomial_resample() -> None:
@@ -63,7 +77,7 @@ def test_bootstrap_agrees_with_a_full_multinomial_resample() -> None:
     buckets = Buckets.from_values(lognormal_us(2, 2000, 300, 0.6))
     fast = bootstrap_percentile_us(buckets, 90.0, 4000, np.random.default_rng(3))
     rng = np.random.default_rng(4)
-    rank = target_rank(90.0, buckets.total)
+    rank = metrics.percentile_rank(90.0, buckets.total)
     drawn = rng.multinomial(buckets.total, buckets.counts / buckets.total, size=4000)
     slow = buckets.values_us[(np.cumsum(drawn, axis=1) < rank).sum(axis=1)]
     for q in (0.05, 0.5, 0.95):

@@ -27,8 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from voiceload import cost, metrics, slo
 from voiceload.errors import VoiceloadError
 from voiceload.metrics import IntervalHistogram, Phase, merged_histogram
@@ -187,30 +185,9 @@ def reduce_intervals(
             windows[i].add(iv.histogram)
         for i, h in sorted(windows.items()):
             if h.get_total_count():
-                pct = percentiles_us(h, (50.0, 99.0))
+                pct = metrics.percentiles_us(h, (50.0, 99.0))
                 reduced.window_p50_us[i], reduced.window_p99_us[i] = pct[50.0], pct[99.0]
     return reduced
-
-
-def percentiles_us(histogram: Any, percentiles: Sequence[float]) -> dict[float, int]:
-    """HdrHistogram's ``get_percentile_to_value_dict`` computed with numpy (same results).
-
-    ``hdrh`` walks its ~23,500 counters in Python (about 5 ms per call); a one-hour report asks
-    for thousands of window percentiles, so this does the walk as a cumulative sum.
-    """
-    total = int(histogram.get_total_count())
-    if total == 0:
-        return {}
-    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
-    cumulative = np.cumsum(counts)
-    out = {}
-    for p in percentiles:
-        target = max(int((min(p, 100.0) * total / 100) + 0.5), 1)
-        index = int(np.searchsorted(cumulative, target, side="left"))
-        value = histogram.get_value_from_index(index)
-        out[p] = int(histogram.get_highest_equivalent_value(value) if p
-                     else histogram.get_lowest_equivalent_value(value))
-    return out
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -418,7 +395,7 @@ def build_model(
     for name in _ordered(files.hlogs):
         steady_h = files.hlogs[name].steady
         if not _is_harness(name) and steady_h.get_total_count():
-            curves.append(_curve(name, steady_h))
+            curves.append(percentile_curve(name, steady_h))
     over_time = (_over_time(files.hlogs, sessions or [], files.timeline, phases)
                  if files.timeline is not None else None)
 
@@ -557,10 +534,12 @@ def nines_percentiles(count: int) -> list[float]:
     return out
 
 
-def _curve(metric: str, h: Any) -> Curve:
-    pcts = nines_percentiles(int(h.get_total_count()))
-    values = h.get_percentile_to_value_dict(pcts)
-    return Curve(metric=metric, percentiles=pcts, values_ms=[_ms(values[p]) for p in pcts])
+def percentile_curve(label: str, histogram: Any) -> Curve:
+    """The "nines" curve of a µs histogram (:func:`nines_percentiles` of its count), in ms,
+    named ``label``: what the report and the compare page plot."""
+    pcts = nines_percentiles(int(histogram.get_total_count()))
+    values = metrics.percentiles_us(histogram, pcts)
+    return Curve(metric=label, percentiles=pcts, values_ms=[_ms(values[p]) for p in pcts])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -235,5 +235,10 @@ def test_fast_percentiles_equal_hdrhistograms_own() -> None:
     for name in ("flux.eot", "flux.transcript_lag", "aura.stall"):
         h = metrics.merged_histogram(metrics.read_hlog(GOLDEN / f"{name}.hlog"), None)
         pcts = [0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 99.99, 100.0]
-        assert model.percentiles_us(h, pcts) == h.get_percentile_to_value_dict(pcts)
-    assert model.percentiles_us(metrics.new_histogram(), [50.0]) == {}
+        assert metrics.percentiles_us(h, pcts) == h.get_percentile_to_value_dict(pcts)
+        curve = model.percentile_curve(name, h)
+        nines = model.nines_percentiles(int(h.get_total_count()))
+        expected = h.get_percentile_to_value_dict(nines)
+        assert curve.percentiles == nines
+        assert curve.values_ms == [round(expected[p] / 1000, 3) for p in nines]
+    assert metrics.percentiles_us(metrics.new_histogram(), [50.0]) == {}
