@@ -58,6 +58,37 @@ class RefusedUser(StandInUser):
     session = staticmethod(_refused_session)
 
 
+class _HangingDriver:
+    """Records a sample, then waits far longer than any test: Locust must kill it."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.result = SessionResult(user_type="flux", fixture="slow", model="m",
+                                    start_s=time.time())  # fmt: skip
+
+    def run(self) -> SessionResult:
+        self.sink.record("flux.eot", EOT_US)
+        self.result.connections = 1
+        gevent.sleep(60)
+        return self.result
+
+
+class HangingUser(User):
+    wait_time = constant(0.02)
+
+    @task
+    def one_session(self) -> None:
+        drivers: list[_HangingDriver] = []
+
+        def run(sink: Any) -> SessionResult:
+            drivers.append(_HangingDriver(sink))
+            return drivers[0].run()
+
+        vl_plugin.plugin_of(self.environment).run_session(
+            run, "flux", partial=lambda: drivers[0].result if drivers else None
+        )
+
+
 @pytest.fixture
 def listening_port() -> Iterator[int]:
     """Something for the start-up TCP probe to connect to."""
@@ -253,3 +284,29 @@ def test_a_bad_option_from_the_web_ui_does_not_start_a_run(
     env.runner.quit()
     assert not plugin.running and not (run_dir / "run.json").exists()
     assert any("--frame-ms 25" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("stop_timeout_s", [0.0, 0.2])
+def test_a_session_killed_at_stop_still_gets_its_row(
+    tmp_path: Path, listening_port: int, stop_timeout_s: float
+) -> None:
+    run_dir = tmp_path / "reports" / "run-kill"
+    env, plugin = _environment(HangingUser, listening_port, run_dir)
+    assert env.runner is not None
+    env.stop_timeout = stop_timeout_s  # what --stop-timeout sets
+    env.runner.start(3, spawn_rate=100)
+    _wait_until(lambda: plugin.phases.phase.value == "steady")
+    gevent.sleep(0.3)  # every user is inside its session, its sample recorded
+    env.runner.quit()
+    env.events.quitting.fire(environment=env)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with (run_dir / "sessions.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 == summary["metrics"]["flux.eot"]["count_all_phases"]
+    for row in rows:
+        assert (row["fixture"], row["connections"], row["outcome"]) == ("slow", "1", "error")
+        assert row["error_category"] == "harness_error"
+        assert vl_plugin.STOPPED_DETAIL in row["error_detail"]
+        assert float(row["duration_s"]) > 0.2
+    assert summary["validity"]["valid"] is True  # a stopped session is not an early stop

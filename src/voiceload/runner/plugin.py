@@ -29,6 +29,7 @@ and :meth:`RunPlugin.worker_finals`.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import random
@@ -37,12 +38,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 import gevent.lock
 import psutil
+from gevent import GreenletExit
 from locust.env import Environment
+from locust.exception import StopUser
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
@@ -73,6 +76,7 @@ DRAIN_NOTICE_MS = 5.0  # a local drain longer than this is logged (it delays fra
 FINALISE_WAIT_S = 60.0  # bound on waiting for another greenlet to finish writing artifacts
 LOCAL_WORKER_ID = "local"
 EXIT_INVALID = 1
+STOPPED_DETAIL = "stopped by Locust before it ended (stop timeout or quit); partial measurements"
 EXIT_BAD_INPUT = 2
 
 
@@ -139,6 +143,34 @@ def split_by_metric(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
             piece[key] = {metric: payload[key][metric]} if metric in payload[key] else {}
         pieces.append(piece)
     return pieces
+
+
+class SessionDriver(Protocol):
+    """What :meth:`RunPlugin.run_user_session` needs of a session driver
+    (:class:`~voiceload.client.flux_session.FluxSession` and its siblings)."""
+
+    result: SessionResult  # filled in while the session runs: what it measured so far
+
+    def run(self) -> SessionResult: ...
+
+
+def stopped_result(
+    partial: SessionResult | None, user_type: str, start_wall_s: float, duration_s: float
+) -> SessionResult:
+    """The result of a session Locust killed before it returned (pure).
+
+    A copy of the driver's ``partial`` result (or an empty one for ``user_type``) lasting
+    ``duration_s``; unless it had already failed, its error is :data:`STOPPED_DETAIL` as a
+    ``harness_error`` (the harness, not the service, cut it short).
+    """
+    if partial is None:
+        partial = SessionResult(user_type=user_type, fixture="", model="", start_s=start_wall_s)
+    result = copy.copy(partial)  # the killed session's threads may still touch the original
+    result.start_s = result.start_s or start_wall_s
+    result.duration_s = duration_s
+    if result.error is None:
+        result.error = SessionError(ErrorCategory.HARNESS_ERROR, STOPPED_DETAIL)
+    return result
 
 
 class _Sink:
@@ -228,18 +260,34 @@ class RunPlugin:
         """A sample sink for one session: records under the current phase, fires live events."""
         return _Sink(self)
 
-    def run_session(self, run: Callable[[_Sink], SessionResult], user_type: str) -> SessionResult:
+    def run_session(
+        self,
+        run: Callable[[_Sink], SessionResult],
+        user_type: str,
+        *,
+        partial: Callable[[], SessionResult | None] = lambda: None,
+    ) -> SessionResult:
         """Run one session with a fresh sink, then account for its result.
 
         ``run`` is a session driver's ``run`` (e.g. ``lambda sink: FluxSession(..., sink).run()``).
         A driver that raises (a bug: drivers report errors as data) is counted as a
         ``harness_error`` session instead of killing the user.
+
+        When Locust kills the user mid-session (``GreenletExit`` at the stop timeout or on quit,
+        ``StopUser``), the samples the session recorded are already in the histograms, so it
+        still gets its sessions.csv row: ``partial()`` (the driver's result so far, e.g.
+        ``driver.result``), marked as stopped unless it already failed; then the kill goes on.
         """
         phase = self.phases.phase
         start_wall_s = time.time()
         start_ns = time.monotonic_ns()
         try:
             result = run(self.sink())
+        except (GreenletExit, StopUser):
+            duration_s = (time.monotonic_ns() - start_ns) / 1e9
+            stopped = stopped_result(partial(), user_type, start_wall_s, duration_s)
+            self.account(stopped, phase, judge=False)
+            raise
         except Exception as exc:  # a driver bug must not kill the Locust user
             logger.exception("session driver raised; counted as harness_error")
             result = SessionResult(
@@ -255,17 +303,22 @@ class RunPlugin:
         factory = self.factory
         if factory is None:
             raise ConfigError(f"no session factory: {user_type} users need the fixtures manifest")
+        makers: dict[str, Callable[[_Sink, random.Random], SessionDriver]] = {
+            "flux": factory.flux, "aura": factory.aura, "agent": factory.agent,
+        }  # fmt: skip
+        drivers: list[SessionDriver] = []
+
         def run(sink: _Sink) -> SessionResult:
-            if user_type == "flux":
-                return factory.flux(sink, rng).run()
-            if user_type == "aura":
-                return factory.aura(sink, rng).run()
-            return factory.agent(sink, rng).run()
+            drivers.append(makers[user_type](sink, rng))
+            return drivers[0].run()
 
-        return self.run_session(run, user_type)
+        return self.run_session(
+            run, user_type, partial=lambda: drivers[0].result if drivers else None
+        )
 
-    def account(self, result: SessionResult, phase: Phase) -> None:
-        """Turn a finished session into a sessions.csv row and a Locust ``session`` event."""
+    def account(self, result: SessionResult, phase: Phase, *, judge: bool = True) -> None:
+        """Turn a finished session into a sessions.csv row and a Locust ``session`` event;
+        ``judge=False`` keeps it out of the all-failing detector (a session Locust stopped)."""
         row = result.to_row(
             session_id=f"{self.worker_id}-{next(self._session_ids)}",
             worker=self.worker_id,
@@ -278,7 +331,7 @@ class RunPlugin:
             response_time=result.duration_s * 1000.0, response_length=0,
             exception=None if error is None else SessionFailed(error.category.value), context={},
         )  # fmt: skip
-        if self.settings.fail_fast_sessions:
+        if judge and self.settings.fail_fast_sessions:
             reason = self._detector.observe(
                 error is None,
                 "" if error is None else error.category.value,
