@@ -124,14 +124,6 @@ _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("voiceload.report", "templates"),
     autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
-_STYLE_RE: Final = re.compile(r"<style>\n?(.*?)</style>", re.S)
-
-
-def report_css() -> str:
-    """The report page's CSS, taken from its template so both pages always look alike."""
-    source, _, _ = _ENV.loader.get_source(_ENV, "report.html.j2")  # type: ignore[union-attr]
-    match = _STYLE_RE.search(source)
-    return match.group(1) if match else ""
 
 
 def overlay_figures(
@@ -144,7 +136,7 @@ def overlay_figures(
             [percentile_curve(f"baseline {c.baseline_id}",
                               baseline.histograms[m.metric].histogram),
              percentile_curve(f"current {c.current_id}", current.histograms[m.metric].histogram)],
-            figure_id=f"fig-compare-{i}")
+            figure_id=f"fig-compare-{i}", title=f"{m.metric}: latency by percentile")
         out.append(dataclasses.replace(
             fig, caption=f"{m.metric}: latency by percentile, steady phase, both runs "
                          f"(n = {m.baseline_count} / {m.current_count}); verdict "
@@ -162,7 +154,7 @@ def render_html(
 
     return _ENV.get_template("compare.html.j2").render(
         title=f"voiceload compare: {c.baseline_id} → {c.current_id}", c=c, figures=figs,
-        report_css=report_css(), baseline_dir=str(baseline_dir), current_dir=str(current_dir),
+        baseline_dir=str(baseline_dir), current_dir=str(current_dir),
         missing=missing, rule_text=compare.rule_text(c), ms=ms,
         pct=lambda v: "—" if v is None else f"{100 * v:.2f} %",
         num4=lambda v: "—" if v is None else f"{v:.4g}",

@@ -85,6 +85,13 @@ def test_a_slower_end_of_turn_regresses_and_fails_when_asked(
     assert "baseline base" in page and "current slow" in page  # both curves in each legend
     assert 'id="compare-verdict" class="box fail"' in page
     assert "Content-Security-Policy" in page and 'src="http' not in page  # self-contained
+    for metric in verdicts:  # each plot names its metric
+        assert f">{metric}: latency by percentile<" in page
+    # the report's own stylesheet, from the one shared partial
+    from voiceload.report import html as report_html
+
+    shared = report_html._ENV.get_template("_style.css.j2").render()
+    assert ".box { border: 2px solid" in shared and shared in page
 
 
 def test_two_samples_of_the_same_configuration_are_within_noise(tmp_path: Path) -> None:

@@ -44,11 +44,15 @@ def _to_svg(fig: MplFigure, figure_id: str) -> str:
     return text[start:].replace("<svg ", f'<svg id="{figure_id}-svg" role="img" ', 1)
 
 
-def percentile_plot(curves: Sequence[Curve], figure_id: str = "fig-percentiles") -> Figure:
+def percentile_plot(
+    curves: Sequence[Curve], figure_id: str = "fig-percentiles",
+    title: str = "Latency by percentile",
+) -> Figure:
     """Latency vs percentile on a log "nines" axis (HdrHistogram style), curves overlaid.
 
     The x position of percentile p is 1 / (1 - p/100), so 90 %, 99 %, 99.9 % ... are evenly
-    spaced; the max is drawn one step past the last resolved percentile.
+    spaced; the max is drawn one step past the last resolved percentile. ``title`` is drawn
+    above the plot (the compare page names each plot's metric there).
     """
     fig, ax = plt.subplots(figsize=(9, 4.2))
     top = 10.0
@@ -75,7 +79,7 @@ def percentile_plot(curves: Sequence[Curve], figure_id: str = "fig-percentiles")
     else:
         ax.text(0.5, 0.5, "no latency histograms in this run", transform=ax.transAxes,
                 ha="center")
-    ax.set_title("Latency by percentile")
+    ax.set_title(title)
     return Figure(figure_id, "Latency by percentile, steady phase, merged histograms "
                   "(HdrHistogram style: x axis in 'nines').", _to_svg(fig, figure_id))
 

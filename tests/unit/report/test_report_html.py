@@ -40,6 +40,10 @@ def test_report_command_writes_page_junit_and_summary(
                     "8. Cost and capacity", "9. Configuration"):
         assert heading in page
     assert "2,000 sessions/day" in page
+    from voiceload.report import html
+
+    assert html._ENV.get_template("_style.css.j2").render() in page  # the shared stylesheet
+    assert ">Latency by percentile<" in page  # the report's plot keeps its title
     after = json.loads((run_dir / "summary.json").read_text())
     assert {k: after[k] for k in before} == before  # the run's own fields are kept
     assert [s["metric"] for s in after["slo"]][:1] == ["flux.eot"]
