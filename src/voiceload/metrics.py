@@ -38,7 +38,7 @@ before ``StartTime``), percentile queries are linear scans (ask for all at once,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -272,6 +272,68 @@ class RecorderPayload(TypedDict):
     out_of_range: dict[str, dict[str, int]]
 
 
+@dataclass(frozen=True)
+class RecordedInterval:
+    """One interval taken from a :class:`Recorder` (:meth:`Recorder.take`), not yet encoded.
+
+    Encoding is the costly part of a drain (~0.1-0.3 ms per histogram, measurements.md §4), so
+    a caller that shares its thread with latency-sensitive work (gevent users sending frames)
+    encodes it piece by piece with :meth:`pieces`, yielding in between; :meth:`payload`
+    encodes it all at once. Both give the same samples.
+    """
+
+    start_s: float
+    end_s: float
+    final: bool
+    histograms: Mapping[tuple[str, Phase], Any]
+    out_of_range: Mapping[tuple[str, Phase], int]
+
+    def metrics(self) -> list[str]:
+        """Names with samples or refused values in this interval, sorted."""
+        names = {m for (m, _), h in self.histograms.items() if h.get_total_count()}
+        return sorted(names | {m for m, _ in self.out_of_range})
+
+    def payload(self, metrics: Iterable[str] | None = None) -> RecorderPayload:
+        """The :class:`RecorderPayload` of ``metrics`` (default: all), ``final`` as taken."""
+        wanted = None if metrics is None else set(metrics)
+        histograms: dict[str, dict[str, str]] = {}
+        samples: dict[str, dict[str, int]] = {}
+        for (metric, phase), hist in self.histograms.items():
+            count = int(hist.get_total_count())
+            if count and (wanted is None or metric in wanted):
+                histograms.setdefault(metric, {})[phase.value] = hist.encode().decode("ascii")
+                samples.setdefault(metric, {})[phase.value] = count
+        refused: dict[str, dict[str, int]] = {}
+        for (metric, phase), count in self.out_of_range.items():
+            if wanted is None or metric in wanted:
+                refused.setdefault(metric, {})[phase.value] = count
+        return RecorderPayload(
+            version=PAYLOAD_VERSION,
+            start_s=self.start_s,
+            end_s=self.end_s,
+            final=self.final,
+            histograms=histograms,
+            samples=samples,
+            out_of_range=refused,
+        )
+
+    def pieces(self) -> Iterator[RecorderPayload]:
+        """One payload per metric, encoded only when the iterator reaches it.
+
+        Every piece has the interval's bounds; only the last keeps ``final``; an interval with
+        no metric gives one empty payload (its bounds and ``final`` still count). Merging the
+        pieces equals merging :meth:`payload` (same totals and ``.hlog`` lines).
+        """
+        names = self.metrics()
+        if not names:
+            yield self.payload(())
+            return
+        for i, name in enumerate(names):
+            piece = self.payload((name,))
+            piece["final"] = self.final and i == len(names) - 1
+            yield piece
+
+
 class Recorder:
     """Worker side: records samples into per-interval histograms, drained as payloads.
 
@@ -325,29 +387,18 @@ class Recorder:
 
         The interval is ``[previous drain's now_wall_s, now_wall_s]``. ``final=True`` marks the
         worker's last payload (the master counts finals to know no sample is missing).
+        Same as ``take(now_wall_s, final).payload()``.
         """
+        return self.take(now_wall_s, final).payload()
+
+    def take(self, now_wall_s: float, final: bool = False) -> RecordedInterval:
+        """Like :meth:`drain`, without encoding: swap in a fresh interval and hand over the
+        old one's histograms (cheap, never yields). Samples recorded after this call belong
+        to the next interval, however long the caller takes to encode this one."""
         interval, self._interval = self._interval, {}
         out_of_range, self._out_of_range = self._out_of_range, {}
         start_s, self._start_s = self._start_s, now_wall_s
-        histograms: dict[str, dict[str, str]] = {}
-        samples: dict[str, dict[str, int]] = {}
-        for (metric, phase), hist in interval.items():
-            count = int(hist.get_total_count())
-            if count:
-                histograms.setdefault(metric, {})[phase.value] = hist.encode().decode("ascii")
-                samples.setdefault(metric, {})[phase.value] = count
-        refused: dict[str, dict[str, int]] = {}
-        for (metric, phase), count in out_of_range.items():
-            refused.setdefault(metric, {})[phase.value] = count
-        return RecorderPayload(
-            version=PAYLOAD_VERSION,
-            start_s=start_s,
-            end_s=now_wall_s,
-            final=final,
-            histograms=histograms,
-            samples=samples,
-            out_of_range=refused,
-        )
+        return RecordedInterval(start_s, now_wall_s, final, interval, out_of_range)
 
 
 class MetricSummary(Stats):

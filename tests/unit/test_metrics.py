@@ -145,6 +145,62 @@ def test_drain_resets_interval_and_sets_wall_clock_bounds() -> None:
     assert second["histograms"] == {} and second["samples"] == {} and second["out_of_range"] == {}
 
 
+def _two_recorders_alike() -> tuple[Recorder, Recorder]:
+    """Two recorders fed the same samples (several metrics and phases, one refused value)."""
+    recorders = (Recorder(RUN_START_S), Recorder(RUN_START_S))
+    rng = random.Random(5)
+    feed = [(m, v, p) for m in ("flux.eot", "flux.send_lag", "aura.ttfb")
+            for p in (Phase.RAMP_UP, Phase.STEADY) for v in lognormal_us(rng, 40)]  # fmt: skip
+    feed.append(("agent.voice_to_voice", -5, Phase.STEADY))  # out of range only
+    for rec in recorders:
+        for metric, value, phase in feed:
+            rec.record(metric, value, phase)
+    return recorders
+
+
+def test_taking_an_interval_then_encoding_it_piece_by_piece_equals_a_drain(
+    tmp_path: Path,
+) -> None:
+    whole_rec, piece_rec = _two_recorders_alike()
+    whole = whole_rec.drain(RUN_START_S + 3, final=True)
+    taken = piece_rec.take(RUN_START_S + 3, final=True)
+    assert taken.payload() == whole
+    pieces = list(taken.pieces())
+    names = ["agent.voice_to_voice", "aura.ttfb", "flux.eot", "flux.send_lag"]
+    assert [next(iter({**p["samples"], **p["out_of_range"]})) for p in pieces] == names
+    assert [p["final"] for p in pieces] == [False, False, False, True]
+    assert all((p["start_s"], p["end_s"]) == (RUN_START_S, RUN_START_S + 3) for p in pieces)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    by_whole = Aggregator(tmp_path / "a", RUN_START_S)
+    by_pieces = Aggregator(tmp_path / "b", RUN_START_S)
+    by_whole.add(whole, "w1")
+    for piece in pieces:
+        by_pieces.add(piece, "w1")
+    assert by_pieces.close() == by_whole.close()
+    assert by_pieces.sources["w1"].final_received
+    for name in names:
+        hlog = f"{name}.hlog"
+        assert (tmp_path / "b" / hlog).read_text() == (tmp_path / "a" / hlog).read_text()
+
+
+def test_samples_recorded_after_take_belong_to_the_next_interval() -> None:
+    rec = Recorder(RUN_START_S)
+    rec.record("flux.eot", 100, Phase.STEADY)
+    taken = rec.take(RUN_START_S + 3)
+    rec.record("flux.eot", 200, Phase.STEADY)  # while the taken interval is being encoded
+    assert sum(p["samples"]["flux.eot"]["steady"] for p in taken.pieces()) == 1
+    following = rec.drain(RUN_START_S + 6)
+    assert following["samples"] == {"flux.eot": {"steady": 1}}
+    assert following["start_s"] == RUN_START_S + 3
+
+
+def test_an_empty_interval_is_one_empty_piece_that_keeps_final() -> None:
+    pieces = list(Recorder(RUN_START_S).take(RUN_START_S + 3, final=True).pieces())
+    assert len(pieces) == 1 and pieces[0]["final"] is True
+    assert pieces[0]["histograms"] == {} and pieces[0]["out_of_range"] == {}
+
+
 def test_stats_match_hdrh_and_are_in_ms() -> None:
     hist = new_histogram()
     for v in [*lognormal_us(random.Random(3), 5_000), 0, MAX_VALUE_US]:
