@@ -23,9 +23,12 @@ state-machine page). This module owns three things, and nothing here touches a s
       carries the eager transcript unchanged);
    5. ``turn_index`` increments immediately after ``EndOfTurn``;
    6. ``StartOfTurn`` always has a non-empty transcript;
-   7. eager events only when ``eager_eot_threshold`` is set; with eager mode on, a turn ends
-      through ``EagerEndOfTurn`` (an ``EndOfTurn`` straight from TurnOngoing is allowed only
-      when eager mode is off, or when the message says ``"trigger": "timeout"|"manual"``).
+   7. eager events only when ``eager_eot_threshold`` is set. An ``EndOfTurn`` straight from
+      TurnOngoing is legal: with eager mode off it is the normal path, and with it on the turn
+      may end by ``eot_timeout_ms`` without an eager event. Only when the message itself says
+      the model ended the turn (``"trigger": "model"``, hosted Deepgram only) with eager mode
+      on is a missing ``EagerEndOfTurn`` a finding; Workers AI sends no ``trigger``, so there
+      it is never judged (the "eager before a model end" rule is inferred, not documented).
 
    Plus stream-wide rules: ``Connected`` comes first with ``sequence_id`` 0; ``sequence_id``
    increases by one on every server message of any type; ``request_id`` never changes;
@@ -427,6 +430,10 @@ EAGER_EVENTS = frozenset({_E.EAGER_END_OF_TURN, _E.TURN_RESUMED})
 #: ``EndOfTurn.trigger`` values that end a turn without the model's eager path (hosted Flux).
 FORCED_TRIGGERS = frozenset({"timeout", "manual"})
 
+#: ``EndOfTurn.trigger`` of a turn the model ended (hosted Flux); only then, with eager mode on,
+#: does a missing ``EagerEndOfTurn`` count as a finding (rule 7).
+MODEL_TRIGGER = "model"
+
 
 class Rule(StrEnum):
     """Stable ids of the protocol rules a :class:`Finding` can report."""
@@ -496,12 +503,13 @@ class _TurnTrack:
             event is _E.END_OF_TURN
             and self.state is _S.TURN_ONGOING
             and eager_enabled is True
-            and trigger not in FORCED_TRIGGERS
+            and trigger == MODEL_TRIGGER
         ):
             found.append(
                 (
                     Rule.END_OF_TURN_WITHOUT_EAGER,
-                    "EndOfTurn without preceding EagerEndOfTurn while eager mode is on",
+                    "EndOfTurn (trigger model) without preceding EagerEndOfTurn"
+                    " while eager mode is on",
                 )
             )
         if not transcript.strip():
@@ -644,18 +652,17 @@ class FluxTurnMachine:
     ) -> list[TurnInfo]:
         """End the current turn now (the ``eot_timeout_ms`` path), keeping every rule.
 
-        Emits whatever the rules require before ``EndOfTurn``: with eager mode on, an
-        ``EagerEndOfTurn`` (and first a ``TurnResumed`` if an earlier eager transcript differs).
-        All messages share the given window and transcript. Raises in state Initial.
+        Emits ``EndOfTurn`` (no ``trigger``, as Workers AI sends it), preceded only by what the
+        rules require: a ``TurnResumed`` when an ``EagerEndOfTurn`` is awaiting its end with a
+        different transcript (rule 4). No ``EagerEndOfTurn`` is invented: a timeout may end a
+        turn straight from TurnOngoing. All messages share the given window and transcript.
+        Raises in state Initial.
         """
         if self.state is _S.INITIAL:
             raise LocalProtocolError("cannot force EndOfTurn in state Initial: no turn is open")
         events: list[TurnEvent] = []
-        if self.eager_enabled:
-            if self.state is _S.AWAITING_END and self._track.eager_transcript != transcript:
-                events.append(_E.TURN_RESUMED)
-            if self.state is _S.TURN_ONGOING or events:
-                events.append(_E.EAGER_END_OF_TURN)
+        if self.state is _S.AWAITING_END and self._track.eager_transcript != transcript:
+            events.append(_E.TURN_RESUMED)
         events.append(_E.END_OF_TURN)
         out: list[TurnInfo] = []
         for event in events:
