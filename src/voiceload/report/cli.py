@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from voiceload import cost, slo
+from voiceload.credentials import load_credentials
 from voiceload.errors import ConfigError
 from voiceload.report import figures, html, model
 
@@ -53,6 +54,9 @@ def render_run(
 
 
 def main(args: argparse.Namespace) -> int:
+    # Register the user's own secrets (.env.local / environment; none is required) so that
+    # credentials.redact removes them wherever an old run's files might still hold them.
+    load_credentials()
     m, paths = render_run(args.run_dir, slo_path=args.slo, pricing_path=args.pricing,
                           sessions_per_day=args.sessions_per_day,
                           busy_hour_factor=args.busy_hour_factor)

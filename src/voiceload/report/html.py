@@ -16,6 +16,7 @@ from xml.sax.saxutils import quoteattr
 
 import jinja2
 
+from voiceload.credentials import REDACTED
 from voiceload.report.figures import Figure
 from voiceload.report.model import SUMMARY_FALLBACK, ReportModel, read_json_object
 
@@ -54,6 +55,7 @@ def render(model: ReportModel, figures: Sequence[Figure]) -> str:
     template = _ENV.get_template("report.html.j2")
     return template.render(
         m=model, figures=list(figures), ms=_ms, num=_num, pct=_pct, secs=_secs,
+        redacted=REDACTED,
         config_json=json.dumps(model.config, indent=2, sort_keys=True),
         environment_json=json.dumps(model.environment, indent=2, sort_keys=True),
     )

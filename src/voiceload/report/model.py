@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from voiceload import cost, metrics, slo
+from voiceload.credentials import REDACTED, redact
 from voiceload.errors import VoiceloadError
 from voiceload.metrics import IntervalHistogram, Phase, merged_histogram
+from voiceload.targets import is_secret_query_param, redact_url
 
 #: Every metric of ../shared/design/metrics.md (voiceload.metrics.METRICS), in table order.
 METRICS = tuple(metrics.METRICS)
@@ -420,7 +422,7 @@ def build_model(
             sustained_concurrency=sustained if run_ok else None, run_ok=run_ok,
         )
 
-    config = _scrub(dict(run.get("config") or {}))
+    config = scrub(dict(run.get("config") or {}))
     target = config.get("target") if isinstance(config.get("target"), dict) else {}
     load = _load_text(config)
     return ReportModel(
@@ -449,14 +451,14 @@ def build_model(
         wer_overall=wer_overall,
         wer=wer_rows,
         validity=validity,
-        workers=[_scrub(dict(w)) for w in run.get("workers") or []],
+        workers=[scrub(dict(w)) for w in run.get("workers") or []],
         usage=usage,
         projection=projection,
         capacity=capacity_,
         pricing_path=pricing.path,
         sustained_concurrency=sustained,
         config=config,
-        environment=_scrub({
+        environment=scrub({
             "machine": run.get("machine"), "packages": run.get("packages"),
             "fixtures": run.get("fixtures"), "interrupted": run.get("interrupted"),
         }),
@@ -683,7 +685,7 @@ def _errors(summary_errors: object, from_sessions: Mapping[str, Any]) -> list[Er
     for cat, e in sorted(source.items(), key=lambda kv: (-int(kv[1].get("count", 0)), kv[0])):
         cause, fix = ERROR_GUIDANCE.get(cat, ("", ""))
         rows.append(ErrorRow(category=cat, count=int(e.get("count", 0)),
-                             first_message=_scrub_text(str(e.get("first_message") or "")),
+                             first_message=scrub_text(str(e.get("first_message") or "")),
                              cause=cause, fix=fix))
     return rows
 
@@ -715,41 +717,30 @@ def _wer(
 # ---------------------------------------------------------------------------------------------
 # Configuration text, without secrets
 
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|authori[sz]ation|api[_-]?key|cookie", re.I)
-_SECRET_QUERY = re.compile(
-    r"((?:token|secret|key|password|authorization|cf-aig-authorization)=)[^&\s]+", re.I)
-_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
-_TOKENISH = re.compile(r"(?<![A-Za-z0-9_\-])(?:Bearer\s+)?[A-Za-z0-9_\-]{32,}(?![A-Za-z0-9_\-])")
-_HEX_ID = re.compile(r"^[0-9a-f]{32}$|^[0-9a-f]{40}$|^[0-9a-f]{64}$")
-REDACTED = "[redacted]"
+#: A URL inside free text (an error message, a note), handed whole to targets.redact_url.
+_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
 
 
-def _scrub_text(text: str) -> str:
-    """Remove anything that looks like a credential from one string.
-
-    Query parameters named like secrets, URL user-info and long opaque tokens (32+ characters of
-    letters, digits, ``-`` and ``_`` that are not plain hex ids such as account ids or hashes)
-    become ``[redacted]``.
+def scrub_text(text: str) -> str:
+    """``text`` safe to show: every registered secret (:func:`voiceload.credentials.redact`)
+    and, in each URL it contains, user-info and credential query parameters
+    (:func:`voiceload.targets.redact_url`) replaced by :data:`voiceload.credentials.REDACTED`.
     """
-    text = _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
-
-    def token(m: re.Match[str]) -> str:
-        word = m.group(0)
-        return word if _HEX_ID.match(word) else REDACTED
-
-    return _TOKENISH.sub(token, text)
+    return redact(_URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text))
 
 
-def _scrub(value: Any) -> Any:
-    """A deep copy of ``value`` with secret-named keys and token-like strings redacted."""
+def scrub(value: Any) -> Any:
+    """A deep copy of a JSON-like ``value`` safe to show: a non-empty value under a key that
+    names a credential (:func:`voiceload.targets.is_secret_query_param`: ``token``,
+    ``api_token``, ``cf-aig-authorization``, ...) becomes
+    :data:`voiceload.credentials.REDACTED`; every string goes through :func:`scrub_text`."""
     if isinstance(value, dict):
-        return {str(k): (REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "")
-                         else _scrub(v)) for k, v in value.items()}
+        return {str(k): (REDACTED if is_secret_query_param(str(k)) and v not in (None, "")
+                         else scrub(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
+        return [scrub(v) for v in value]
     if isinstance(value, str):
-        return _scrub_text(value)
+        return scrub_text(value)
     return value
 
 

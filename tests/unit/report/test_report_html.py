@@ -122,6 +122,26 @@ def test_the_guides_free_requests_come_from_the_pricing_file(
     assert "10,000 requests" not in page
 
 
+def test_the_report_command_redacts_the_users_own_token(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voiceload import credentials
+
+    token = "Pq8_" + "s7T6u5V4w3X2y1Z0a9B8c7D6e5F4g3H2"
+    run = json.loads((run_dir / "run.json").read_text())
+    run["config"]["note"] = f"Authorization: Bearer {token}"  # a field no rule would name
+    (run_dir / "run.json").write_text(json.dumps(run))
+    monkeypatch.chdir(tmp_path)  # no .env.local here: the token comes from the environment
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", token)
+    try:
+        assert cli.main(["report", str(run_dir)]) == 0
+    finally:
+        credentials.forget_secrets()
+    page = (run_dir / "report.html").read_text()
+    assert token not in page
+    assert "Authorization: Bearer [REDACTED]" in page
+
+
 def test_bad_slo_file_is_a_one_line_error(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -214,19 +214,36 @@ def test_empty_run_dir(tmp_path: Path) -> None:
     assert m.over_time is None
 
 
-def test_configuration_never_shows_token_like_values() -> None:
-    token = "Zx9_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6"
-    files = model.RunFiles(run_dir="r", run={
-        "config": {"target": {"name": "gateway",
-                              "url": f"wss://u:{token}@gateway.example/v1?token={token}&model=m"},
-                   "api_token": token, "headers": {"cf-aig-authorization": token},
-                   "note": f"Bearer {token}",
-                   "account_id": "0123456789abcdef0123456789abcdef"}})
-    m = model.build_model(files, slo.load_slos(), cost.load_pricing())
-    text = json.dumps(m.config)
-    assert token not in text
+def test_configuration_never_shows_credentials() -> None:
+    from voiceload import credentials
+
+    unregistered = "Zx9_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6"
+    registered = "Qy7-" + "z9Y8x7W6v5U4t3S2r1Q0p9O8n7M6l5K4"
+    credentials.register_secret(registered)
+    try:
+        files = model.RunFiles(run_dir="r", run={
+            "config": {"target": {"name": "gateway",
+                                  "url": f"wss://u:{unregistered}@gateway.example/v1"
+                                         f"?token={unregistered}&model=m"},
+                       "api_token": unregistered,
+                       "headers": {"cf-aig-authorization": unregistered},
+                       "note": f"Bearer {registered}",
+                       "account_id": "0123456789abcdef0123456789abcdef"}},
+            summary={"errors": {"unauthorized": {
+                "count": 1, "first_message": "upgrade refused for wss://gw.example/v1"
+                                             f"?key={unregistered}&model=m (HTTP 401)"}}})
+        m = model.build_model(files, slo.load_slos(), cost.load_pricing())
+    finally:
+        credentials.forget_secrets()
+    text = json.dumps(m.config) + json.dumps([e.first_message for e in m.errors])
+    assert unregistered not in text and registered not in text
     assert "0123456789abcdef0123456789abcdef" in text  # an account id is not a secret
-    assert "[redacted]" in m.target
+    assert m.config["api_token"] == credentials.REDACTED
+    assert m.config["headers"] == {"cf-aig-authorization": credentials.REDACTED}
+    assert m.config["note"].startswith(f"Bearer {credentials.REDACTED}")  # the one marker
+    assert m.target == f"gateway wss://gateway.example/v1?token={credentials.REDACTED}&model=m"
+    assert m.errors[0].first_message == (
+        f"upgrade refused for wss://gw.example/v1?key={credentials.REDACTED}&model=m (HTTP 401)")
 
 
 def test_fast_percentiles_equal_hdrhistograms_own() -> None:
