@@ -252,6 +252,37 @@ def test_second_turn_with_incremented_index_is_clean() -> None:
     assert check(published_messages() + _second_turn(turn_index=1, first_seq=12)) == []
 
 
+def test_peer_incrementing_turn_index_at_start_of_turn_gives_one_finding() -> None:
+    # the Update after EndOfTurn keeps index 0 (one finding); the StartOfTurn then brings 1,
+    # the increment arriving late: the checker follows it rather than reporting it again
+    msgs = [
+        *published_messages(),
+        TurnInfo(REQ, 12, E.UPDATE, 0, 1.7, 1.9, "", (), 0.1),
+        TurnInfo(REQ, 13, E.START_OF_TURN, 1, 1.7, 2.1, "Thanks", (), 0.1),
+        TurnInfo(REQ, 14, E.END_OF_TURN, 1, 1.7, 2.4, "Thanks", (), 0.9),
+        TurnInfo(REQ, 15, E.START_OF_TURN, 2, 2.4, 2.8, "Bye", (), 0.1),
+    ]
+    assert check(msgs, eager=None) == [
+        (
+            "turn-index-not-incremented",
+            "turn_index did not increment after EndOfTurn (expected 1, got 0)",
+            12,
+        )
+    ]
+
+
+def test_late_increment_is_accepted_only_at_the_next_start_of_turn() -> None:
+    msgs = [
+        *published_messages(),
+        TurnInfo(REQ, 12, E.UPDATE, 0, 1.7, 1.9, "", (), 0.1),
+        TurnInfo(REQ, 13, E.UPDATE, 1, 1.7, 2.1, "", (), 0.1),  # an Update may not jump
+    ]
+    assert [rule for rule, _, _ in check(msgs)] == [
+        "turn-index-not-incremented",
+        "turn-index-unexpected",
+    ]
+
+
 def test_turn_index_jump() -> None:
     msgs = published_messages() + _second_turn(turn_index=3, first_seq=12)
     assert check(msgs) == [
