@@ -100,7 +100,8 @@ def _trial_rows(section: dict[str, Any], cpu_key: str) -> list[str]:
             f"| {t['streams']} | {_n(t.get('send_lag_p50_ms'), 2)} | "
             f"{_n(t.get('send_lag_p99_ms'), 2)} | {_n(t.get(cpu_key), 0)} | "
             f"{_n(t.get('emulator_cpu_run_avg'), 0)}{' (saturated)' if _saturated(t) else ''} | "
-            f"{'pass' if t['passed'] else 'fail'}{' — ' + t['error'] if t.get('error') else ''} |"
+            f"{'pass' if t['passed'] else 'fail'}{' — ' + t['error'] if t.get('error') else ''}"
+            f"{' (' + _errors(t['errors']) + ')' if t.get('errors') else ''} |"
         )
     return rows
 
@@ -118,7 +119,9 @@ def _capacity(r: dict[str, Any]) -> list[str]:
         "## 1. Capacity of one worker, and 6. the plain-asyncio baseline",
         "",
         "Largest number of concurrent Flux streams with steady-phase `flux.send_lag` p99 ≤ 5 ms "
-        "and no failed session. voiceload: `voiceload run --scenario flux-capacity` (one local "
+        "and no failed session (sessions Locust cuts short at the end of a fixed-length run, "
+        "`harness_error: stopped by Locust`, are shown but not counted). "
+        "voiceload: `voiceload run --scenario flux-capacity` (one local "
         "Locust worker, FluxUser over the manifest fixtures, so sessions reconnect every few "
         "seconds). Baseline: scripts/perf/baseline.py — plain asyncio `websockets`, no Locust, "
         "no histograms, one long stream per connection, same frames and schedule. Search: "
