@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from voiceload.errors import ConfigError
+from voiceload.protocol.flux import UPDATE_INTERVAL_S
 
 #: Workers AI model names the emulator serves, by service.
 FLUX_MODELS = ("flux",)
@@ -112,7 +113,7 @@ class Distribution:
 @dataclass(frozen=True)
 class FluxSettings:
     idle_timeout_s: float = 10.0
-    update_interval_s: float = 0.25
+    update_interval_s: float = UPDATE_INTERVAL_S
     placeholder_words_per_s: float = 2.5
     vad_turn_gap_s: float = 0.5
     eager_fraction: float = 0.5

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from voiceload.audio import SpeechDetector, VadParams
 from voiceload.protocol.flux import (
+    UPDATE_INTERVAL_S,
     Configure,
     ConfigureFailure,
     ConfigureSuccess,
@@ -105,7 +106,7 @@ class StreamParams:
     eager_eot_threshold: float | None = None
     eot_timeout_ms: int = 5000
     keyterms: tuple[str, ...] = ()
-    update_interval_s: float = 0.25
+    update_interval_s: float = UPDATE_INTERVAL_S
     placeholder_words_per_s: float = 2.5
     vad_turn_gap_s: float = 0.5
     eager_fraction: float = 0.5

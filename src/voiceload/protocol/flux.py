@@ -14,8 +14,12 @@ state-machine page). This module owns three things, and nothing here touches a s
 2. **The turn state machine**, written once as :data:`TRANSITIONS` (states Initial, TurnOngoing,
    AwaitingEnd) plus the content rules of §3.5:
 
-   1. ``Update`` about every 0.25 s of audio (a cadence, not checked: it cannot be judged from
-      messages alone);
+   1. ``Update`` about every :data:`UPDATE_INTERVAL_S` (0.25 s) of transcribed audio. Its
+      exact timing cannot be judged from messages alone, so :class:`TurnChecker` only warns
+      (a soft finding, :attr:`Rule.UPDATE_CADENCE_GAP`, kept apart in ``warnings``) when
+      ``audio_window_end`` advances by more than two intervals plus one audio frame between
+      consecutive ``TurnInfo`` messages: Updates come during silence too, so no legal stream
+      goes that long without one;
    2. ``EagerEndOfTurn`` always has a non-empty transcript;
    3. ``TurnResumed`` only follows an ``EagerEndOfTurn``;
    4. ``EndOfTurn`` repeats the immediately preceding ``EagerEndOfTurn`` transcript; a changed
@@ -50,6 +54,10 @@ from typing import Any
 
 from voiceload.errors import LocalProtocolError, RemoteProtocolError
 from voiceload.protocol import _json
+
+#: Flux sends an ``Update`` for about every this many seconds of transcribed audio (§3.5 rule 1,
+#: "approximately every 0.25 seconds ... unless a state change has occurred").
+UPDATE_INTERVAL_S = 0.25
 
 # --------------------------------------------------------------------------------------------
 # Server messages
@@ -453,6 +461,13 @@ class Rule(StrEnum):
     END_OF_TURN_WITHOUT_EAGER = "end-of-turn-without-eager"
     AUDIO_WINDOW_END_BACKWARDS = "audio-window-end-backwards"
     AUDIO_WINDOW_INVERTED = "audio-window-inverted"
+    #: soft: a cadence warning, not a violation (see :data:`WARNING_RULES`)
+    UPDATE_CADENCE_GAP = "update-cadence-gap"
+
+
+#: Rules whose findings are warnings: reported in :attr:`TurnChecker.warnings`, never in
+#: ``findings`` (a client treats a finding as the service breaking the protocol).
+WARNING_RULES = frozenset({Rule.UPDATE_CADENCE_GAP})
 
 
 @dataclass(frozen=True)
@@ -703,15 +718,19 @@ class TurnChecker:
     """Check role: feed every server message of one stream; violations become findings.
 
     ``eager_enabled`` is whether the client set ``eager_eot_threshold`` (None: unknown, so the
-    eager-mode rules are not judged). Never raises on a bad peer. After a violation the checker
-    follows what the peer said (its ``sequence_id``, ``turn_index``, state), so one fault gives one
-    finding rather than one per later message.
+    eager-mode rules are not judged). ``frame_s`` is the longest audio frame the client sends:
+    the cadence warning allows ``2 * UPDATE_INTERVAL_S + frame_s`` of audio between consecutive
+    ``TurnInfo`` messages. Never raises on a bad peer. After a violation the checker follows
+    what the peer said (its ``sequence_id``, ``turn_index``, state), so one fault gives one
+    finding rather than one per later message. Cadence warnings go to :attr:`warnings` only.
     """
 
-    def __init__(self, eager_enabled: bool | None = None) -> None:
+    def __init__(self, eager_enabled: bool | None = None, *, frame_s: float = 0.1) -> None:
         self.eager_enabled = eager_enabled
+        self.max_update_gap_s = 2 * UPDATE_INTERVAL_S + frame_s
         self._track = _TurnTrack()
         self._findings: list[Finding] = []
+        self._warnings: list[Finding] = []
         self._expected_seq: int | None = None  # None until the first message
         self._request_id: str | None = None
         self._last_event: TurnEvent | None = None
@@ -725,6 +744,11 @@ class TurnChecker:
         return list(self._findings)
 
     @property
+    def warnings(self) -> list[Finding]:
+        """Every soft finding (rules in :data:`WARNING_RULES`) so far, in arrival order (a copy)."""
+        return list(self._warnings)
+
+    @property
     def state(self) -> TurnState:
         return self._track.state
 
@@ -734,7 +758,10 @@ class TurnChecker:
         return self._track.turn_index
 
     def feed(self, msg: ServerMessage) -> list[Finding]:
-        """Check one server message; returns the findings it caused (also kept in findings)."""
+        """Check one server message; returns the findings it caused (also kept in findings).
+
+        Cadence warnings it caused are not returned: they go to :attr:`warnings`.
+        """
         seq = msg.sequence_id
         new: list[Finding] = []
 
@@ -767,6 +794,8 @@ class TurnChecker:
 
         if isinstance(msg, TurnInfo):
             self._check_turn(msg, add)
+        self._warnings.extend(f for f in new if f.rule in WARNING_RULES)
+        new = [f for f in new if f.rule not in WARNING_RULES]
         self._findings.extend(new)
         return new
 
@@ -804,6 +833,14 @@ class TurnChecker:
             trigger=msg.extra.get("trigger"),
         ):
             add(rule, message)
+        previous_end = self._track.audio_window_end
+        gap_s = None if previous_end is None else msg.audio_window_end - previous_end
+        if gap_s is not None and gap_s > self.max_update_gap_s + 1e-6:  # 1 us: float rounding
+            add(
+                Rule.UPDATE_CADENCE_GAP,
+                f"no TurnInfo for {gap_s:.2f} s of audio"
+                f" (Updates come about every {UPDATE_INTERVAL_S} s)",
+            )
         self._track.advance(
             msg.event, transcript=msg.transcript, audio_window_end=msg.audio_window_end
         )

@@ -12,6 +12,8 @@ from voiceload.errors import LocalProtocolError
 from voiceload.protocol.flux import (
     EVENT_TARGET,
     TRANSITIONS,
+    UPDATE_INTERVAL_S,
+    WARNING_RULES,
     Connected,
     FluxError,
     FluxTurnMachine,
@@ -539,3 +541,65 @@ def test_machine_and_checker_agree_on_random_walks(eager: bool) -> None:
             assert checker.turn_index == machine.turn_index
         turns_ended += machine.turn_index
     assert turns_ended > 0  # the walks reached EndOfTurn, not just Updates
+
+
+# ---- §3.5 rule 1: the Update cadence (a warning, never a finding) ---------------------------
+
+
+def _updates(ends_s: list[float], first_seq: int = 1, turn_index: int = 0) -> list[ServerMessage]:
+    return [
+        TurnInfo(REQ, seq, E.UPDATE, turn_index, 0.0, end_s, "", (), 0.0)
+        for seq, end_s in enumerate(ends_s, start=first_seq)
+    ]
+
+
+def test_update_interval_is_the_documented_quarter_second() -> None:
+    assert UPDATE_INTERVAL_S == 0.25
+    assert Rule.UPDATE_CADENCE_GAP in WARNING_RULES
+
+
+def test_legal_streams_give_no_cadence_warning() -> None:
+    # the published example (gaps up to 0.3 s), then silence with an Update for every 0.25 s
+    # of audio, each one landing on the first 80 ms frame that completes the interval
+    msgs = published_messages()
+    frame_ends = [round(1.7 + 0.08 * i, 2) for i in range(1, 40)]
+    silence_updates, due = [], 1.7 + UPDATE_INTERVAL_S
+    for end_s in frame_ends:
+        if end_s >= due:
+            silence_updates.append(end_s)
+            due += UPDATE_INTERVAL_S
+    # a state change may stand in for an Update: the longest legal gap is then two intervals
+    # and a frame (the Update due in a state-changing frame is skipped)
+    silence_updates.append(silence_updates[-1] + 2 * UPDATE_INTERVAL_S + 0.08)
+    checker = TurnChecker(eager_enabled=True, frame_s=0.08)
+    for msg in msgs + _updates(silence_updates, len(msgs), turn_index=1):
+        assert checker.feed(msg) == []
+    assert checker.warnings == []
+    assert checker.findings == []
+
+
+def test_a_long_gap_between_turn_messages_is_a_cadence_warning_not_a_finding() -> None:
+    checker = TurnChecker(eager_enabled=None, frame_s=0.08)
+    msgs = [Connected(REQ, 0), *_updates([0.25, 0.5, 1.5, 1.75])]
+    returned = [checker.feed(m) for m in msgs]
+    assert returned == [[], [], [], [], []]  # warnings are not returned as findings
+    assert checker.findings == []
+    assert [(w.rule, w.message, w.sequence_id) for w in checker.warnings] == [
+        (
+            "update-cadence-gap",
+            "no TurnInfo for 1.00 s of audio (Updates come about every 0.25 s)",
+            3,
+        )
+    ]
+
+
+def test_cadence_tolerance_is_two_intervals_plus_one_frame() -> None:
+    limit_s = 2 * UPDATE_INTERVAL_S + 0.2
+    at_limit = TurnChecker(frame_s=0.2)
+    for msg in [Connected(REQ, 0), *_updates([0.25, 0.25 + limit_s])]:
+        at_limit.feed(msg)
+    assert at_limit.warnings == []
+    over = TurnChecker(frame_s=0.2)
+    for msg in [Connected(REQ, 0), *_updates([0.25, 0.25 + limit_s + 0.01])]:
+        over.feed(msg)
+    assert [w.rule for w in over.warnings] == ["update-cadence-gap"]
