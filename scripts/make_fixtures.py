@@ -175,6 +175,20 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * RATE), dtype=np.int16)
 
 
+# Silence around a single synthetic utterance. espeak-ng pads its output with ~0.05 s before
+# and ~0.35 s after the speech; it is cut to the VAD's speech span first, so the files hold
+# exactly this much: short commands then last 1-2 s and the monologue 15-20 s (issue 3). The
+# tail is well over the VAD's 0.1 s hang-over, so the offset is found inside the file.
+LEAD_S = 0.15
+TAIL_S = 0.3
+
+
+def padded_utterance(speech: np.ndarray) -> np.ndarray:
+    """``speech`` cut to its VAD span, with LEAD_S of silence before and TAIL_S after."""
+    on, off = speech_span(speech)
+    return np.concatenate([silence(LEAD_S), speech[on : off + 1], silence(TAIL_S)])
+
+
 def build(out: Path, arctic_dir: Path, tmp: Path) -> list[Spec]:
     """Write every fixture's audio into out/audio; return the specs to measure."""
     audio = out / "audio"
@@ -210,23 +224,18 @@ def build(out: Path, arctic_dir: Path, tmp: Path) -> list[Spec]:
         )
 
     # --- synthetic speech: short commands, a medium utterance, a long monologue
-    lead, tail = silence(0.3), silence(0.5)
     short = "Turn on the kitchen lights."
-    write(
-        "command_lights",
-        "command_lights.wav",
-        np.concatenate([lead, synth(short, tmp), tail]),
-        (short,),
-    )
+    write("command_lights", "command_lights.wav", padded_utterance(synth(short, tmp)), (short,))
     short2 = "What's the weather tomorrow?"
     write(
         "command_weather",
         "command_weather.wav",
-        np.concatenate([lead, synth(short2, tmp), tail]),
+        padded_utterance(synth(short2, tmp)),
         (short2,),
     )
     medium = "I would like to book a table for two people tomorrow evening at seven o'clock."
-    medium_pcm = np.concatenate([lead, synth(medium, tmp), tail])
+    # the medium utterance keeps espeak-ng's own padding (no duration range to meet)
+    medium_pcm = np.concatenate([silence(0.3), synth(medium, tmp), silence(0.5)])
     write("medium_booking", "medium_booking.wav", medium_pcm, (medium,))
     long_text = (
         "Let me tell you about the trip we took last summer. We left early on a Saturday "
@@ -238,7 +247,7 @@ def build(out: Path, arctic_dir: Path, tmp: Path) -> list[Spec]:
     write(
         "monologue_long",
         "monologue_long.wav",
-        np.concatenate([lead, synth(long_text, tmp), tail]),
+        padded_utterance(synth(long_text, tmp)),
         (long_text,),
     )
 
@@ -309,7 +318,7 @@ def build(out: Path, arctic_dir: Path, tmp: Path) -> list[Spec]:
 
     # --- format variety (conversion must handle each)
     call = "Call mom on speaker."
-    call_pcm = np.concatenate([lead, synth(call, tmp), tail]).astype(np.float64) / 32768.0
+    call_pcm = padded_utterance(synth(call, tmp)).astype(np.float64) / 32768.0
     hi = soxr.resample(call_pcm, RATE, 44100, quality="HQ")
     stereo = np.column_stack([hi, 0.6 * hi])
     sf.write(audio / "command_call_44k_stereo.wav", stereo, 44100, subtype="PCM_16")
@@ -323,7 +332,7 @@ def build(out: Path, arctic_dir: Path, tmp: Path) -> list[Spec]:
         )
     )
     cancel = "Cancel my subscription."
-    cancel_pcm = np.concatenate([lead, synth(cancel, tmp), tail]).astype(np.float64) / 32768.0
+    cancel_pcm = padded_utterance(synth(cancel, tmp)).astype(np.float64) / 32768.0
     sf.write(
         audio / "command_cancel_8k.wav",
         soxr.resample(cancel_pcm, RATE, 8000, "HQ"),

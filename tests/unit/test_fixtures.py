@@ -12,7 +12,7 @@ import soundfile as sf
 import soxr
 
 from voiceload import cli
-from voiceload.audio import read_info
+from voiceload.audio import VadParams, read_info
 from voiceload.errors import FixtureError
 from voiceload.fixtures import (
     add_fixture,
@@ -65,6 +65,19 @@ def test_committed_set_covers_what_a_voice_app_meets() -> None:
     # every derived file says what it was modified from
     for f in m.fixtures:
         assert bool(f.modified_from) == bool(f.modifications), f.name
+
+
+def test_command_and_monologue_files_last_as_issue_3_asks() -> None:
+    # the FILES, silence included: short commands 1-2 s, the long monologue 15-20 s; each keeps
+    # more trailing silence after its turn than the VAD's hang-over
+    m = load_manifest(MANIFEST)
+    commands = ("command_lights", "command_weather", "command_call_44k_stereo", "command_cancel_8k")
+    ranges_s = {"monologue_long": (15.0, 20.0)} | {name: (1.0, 2.0) for name in commands}
+    for name, (low_s, high_s) in ranges_s.items():
+        f = m.get(name)
+        duration_s = read_info(f.path).duration_s
+        assert low_s <= duration_s <= high_s, (name, duration_s)
+        assert duration_s - f.turns[-1].offset_s > VadParams().hangover_s, name
 
 
 def test_noisy_variant_is_about_10_db_snr_and_keeps_the_turn() -> None:
