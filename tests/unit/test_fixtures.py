@@ -67,6 +67,24 @@ def test_committed_set_covers_what_a_voice_app_meets() -> None:
         assert bool(f.modified_from) == bool(f.modifications), f.name
 
 
+def test_every_changed_cmu_arctic_file_says_how_it_was_modified(shared_dir: Path) -> None:
+    # the CMU ARCTIC licence (COPYING) requires changes to be marked: any file under it whose
+    # bytes are not one of the original recordings must name its source and its modifications
+    originals = {
+        p.read_bytes() for p in (shared_dir / "fixtures" / "cmu_arctic").glob("arctic_a*.wav")
+    }
+    assert len(originals) == 2
+    arctic_licensed = [f for f in load_manifest(MANIFEST).fixtures if "CMU ARCTIC" in f.licence]
+    changed = [f for f in arctic_licensed if f.path.read_bytes() not in originals]
+    assert len(changed) >= 3  # the noisy, 24-bit and conversation files at least
+    for f in changed:
+        assert f.modifications.startswith("modified by voiceload:"), f.name
+        assert f.modified_from, f.name
+    for f in arctic_licensed:
+        if f not in changed:
+            assert (f.modified_from, f.modifications) == ("", ""), f.name
+
+
 def test_command_and_monologue_files_last_as_issue_3_asks() -> None:
     # the FILES, silence included: short commands 1-2 s, the long monologue 15-20 s; each keeps
     # more trailing silence after its turn than the VAD's hang-over

@@ -198,8 +198,10 @@ def test_word_lacking_confidence() -> None:
         ('{"request_id":"r"}', "Flux server message lacks required field 'type'"),
         ("{not json", "Flux server message is not valid JSON"),
         ("[1, 2]", "Flux server message is a JSON list, not an object"),
-        ('{"type":"Error","sequence_id":1,"code":"X"}', "Error message lacks required field"),
-        ('{"type":"Connected","sequence_id":0}', "Connected message lacks required field"),
+        (
+            '{"type":"Error","sequence_id":1,"code":"X"}',
+            "Error message lacks required field 'description'",
+        ),
         (
             '{"type":"ConfigureSuccess","request_id":"r","sequence_id":1,'
             '"thresholds":{"eot_threshold":"high"},"keyterms":[]}',
@@ -210,6 +212,32 @@ def test_word_lacking_confidence() -> None:
 def test_bad_server_messages(text: str, error: str) -> None:
     with pytest.raises(RemoteProtocolError, match=error):
         parse_server_message(text)
+
+
+# required fields of the smaller server messages (protocols.md §3.3), each one left out in turn
+REQUIRED_FIELDS = {
+    "Connected": {"request_id": "r", "sequence_id": 0},
+    "ConfigureSuccess": {
+        "request_id": "r",
+        "sequence_id": 3,
+        "thresholds": {"eot_threshold": 0.7},
+        "keyterms": ["alpha"],
+    },
+    "ConfigureFailure": {"request_id": "r", "sequence_id": 4},
+}
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "field"),
+    [(msg_type, field) for msg_type, fields in REQUIRED_FIELDS.items() for field in fields],
+)
+def test_missing_required_field_is_named(msg_type: str, field: str) -> None:
+    obj: dict[str, object] = {"type": msg_type, **REQUIRED_FIELDS[msg_type]}
+    parse_server_message(json.dumps(obj))  # complete: parses
+    del obj[field]
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_server_message(json.dumps(obj))
+    assert str(info.value) == f"{msg_type} message lacks required field {field!r}"
 
 
 # ---- client messages ---------------------------------------------------------------------
