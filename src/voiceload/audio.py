@@ -76,18 +76,20 @@ class AudioInfo:
 def read_info(path: Path | str) -> AudioInfo:
     """Describe an audio file without decoding it.
 
-    Raises :class:`FixtureError` (one line, naming the file) when the file is missing, is not
-    audio soundfile can read, or holds no samples.
+    Raises :class:`FixtureError` (one line, naming the file) when the file is missing or a
+    directory, is not audio soundfile can read, or holds no samples.
     """
     p = Path(path)
+    if p.is_dir():
+        raise FixtureError(f"audio file {p} is a directory: pass the path of one recording")
     if not p.is_file():
         raise FixtureError(f"audio file {p} does not exist: check the path")
     try:
         info = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FixtureError(
-            f"cannot read audio file {p} (unsupported format or corrupt: {reason}); {_CONVERT_HINT}"
+            f"cannot read audio file {p} (unsupported format or corrupt: {_first_line(exc)}); "
+            f"{_CONVERT_HINT}"
         ) from exc
     if info.frames <= 0:
         raise FixtureError(f"audio file {p} holds no samples (zero-length audio); re-record it")
@@ -111,12 +113,18 @@ def read_audio(path: Path | str) -> tuple[FloatArray, AudioInfo]:
         data, _ = sf.read(str(info.path), dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise FixtureError(
-            f"cannot decode audio file {info.path} ({exc}); {_CONVERT_HINT}"
+            f"cannot decode audio file {info.path} ({_first_line(exc)}); {_CONVERT_HINT}"
         ) from exc
     if data.shape[0] == 0:
         raise FixtureError(f"audio file {info.path} holds no samples (zero-length audio)")
     mono: FloatArray = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0].copy()
     return mono, info
+
+
+def _first_line(exc: BaseException) -> str:
+    """libsndfile's messages can span lines; an error here is one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def to_linear16(samples: FloatArray) -> Int16Array:

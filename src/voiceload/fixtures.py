@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
 import tomli_w
 
 from voiceload.audio import VadParams, detect_speech, load_linear16, read_info
@@ -294,7 +295,10 @@ def measure_fixture(
             + (" (is the recording silent or too quiet?)" if not measured else "")
         )
     if replies and len(replies) != len(transcripts):
-        raise FixtureError(f"{path}: {len(replies)} replies for {len(transcripts)} turns")
+        raise FixtureError(
+            f"{path}: {len(replies)} replies for {len(transcripts)} turns; pass one --reply per "
+            "turn, in order, or none"
+        )
     # rounded as the manifest stores them (1 us), so a written entry reads back equal
     turns = tuple(
         Turn(round(seg.onset_s, 6), round(seg.offset_s, 6), text, replies[i] if replies else "")
@@ -422,13 +426,18 @@ def add_fixture(
     source: str = "user recording",
     licence: str = "user-supplied; check before sharing",
     manifest_path: Path | str | None = None,
+    channel: int | None = None,
 ) -> Fixture:
     """Copy ``src`` into the fixtures' audio directory, measure its turns, write the entry.
 
     Any format soundfile reads works (stereo, 8 kHz, 44.1 kHz, FLAC, 24-bit...); the file is
-    copied unchanged and converted only when streamed. Everything is validated before anything
-    is copied or written. Raises :class:`FixtureError` for a missing/unreadable file, a name
-    already in use, or a turn count that does not match ``transcripts``.
+    copied unchanged and converted only when streamed (channels are then mixed). ``channel``
+    (1-based) instead stores just that channel, e.g. one party of a two-party call recording,
+    in the source's format and sample type; the entry then records the extraction in
+    ``modified_from``/``modifications``. Everything is validated before anything is copied or
+    written. Raises :class:`FixtureError` for a missing/unreadable file or a directory, a name
+    already in use, a channel the file does not have, or a turn count that does not match
+    ``transcripts``.
     """
     src_path = Path(src)
     mpath = Path(manifest_path) if manifest_path is not None else default_manifest_path()
@@ -447,18 +456,44 @@ def add_fixture(
     dest = mpath.parent / f"{fixture_name}{src_path.suffix.lower()}"
     if dest.exists():
         raise FixtureError(f"{dest} already exists; pass --name NEW_NAME")
-    # measure the source first: nothing is copied unless the recording is usable
-    fixture = measure_fixture(
-        src_path,
-        name=fixture_name,
-        transcripts=transcripts,
-        replies=replies,
-        source=source,
-        licence=licence,
-        file=dest.name,
-    )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src_path, dest)
+    staged = dest.with_name(f".{dest.name}.adding")  # the bytes dest will hold
+    try:
+        if channel is None:
+            read_info(src_path)  # a missing file, a directory or non-audio: one-line error
+            shutil.copyfile(src_path, staged)
+            modified_from = modifications = ""
+        else:
+            _extract_channel(src_path, channel, staged)
+            modified_from = src_path.name
+            modifications = f"channel {channel} of {read_info(src_path).channels} extracted"
+        # measure before the entry exists: nothing is kept unless the recording is usable
+        fixture = measure_fixture(
+            staged,
+            name=fixture_name,
+            transcripts=transcripts,
+            replies=replies,
+            source=source,
+            licence=licence,
+            modified_from=modified_from,
+            modifications=modifications,
+            file=dest.name,
+        )
+        staged.replace(dest)
+    finally:
+        staged.unlink(missing_ok=True)
     fixture = replace(fixture, path=dest.resolve())
     write_manifest(replace(manifest, fixtures=(*manifest.fixtures, fixture)), mpath)
     return fixture
+
+
+def _extract_channel(src: Path, channel: int, dest: Path) -> None:
+    """Write channel ``channel`` (1-based) of ``src`` to ``dest``, same format and sample type."""
+    info = read_info(src)
+    if not 1 <= channel <= info.channels:
+        raise FixtureError(
+            f"{src} has {info.channels} channel(s), there is no channel {channel}; "
+            f"pass --channel 1..{info.channels}, or leave it out to mix them"
+        )
+    data, rate = sf.read(str(src), dtype="float64", always_2d=True)
+    sf.write(str(dest), data[:, channel - 1], rate, format=info.format, subtype=info.subtype)

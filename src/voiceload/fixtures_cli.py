@@ -2,7 +2,8 @@
 
 - ``check``: one line per problem on stdout, exit 1 if any, else a one-line summary and 0.
 - ``add FILE --transcript "..."`` (or ``--turn-transcript`` once per turn): copies FILE into
-  the fixtures' audio directory, measures its turns with the VAD and writes the entry.
+  the fixtures' audio directory, measures its turns with the VAD and writes the entry;
+  ``--channel N`` keeps only channel N of a multi-channel recording (default: mix).
 - ``list``: name, duration, turns and file of every fixture.
 """
 
@@ -50,6 +51,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="scripted agent reply to one turn; repeat once per turn (optional)",
     )
+    add.add_argument(
+        "--channel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep only channel N (1 = left), e.g. one party of a two-party call recording "
+        "(default: mix all channels)",
+    )
     add.add_argument("--source", default="user recording", help="where the audio comes from")
     add.add_argument("--licence", default="user-supplied; check before sharing", help="its licence")
 
@@ -79,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
             source=args.source,
             licence=args.licence,
             manifest_path=args.manifest,
+            channel=args.channel,
         )
         turns = ", ".join(f"{t.onset_s:.2f}-{t.offset_s:.2f} s" for t in fixture.turns)
         print(f"added fixture {fixture.name!r} ({fixture.path}): turns {turns}")

@@ -293,3 +293,20 @@ def test_vad_params_are_validated() -> None:
         VadParams(turn_gap_s=0.0)
     fixed = VadParams.fixed_floor(-70.0)
     assert fixed.floor_min_dbfs == fixed.floor_max_dbfs == -70.0
+
+
+def test_decode_error_keeps_only_the_first_line_of_libsndfiles_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ok.wav"
+    sf.write(path, np.zeros(1600), 16000)
+
+    def failing_read(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Error decoding file: broken frame\n  at offset 1234\n  (details)")
+
+    monkeypatch.setattr(sf, "read", failing_read)
+    with pytest.raises(FixtureError) as exc:
+        load_linear16(path)
+    message = str(exc.value)
+    assert "\n" not in message and "ok.wav" in message
+    assert "(Error decoding file: broken frame)" in message and "offset" not in message

@@ -323,3 +323,63 @@ def test_add_refuses_bad_input_before_copying(small_set: Path, tmp_path: Path) -
     with pytest.raises(FixtureError, match="no speech"):
         add_fixture(quiet, ["hello"], manifest_path=small_set)
     assert sorted(p.name for p in small_set.parent.iterdir()) == before
+
+
+def test_add_refuses_a_directory_and_unmatched_replies(small_set: Path, tmp_path: Path) -> None:
+    before = sorted(p.name for p in small_set.parent.iterdir())
+    with pytest.raises(FixtureError, match="is a directory") as exc:
+        add_fixture(tmp_path, ["hello"], manifest_path=small_set)
+    assert str(tmp_path) in str(exc.value)
+    mono, rate = _arctic_pcm()
+    src = tmp_path / "one_turn.wav"
+    sf.write(src, mono, rate)
+    with pytest.raises(FixtureError, match=r"2 replies for 1 turns; pass one --reply per turn"):
+        add_fixture(src, ["one"], replies=["a", "b"], manifest_path=small_set)
+    assert sorted(p.name for p in small_set.parent.iterdir()) == before
+
+
+def _two_party_call(tmp_path: Path) -> tuple[Path, float]:
+    """A stereo call: the left party speaks first, the right one 4 s later (silent otherwise)."""
+    mono, rate = _arctic_pcm()
+    delay = 4 * rate
+    left = np.concatenate([mono, np.zeros(delay)])
+    right = np.concatenate([np.zeros(delay), 0.7 * mono])
+    src = tmp_path / "call.flac"
+    sf.write(src, np.column_stack([left, right]), rate, subtype="PCM_24")
+    return src, delay / rate
+
+
+@pytest.mark.parametrize("channel", [1, 2])
+def test_add_one_channel_of_a_two_party_call(
+    small_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], channel: int
+) -> None:
+    src, delay_s = _two_party_call(tmp_path)
+    mixed = add_fixture(src, ["left", "right"], name="mixed", manifest_path=small_set)
+    assert len(mixed.turns) == 2  # default: both parties, mixed
+    argv = ["fixtures", "add", str(src), "--name", "party", "--manifest", str(small_set)]
+    assert cli.main([*argv, "--channel", str(channel), "--transcript", "one party"]) == 0
+    assert "added fixture 'party'" in capsys.readouterr().out
+    m = load_manifest(small_set)
+    party = m.get("party")
+    (turn,) = party.turns
+    expected = mixed.turns[channel - 1]
+    assert turn.onset_s == pytest.approx(expected.onset_s, abs=0.03)
+    assert turn.offset_s == pytest.approx(expected.offset_s, abs=0.03)
+    if channel == 1:  # only the left party: it ends before the right one starts
+        assert turn.offset_s < delay_s
+    else:  # only the right party (its room tone may start the turn at the splice)
+        assert turn.onset_s >= delay_s - VadParams().extend_max_s
+    info = read_info(party.path)
+    assert (info.channels, info.format, info.subtype) == (1, "FLAC", "PCM_24")
+    assert party.modified_from == "call.flac"
+    assert party.modifications == f"channel {channel} of 2 extracted"
+    assert check_manifest(m) == []
+
+
+def test_add_refuses_a_channel_the_file_does_not_have(small_set: Path, tmp_path: Path) -> None:
+    before = sorted(p.name for p in small_set.parent.iterdir())
+    src, _ = _two_party_call(tmp_path)
+    error = r"has 2 channel\(s\), there is no channel 3; pass --channel 1\.\.2"
+    with pytest.raises(FixtureError, match=error):
+        add_fixture(src, ["x"], channel=3, manifest_path=small_set)
+    assert sorted(p.name for p in small_set.parent.iterdir()) == before
