@@ -239,7 +239,7 @@ class VadParams:
     [``floor_min_dbfs``, ``floor_max_dbfs``]: the lower clamp keeps digital silence from making
     dither count as speech; the upper one is the loudest background noise tolerated (so audio
     that is loud from its first sample is still speech). Because the thresholds follow the
-    measured floor, a recording 20 or 30 dB quieter gives the same turns. A window is
+    measured floor, a recording 20 dB quieter gives the same turns. A window is
 
     - *loud* when its energy >= floor + ``start_margin_db``;
     - *voiced* when its energy >= floor + ``stop_margin_db`` (hysteresis: start > stop);
