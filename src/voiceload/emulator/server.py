@@ -20,7 +20,6 @@ import contextlib
 import email.utils
 import logging
 import socket
-import threading
 import time
 import uuid
 import weakref
@@ -590,8 +589,27 @@ async def start(
     return server, app
 
 
+def _native_threading() -> tuple[Callable[..., int], Callable[[], Any]]:
+    """The OS's ``_thread.start_new_thread`` and ``allocate_lock``, even under gevent.
+
+    Locust monkey-patches threading on import, which turns a ``threading.Thread`` into a greenlet
+    of the calling OS thread. asyncio allows one running loop per OS thread, so two emulators in
+    greenlets of one thread collide ("Cannot run the event loop while another loop is running").
+    A background emulator therefore always takes a real thread and real locks.
+    """
+    import _thread
+
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent comes with locust
+        return _thread.start_new_thread, _thread.allocate_lock
+    start: Callable[..., int] = monkey.get_original("_thread", "start_new_thread")
+    lock: Callable[[], Any] = monkey.get_original("_thread", "allocate_lock")
+    return start, lock
+
+
 class BackgroundEmulator:
-    """An emulator on its own event loop in a daemon thread, for tests and tools.
+    """An emulator on its own event loop in a real OS thread, for tests and tools.
 
     ``with BackgroundEmulator(options) as emu:`` serves on ``emu.url`` (port 0 by default: a free
     port) until the block ends; ``emu.app`` exposes the connection counter. Start-up and
@@ -615,27 +633,36 @@ class BackgroundEmulator:
         self.app: EmulatorApp | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="voiceload-emulator", daemon=True)
+        start_thread, allocate_lock = _native_threading()
+        self._start_thread = start_thread
+        # Held while starting / running; the loop's thread releases them (real OS locks).
+        self._ready = allocate_lock()
+        self._done = allocate_lock()
 
     def __enter__(self) -> BackgroundEmulator:
-        self._thread.start()
-        if not self._ready.wait(self.timeout_s) or self._error is not None:
+        self._ready.acquire()
+        self._done.acquire()
+        self._start_thread(self._run, ())
+        if not self._ready.acquire(timeout=self.timeout_s) or self._error is not None:
             raise RuntimeError(f"emulator did not start: {self._error!r}")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(self.timeout_s)
+        if self._done.acquire(timeout=self.timeout_s):
+            self._done.release()
 
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
         except BaseException as exc:  # surfaced by __enter__
             self._error = exc
-            self._ready.set()
+            if self._ready.locked():
+                self._ready.release()
+        finally:
+            self._done.release()
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -645,7 +672,7 @@ class BackgroundEmulator:
         )
         host, port = server.sockets[0].getsockname()[:2]
         self.url = f"ws://{host}:{port}"
-        self._ready.set()
+        self._ready.release()
         await self._stop.wait()
         server.close()
         with contextlib.suppress(TimeoutError):
