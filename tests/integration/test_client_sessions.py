@@ -1,16 +1,14 @@
 """Session drivers against the real emulator on 127.0.0.1, port 0 (no Locust, no mocks).
 
-The emulator runs in-process on its own asyncio loop in a thread. The Flux fixture is made here:
-two tone "turns" whose onsets/offsets come from the project's VAD (as the manifest's do), with
-reference transcripts the emulator reveals for the fixture's ``tag``.
+The emulator runs in-process (``BackgroundEmulator``: its own asyncio loop on a real thread).
+The Flux fixture is made here: two tone "turns" whose onsets/offsets come from the project's VAD
+(as the manifest's do), with reference transcripts the emulator reveals for the fixture's ``tag``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -24,7 +22,7 @@ from voiceload.client.flux_session import FluxOptions, FluxSession
 from voiceload.client.results import ErrorCategory, ListSink, SessionResult
 from voiceload.emulator.behaviour import parse_config
 from voiceload.emulator.flux_stream import ReferenceTurn
-from voiceload.emulator.server import ServerOptions, start
+from voiceload.emulator.server import BackgroundEmulator, ServerOptions
 from voiceload.fixtures import Turn
 from voiceload.protocol import gateway
 
@@ -65,7 +63,7 @@ def fixture_audio() -> tuple[tuple[bytes, ...], list[Turn]]:
 
 
 class Emulator:
-    """The emulator's asyncio server on a private loop in a daemon thread."""
+    """The emulator in-process (``BackgroundEmulator``: its own loop on a real OS thread)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         refs = {
@@ -74,13 +72,8 @@ class Emulator:
             )
         }
         self.options = ServerOptions(config=parse_config(config), references=refs)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server, self.app = asyncio.run_coroutine_threadsafe(
-            start(self.options, port=0), self.loop
-        ).result(timeout=10)
-        self.port = self.server.sockets[0].getsockname()[1]
+        self._background = BackgroundEmulator(self.options).__enter__()
+        self.port = int(self._background.url.rsplit(":", 1)[1])
 
     def flux_url(self, **params: str) -> str:
         pairs = [("encoding", "linear16"), ("sample_rate", str(RATE)), *params.items()]
@@ -95,13 +88,7 @@ class Emulator:
         )  # fmt: skip
 
     def close(self) -> None:
-        async def _close() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(_close(), self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
+        self._background.__exit__(None, None, None)
 
 
 def _config(faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
