@@ -11,7 +11,6 @@ redacted secret keeps at most its last 4).
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import dataclasses
 import json
@@ -21,10 +20,9 @@ import random
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ from voiceload.client.flux_session import FluxSession
 from voiceload.client.results import ListSink
 from voiceload.credentials import encoded_forms, install_log_redaction, load_credentials
 from voiceload.emulator.behaviour import parse_config
-from voiceload.emulator.server import ServerOptions, start
+from voiceload.emulator.server import BackgroundEmulator, ServerOptions
 from voiceload.targets import ModelParams, resolve_target
 
 # '!' makes the URL-encoded form differ; every character is allowed in a subprotocol.
@@ -64,31 +62,11 @@ def leaks(data: bytes) -> list[str]:
 
 @contextmanager
 def running_emulator(config: Mapping[str, Any]) -> Iterator[int]:
-    """The emulator (token = the canary) in a background thread; yields its port."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        options = ServerOptions(config=parse_config(dict(config)), token=CANARY,
-                                account=ACCOUNT, gateway=GATEWAY)
-        server, _ = await start(options, port=0)
-        box["port"], box["server"] = server.sockets[0].getsockname()[1], server
-        ready.set()
-        await server.serve_forever()
-
-    def run() -> None:
-        with suppress(asyncio.CancelledError):
-            loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30), "emulator did not start"
-    try:
-        yield int(box["port"])
-    finally:
-        loop.call_soon_threadsafe(box["server"].close)
-        thread.join(30)
+    """The emulator (token = the canary) in-process; yields its port."""
+    options = ServerOptions(config=parse_config(dict(config)), token=CANARY, account=ACCOUNT,
+                            gateway=GATEWAY)
+    with BackgroundEmulator(options) as emulator:
+        yield int(emulator.url.rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="module")

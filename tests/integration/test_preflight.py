@@ -4,12 +4,10 @@ named in the setup guide's words, every failing layer is the right one."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import socket
-import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import soundfile
 
 from voiceload import credentials, preflight
 from voiceload.emulator.behaviour import parse_config
-from voiceload.emulator.server import ServerOptions, start
+from voiceload.emulator.server import BackgroundEmulator, ServerOptions
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 GATEWAY = "preflight-gw"
@@ -31,32 +29,11 @@ FAST = {"latency": {"flux": {"eot_delay": {"kind": "fixed", "ms": 50}},
 
 @contextmanager
 def running_emulator(config: Mapping[str, Any], token: str = TOKEN) -> Iterator[int]:
-    """The emulator in a background thread with its own event loop; yields its port."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        options = ServerOptions(config=parse_config(dict(config)), token=token, account=ACCOUNT,
-                                gateway=GATEWAY)
-        server, _ = await start(options, port=0)
-        box["port"] = server.sockets[0].getsockname()[1]
-        box["server"] = server
-        ready.set()
-        await server.serve_forever()
-
-    def run() -> None:
-        with suppress(asyncio.CancelledError):
-            loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30), "emulator did not start"
-    try:
-        yield int(box["port"])
-    finally:
-        loop.call_soon_threadsafe(box["server"].close)
-        thread.join(30)
+    """The emulator in-process (real OS thread, safe under gevent); yields its port."""
+    options = ServerOptions(config=parse_config(dict(config)), token=token, account=ACCOUNT,
+                            gateway=GATEWAY)
+    with BackgroundEmulator(options) as emulator:
+        yield int(emulator.url.rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="module")
