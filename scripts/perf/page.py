@@ -100,7 +100,8 @@ def _trial_rows(section: dict[str, Any], cpu_key: str) -> list[str]:
             f"| {t['streams']} | {_n(t.get('send_lag_p50_ms'), 2)} | "
             f"{_n(t.get('send_lag_p99_ms'), 2)} | {_n(t.get(cpu_key), 0)} | "
             f"{_n(t.get('emulator_cpu_run_avg'), 0)}{' (saturated)' if _saturated(t) else ''} | "
-            f"{'pass' if t['passed'] else 'fail'}{' — ' + t['error'] if t.get('error') else ''}"
+            f"{'pass' if t['passed'] else 'fail'}"
+            f"{' — ' + ' '.join(t['error'].split()) if t.get('error') else ''}"
             f"{' (' + _errors(t['errors']) + ')' if t.get('errors') else ''} |"
         )
     return rows
