@@ -32,6 +32,11 @@ DEFAULT_EOT_TIMEOUT_MS = 5_000
 DEFAULT_TRAILING_MARGIN_MS = 5_000
 
 
+def ns_to_us(delta_ns: int) -> int:
+    """Signed ns -> signed µs, rounded to the nearest µs (halves round up: -1500 ns -> -1 µs)."""
+    return (delta_ns + 500) // 1000
+
+
 def frame_due_ns(t0_ns: int, k: int, frame_ms: int) -> int:
     """Due time of frame ``k`` (``k >= 0``): ``t0 + (k+1)·frame_ms``, when its audio is recorded."""
     return t0_ns + (k + 1) * frame_ms * NS_PER_MS
@@ -124,7 +129,7 @@ class FrameSchedule:
         """Due time of frame ``k`` (``k >= 0``; fixture or trailing-silence frame)."""
         if k < 0:
             raise ValueError(f"frame index {k} is negative")
-        return self.t0_ns + (k + 1) * self.frame_ns
+        return frame_due_ns(self.t0_ns, k, self.frame_ms)
 
     def wait_ns(self, now_ns: int, k: int) -> int:
         """How long to sleep before sending frame ``k``; 0 when it is already due (or late)."""

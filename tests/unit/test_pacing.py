@@ -11,6 +11,7 @@ from voiceload.pacing import (
     FrameSchedule,
     frame_due_ns,
     frames_due_by,
+    ns_to_us,
     speaker_time_ns,
     start_time_ns,
     trailing_silence_deadline_ns,
@@ -123,3 +124,16 @@ def test_trailing_silence_deadline_and_frame_bound() -> None:
     assert frames_due_by(t0_ns, t0_ns + 79_999_999, 80) == 0
     assert frames_due_by(t0_ns, t0_ns + 80_000_000, 80) == 1
     assert frames_due_by(t0_ns, t0_ns - 1, 80) == 0
+
+
+def test_ns_to_us_rounds_to_nearest_microsecond_with_halves_up() -> None:
+    assert [ns_to_us(v) for v in (0, 499, 500, 1_499, 1_500, -499, -500, -501, -1_500)] == [
+        0, 0, 1, 1, 2, 0, 0, -1, -1,
+    ]  # fmt: skip
+
+
+def test_frame_schedule_next_due_agrees_with_frame_due_ns() -> None:
+    schedule = FrameSchedule(t0_ns=123_456_789, frame_ms=20, n_frames=3)
+    assert [schedule.next_due(k) for k in range(6)] == [
+        frame_due_ns(123_456_789, k, 20) for k in range(6)
+    ]

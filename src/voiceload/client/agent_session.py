@@ -50,6 +50,7 @@ from voiceload.client.errors import (
 from voiceload.client.flux_session import FluxOptions, FluxSession
 from voiceload.client.flux_turns import EndOfTurnEvent, FluxTurnTracker
 from voiceload.client.results import SampleSink, SessionError, SessionResult
+from voiceload.pacing import ns_to_us
 from voiceload.protocol import aura
 from voiceload.protocol.flux import Finding
 
@@ -156,7 +157,7 @@ class AgentSession:
             self._aura_error = classify_connect_error(exc, "Aura")
             return None
         with aura_cm as aura_ws:
-            connect_us = (self.now_ns() - connect_ns + 500) // 1000
+            connect_us = ns_to_us(self.now_ns() - connect_ns)
             self.result.connections += 1
             self.result.connect_us.append(connect_us)
             self.sink.record(AURA_CONNECT, connect_us)
@@ -197,7 +198,7 @@ class AgentSession:
             def on_samples(req: AuraRequest, event: EndOfTurnEvent = event) -> None:
                 audible_ns = req.audible_ns
                 if audible_ns is not None and event.index not in self._voice_to_voice_us:
-                    v2v_us = (audible_ns - event.offset_ns + 500) // 1000
+                    v2v_us = ns_to_us(audible_ns - event.offset_ns)
                     self._voice_to_voice_us[event.index] = v2v_us
                     self.sink.record(AGENT_VOICE_TO_VOICE, max(0, v2v_us))
 

@@ -19,15 +19,12 @@ from __future__ import annotations
 
 from voiceload.client.playback import OnsetDetector, PlaybackSimulator, pcm_duration_ns
 from voiceload.client.results import AuraRequestRecord
+from voiceload.pacing import ns_to_us
 
 AURA_TTFB = "aura.ttfb"
 AURA_TTFA = "aura.ttfa"
 AURA_FLUSHED = "aura.flushed"
 AURA_STALL = "aura.stall"
-
-
-def _us(delta_ns: int) -> int:
-    return (delta_ns + 500) // 1000
 
 
 class AuraRequest:
@@ -61,7 +58,7 @@ class AuraRequest:
         samples: list[tuple[str, int]] = []
         if self.first_audio_ns is None:
             self.first_audio_ns = arrival_ns
-            self.record.ttfb_us = max(0, _us(arrival_ns - self.scheduled_ns))
+            self.record.ttfb_us = max(0, ns_to_us(arrival_ns - self.scheduled_ns))
             samples.append((AURA_TTFB, self.record.ttfb_us))
         total = self._pending_bytes + len(data)
         whole = total - total % 2
@@ -81,16 +78,16 @@ class AuraRequest:
         pending_onset = self.record.ttfa_us is None and self.first_audio_ns is not None
         if pending_onset and self._onset.finish() is not None:
             samples += self._ttfa()
-        self.record.flushed_us = max(0, _us(arrival_ns - self.scheduled_ns))
+        self.record.flushed_us = max(0, ns_to_us(arrival_ns - self.scheduled_ns))
         samples.append((AURA_FLUSHED, self.record.flushed_us))
         if self.first_audio_ns is not None:
-            self.record.stall_us = _us(self._player.stall_ns)
+            self.record.stall_us = ns_to_us(self._player.stall_ns)
             samples.append((AURA_STALL, self.record.stall_us))
             self.record.realtime_factor = self._player.realtime_factor()
         return samples
 
     def _ttfa(self) -> list[tuple[str, int]]:
         assert self.record.ttfb_us is not None and self._onset.onset_ns is not None
-        self.record.leading_silence_us = _us(self._onset.onset_ns)
+        self.record.leading_silence_us = ns_to_us(self._onset.onset_ns)
         self.record.ttfa_us = self.record.ttfb_us + self.record.leading_silence_us
         return [(AURA_TTFA, self.record.ttfa_us)]

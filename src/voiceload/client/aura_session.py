@@ -38,6 +38,7 @@ from voiceload.client.errors import (
 from voiceload.client.flux_turns import UNPARSEABLE_RULE
 from voiceload.client.results import ErrorCategory, SampleSink, SessionError, SessionResult
 from voiceload.errors import ConfigError, RemoteProtocolError
+from voiceload.pacing import ns_to_us
 from voiceload.protocol import aura
 from voiceload.protocol.flux import Finding
 
@@ -176,7 +177,7 @@ class AuraSession:
             return
         with ws_cm as ws:
             opened_ns = self.now_ns()
-            connect_us = (opened_ns - connect_ns + 500) // 1000
+            connect_us = ns_to_us(opened_ns - connect_ns)
             self.result.connections += 1
             self.result.connect_us.append(connect_us)
             self.sink.record(AURA_CONNECT, connect_us)

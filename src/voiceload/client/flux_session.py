@@ -53,6 +53,7 @@ from voiceload.client.results import ErrorCategory, SampleSink, SessionError, Se
 from voiceload.errors import ConfigError
 from voiceload.pacing import (
     FrameSchedule,
+    ns_to_us,
     start_time_ns,
     trailing_silence_deadline_ns,
 )
@@ -156,7 +157,7 @@ class FluxSession:
             self._fail(classify_connect_error(exc, self.service))
             return
         with ws_cm as ws:
-            connect_us = (self.now_ns() - connect_ns + 500) // 1000
+            connect_us = ns_to_us(self.now_ns() - connect_ns)
             self.result.connections += 1
             self.result.connect_us.append(connect_us)
             self.sink.record(FLUX_CONNECT, connect_us)
@@ -189,7 +190,7 @@ class FluxSession:
             if self._reader_done.is_set():
                 break
             ws.send(frame)
-            lag_us = (schedule.send_lag_ns(self.now_ns(), k) + 500) // 1000
+            lag_us = ns_to_us(schedule.send_lag_ns(self.now_ns(), k))
             self.sink.record(FLUX_SEND_LAG, lag_us)
             self.result.send_lag_max_us = max(self.result.send_lag_max_us, lag_us)
             k += 1

@@ -29,7 +29,7 @@ from typing import Protocol
 
 from voiceload.client.results import TurnRecord
 from voiceload.errors import RemoteProtocolError
-from voiceload.pacing import frame_due_ns, speaker_time_ns
+from voiceload.pacing import frame_due_ns, ns_to_us, speaker_time_ns
 from voiceload.protocol.flux import (
     Finding,
     FluxError,
@@ -82,11 +82,6 @@ class TrackerStep:
     findings: list[Finding]
     ended: EndOfTurnEvent | None = None
     error: FluxError | None = None
-
-
-def _us(delta_ns: int) -> int:
-    """Signed ns -> signed µs, rounded to the nearest µs (halves round up)."""
-    return (delta_ns + 500) // 1000
 
 
 class FluxTurnTracker:
@@ -144,12 +139,12 @@ class FluxTurnTracker:
         samples = step.samples
         if self.first_response_us is None:
             self.first_response_us = max(
-                0, _us(arrival_ns - frame_due_ns(self.t0_ns, 0, self.frame_ms))
+                0, ns_to_us(arrival_ns - frame_due_ns(self.t0_ns, 0, self.frame_ms))
             )
             samples.append((FLUX_FIRST_RESPONSE, self.first_response_us))
         if msg.event is TurnEvent.UPDATE:
             lag_ns = arrival_ns - self.t0_ns - round(msg.audio_window_end * 1e9)
-            samples.append((FLUX_TRANSCRIPT_LAG, max(0, _us(lag_ns))))
+            samples.append((FLUX_TRANSCRIPT_LAG, max(0, ns_to_us(lag_ns))))
         if not 0 <= msg.turn_index < len(self.records):
             self.extra_turn_messages += 1
             return
@@ -157,17 +152,17 @@ class FluxTurnTracker:
         if record.ended:
             return  # the checker has already flagged whatever this is
         if record.ttft_us is None and msg.transcript.strip():
-            record.ttft_us = _us(arrival_ns - speaker_time_ns(self.t0_ns, record.onset_s))
+            record.ttft_us = ns_to_us(arrival_ns - speaker_time_ns(self.t0_ns, record.onset_s))
             samples.append((FLUX_TTFT, max(0, record.ttft_us)))
         offset_ns = speaker_time_ns(self.t0_ns, record.offset_s)
         if msg.event is TurnEvent.EAGER_END_OF_TURN and self.eager and record.eager_eot_us is None:
-            record.eager_eot_us = _us(arrival_ns - offset_ns)
+            record.eager_eot_us = ns_to_us(arrival_ns - offset_ns)
             samples.append((FLUX_EAGER_EOT, max(0, record.eager_eot_us)))
         elif msg.event is TurnEvent.TURN_RESUMED:
             record.resumed += 1
         elif msg.event is TurnEvent.END_OF_TURN:
             record.transcript = msg.transcript
-            record.eot_us = _us(arrival_ns - offset_ns)
+            record.eot_us = ns_to_us(arrival_ns - offset_ns)
             record.premature = arrival_ns < offset_ns
             samples.append((FLUX_EOT, 0 if record.premature else record.eot_us))
             record.wer = word_error_rate([record.reference], [msg.transcript])
