@@ -1,5 +1,5 @@
 """Fixtures shared by integration tests: loopback-only name lookups, a TLS listener nobody
-should trust."""
+should trust, a short synthetic utterance."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -73,3 +76,16 @@ def self_signed_tls_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[i
     stop.set()
     thread.join(5)
     listener.close()
+
+
+@pytest.fixture(scope="session")
+def utterance(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """0.3 s silence, 0.9 s of speech-band sound (syllable-rate modulated), 0.2 s silence."""
+    rate = 16_000
+    t = np.arange(int(0.9 * rate)) / rate
+    voiced = sum(np.sin(2 * np.pi * f * t) for f in (180, 360, 720, 1400)) / 4
+    envelope = 0.5 * (1 - np.cos(2 * np.pi * 4 * t)) * 0.6
+    audio = np.concatenate([np.zeros(int(0.3 * rate)), voiced * envelope, np.zeros(rate // 5)])
+    path = tmp_path_factory.mktemp("audio") / "utterance.wav"
+    soundfile.write(path, audio.astype(np.float32), rate, subtype="PCM_16")
+    return path

@@ -11,9 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soundfile
 
 from voiceload import credentials, preflight
 from voiceload.emulator.behaviour import parse_config
@@ -34,19 +32,6 @@ def running_emulator(config: Mapping[str, Any], token: str = TOKEN) -> Iterator[
                             gateway=GATEWAY)
     with BackgroundEmulator(options) as emulator:
         yield int(emulator.url.rsplit(":", 1)[1])
-
-
-@pytest.fixture(scope="module")
-def utterance(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """0.3 s silence, 0.9 s of speech-band sound (syllable-rate modulated), 0.2 s silence."""
-    rate = 16_000
-    t = np.arange(int(0.9 * rate)) / rate
-    voiced = sum(np.sin(2 * np.pi * f * t) for f in (180, 360, 720, 1400)) / 4
-    envelope = 0.5 * (1 - np.cos(2 * np.pi * 4 * t)) * 0.6
-    audio = np.concatenate([np.zeros(int(0.3 * rate)), voiced * envelope, np.zeros(rate // 5)])
-    path = tmp_path_factory.mktemp("audio") / "utterance.wav"
-    soundfile.write(path, audio.astype(np.float32), rate, subtype="PCM_16")
-    return path
 
 
 @pytest.fixture(autouse=True)
