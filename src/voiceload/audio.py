@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -321,8 +323,10 @@ class SpeechDetector:
 
     An onset is reported once its burst spans ``min_speech_s``; an offset once ``turn_gap_s``
     of non-speech follows it. Both carry exact sample indices, so the event stream for the whole
-    input (``feed`` ... then ``flush``) is the same whatever the chunk sizes are. Cost: numpy per
-    chunk plus a short Python loop per ``window_ms`` window.
+    input (``feed`` ... then ``flush``) is the same whatever the chunk sizes are. Cost: one
+    matrix product per chunk (skipped for a linear16 chunk seen before, see :class:`_BandEnergy`)
+    plus a short loop over plain floats per ``window_ms`` window; about 40 us per new 80 ms
+    frame, 20 us per repeated one (2-core EPYC VM).
     """
 
     def __init__(self, sample_rate: int, params: VadParams | None = None) -> None:
@@ -338,27 +342,14 @@ class SpeechDetector:
         self._hangover_n = max(1, round(p.hangover_s / window_s))
         self._gap_n = max(1, round(p.turn_gap_s / window_s))
         self._extend_n = round(p.extend_max_s / window_s)
-        freqs = np.fft.rfftfreq(self._win, 1.0 / sample_rate)
-        band_bins = np.flatnonzero((freqs >= p.band_low_hz) & (freqs <= p.band_high_hz))
-        if band_bins.size == 0:
-            raise ConfigError(
-                f"VAD band {p.band_low_hz}-{p.band_high_hz} Hz holds no FFT bin at {sample_rate} Hz"
-            )
-        # the band's DFT bins of the Hann-windowed window as one real matrix: windows @ basis
-        # gives (Re, Im) of every bin, cheaper than a full FFT for the few windows of one
-        # streamed frame. Without the taper, hum below the band (a 50/60 Hz tone is well under
-        # one cycle per 10 ms window) leaks into every bin, and by how much depends on its phase.
-        taper = np.hanning(self._win + 2)[1:-1]  # periodic-free Hann with no zero end points
-        phase = 2.0 * np.pi * np.outer(np.arange(self._win), band_bins) / self._win
-        basis = np.concatenate((np.cos(phase), np.sin(phase)), axis=1)
-        self._basis = taper[:, np.newaxis] * basis
-        # mean-square power of the band: 2 |X_k|^2 summed over one-sided bins, over N * sum(w^2)
-        self._power_scale = 2.0 / (self._win * float(np.sum(taper**2)))
+        self._band = _band_energy(self._win, sample_rate, p.band_low_hz, p.band_high_hz)
         # input carry-over
         self._pending = np.zeros(0, dtype=np.float64)  # samples of an incomplete window
-        self._history = np.full(self._floor_n - 1, np.inf)  # last floor_n - 1 smoothed energies
         self._smooth_n = max(1, round(p.floor_smooth_s / window_s))
-        self._recent_db = np.zeros(self._smooth_n - 1)  # last smooth_n - 1 energies (0: none)
+        self._recent_db = [0.0] * (self._smooth_n - 1)  # last smooth_n - 1 energies (0: none)
+        # sliding minimum of the last floor_n smoothed energies: (window, value) pairs with
+        # increasing values, the oldest first; its head is the noise floor
+        self._floor_q: deque[tuple[int, float]] = deque()
         self._n_samples = 0  # samples fed so far
         self._k = 0  # index of the next window
         # state machine
@@ -377,17 +368,25 @@ class SpeechDetector:
         """Process more audio: linear16 ``bytes`` or an int16 / float (-1..1) array."""
         if self._flushed:
             raise ConfigError("SpeechDetector.feed called after flush(); create a new detector")
+        if type(pcm) is bytes and not self._pending.size and len(pcm) % (2 * self._win) == 0:
+            # whole windows of linear16: the usual streamed frame; byte-identical frames (every
+            # user streaming the same fixture) share one energy computation
+            if not pcm:
+                return []
+            self._n_samples += len(pcm) // 2
+            return self._windows(self._band.energies(pcm))
         x = _as_float(pcm)
         if x.size == 0:
             return []
         self._n_samples += x.size
-        y = np.concatenate((self._pending, x))
-        n_windows = y.size // self._win
-        self._pending = y[n_windows * self._win :]
+        if self._pending.size:
+            x = np.concatenate((self._pending, x))
+        n_windows = x.size // self._win
+        self._pending = x[n_windows * self._win :]
         if n_windows == 0:
             return []
-        frames = y[: n_windows * self._win].reshape(n_windows, self._win)
-        return self._windows(self._energy_dbfs(frames))
+        frames = x[: n_windows * self._win].reshape(n_windows, self._win)
+        return self._windows(self._band.energy_dbfs(frames))
 
     def flush(self) -> list[VadEvent]:
         """End of input: process the last partial window and close an open turn."""
@@ -397,7 +396,7 @@ class SpeechDetector:
         if self._pending.size:
             last = np.zeros((1, self._win))  # the last partial window, zero-padded
             last[0, : self._pending.size] = self._pending
-            events += self._windows(self._energy_dbfs(last))
+            events += self._windows(self._band.energy_dbfs(last))
             self._pending = np.zeros(0, dtype=np.float64)
         self._flushed = True
         self._end_burst()  # an unconfirmed burst at the very end is not speech
@@ -405,69 +404,65 @@ class SpeechDetector:
             events.append(self._offset())
         return events
 
-    def _energy_dbfs(self, frames: FloatArray) -> FloatArray:
-        """Mean-square power of each row in the speech band, in dBFS (Parseval on the DFT)."""
-        parts = frames @ self._basis
-        power = self._power_scale * np.einsum("ij,ij->i", parts, parts)
-        out: FloatArray = 10.0 * np.log10(power + 1e-10)
-        return out
-
-    def _smoothed(self, energy_db: FloatArray) -> FloatArray:
+    def _smoothed(self, energy_db: list[float]) -> list[float]:
         """Mean energy (dB) of each window and the ``smooth_n - 1`` windows before it.
 
         The noise floor is a minimum; taken over single 10 ms windows it sits several dB below
         the noise's typical level (a minimum of a fluctuating quantity), by an amount that
         depends on the noise. Averaging first makes the floor track the noise level itself.
         The first ``smooth_n - 1`` windows average over the windows there are. Each mean adds
-        the same values in the same order whatever the chunking.
+        the same values in the same order (oldest first, in IEEE doubles) whatever the chunking.
         """
         m = self._smooth_n
         if m == 1:
             return energy_db
-        joined = np.concatenate((self._recent_db, energy_db))  # recent_db starts as zeros
-        n = energy_db.size
-        total = joined[:n].copy()
-        for shift in range(1, m):  # m small slices beat a sliding view for a few windows
-            total += joined[shift : shift + n]
-        self._recent_db = joined[n:]
-        if self._k >= m - 1:
-            out: FloatArray = total / m
-        else:  # some of the first windows: divide by how many there were
-            out = total / np.minimum(np.arange(self._k + 1, self._k + n + 1), m)
+        joined = self._recent_db + energy_db  # recent_db starts as zeros
+        out: list[float] = []
+        k = self._k
+        for i in range(len(energy_db)):  # a few windows per frame: plain floats beat numpy
+            total = joined[i]
+            for value in joined[i + 1 : i + m]:
+                total += value
+            out.append(total / m if k + i >= m - 1 else total / (k + i + 1))
+        self._recent_db = joined[len(energy_db) :]
         return out
 
     # -- state machine --------------------------------------------------------------------
 
-    def _windows(self, energy_db: FloatArray) -> list[VadEvent]:
+    def _windows(self, energy_db: list[float]) -> list[VadEvent]:
         p = self.params
-        # noise floor of window j = min smoothed energy over windows j-floor_n+1 .. j (the
-        # history is +inf-padded, so early windows use the minimum seen so far)
-        smooth_db = self._smoothed(energy_db)
-        n, hist = smooth_db.size, self._history
-        joined = np.concatenate((hist, smooth_db))
-        if n <= hist.size:  # streaming: each window's span is a history suffix + a chunk prefix
-            hist_suffix_min = np.minimum.accumulate(hist[::-1])[::-1]
-            floors = np.minimum(hist_suffix_min[:n], np.minimum.accumulate(smooth_db))
-        else:
-            floors = np.lib.stride_tricks.sliding_window_view(joined, self._floor_n).min(axis=1)
-        self._history = joined[joined.size - hist.size :]
-        floors = np.clip(floors, p.floor_min_dbfs, p.floor_max_dbfs)
-        above_floor_db = energy_db - floors
-        loud = above_floor_db >= p.start_margin_db
-        voiced = above_floor_db >= p.stop_margin_db
-        weak = above_floor_db >= p.extend_margin_db
+        # noise floor of window j = min smoothed energy over windows j-floor_n+1 .. j (early
+        # windows use the minimum seen so far), clipped to [floor_min, floor_max]
+        lo, hi = p.floor_min_dbfs, p.floor_max_dbfs
+        start_db, stop_db, extend_db = p.start_margin_db, p.stop_margin_db, p.extend_margin_db
+        queue, span = self._floor_q, self._floor_n
+        k0 = self._k
+        flags: list[tuple[bool, bool, bool]] = []
+        any_weak = False
+        smoothed = self._smoothed(energy_db)
+        for i, (energy, smooth) in enumerate(zip(energy_db, smoothed, strict=True)):
+            j = k0 + i
+            while queue and queue[-1][1] >= smooth:
+                queue.pop()
+            queue.append((j, smooth))
+            if queue[0][0] <= j - span:
+                queue.popleft()
+            floor = queue[0][1]
+            above_floor_db = energy - (lo if floor < lo else hi if floor > hi else floor)
+            weak = above_floor_db >= extend_db
+            any_weak = any_weak or weak
+            flags.append((above_floor_db >= start_db, above_floor_db >= stop_db, weak))
 
         events: list[VadEvent] = []
-        k0 = self._k
-        if not weak.any() and self._burst_start is None and self._weak_start is None:
+        if not any_weak and self._burst_start is None and self._weak_start is None:
             # fast path: silence with nothing open; only a turn may time out
-            self._k = k0 + energy_db.size
+            self._k = k0 + len(energy_db)
             if self._in_turn and self._k - 1 - self._turn_last >= self._gap_n:
                 events.append(self._offset())
             return events
-        for i in range(energy_db.size):
-            self._step(k0 + i, bool(loud[i]), bool(voiced[i]), bool(weak[i]), events)
-        self._k = k0 + energy_db.size
+        for i, (loud, voiced, weak) in enumerate(flags):
+            self._step(k0 + i, loud, voiced, weak, events)
+        self._k = k0 + len(energy_db)
         return events
 
     def _step(self, k: int, loud: bool, voiced: bool, weak: bool, events: list[VadEvent]) -> None:
@@ -528,13 +523,82 @@ class SpeechDetector:
         return VadEvent("offset", last_sample)
 
 
+_INT16_SCALE = 1.0 / 32768.0  # a power of two: x * _INT16_SCALE == x / 32768.0, bit for bit
+
+
 def _as_float(pcm: bytes | npt.NDArray[np.generic]) -> FloatArray:
     if isinstance(pcm, bytes | bytearray | memoryview):
-        return np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
+        out: FloatArray = np.multiply(
+            np.frombuffer(pcm, dtype="<i2"), _INT16_SCALE, dtype=np.float64
+        )
+        return out
     arr = np.asarray(pcm).ravel()
     if np.issubdtype(arr.dtype, np.integer):
-        return arr.astype(np.float64) / 32768.0
+        out = np.multiply(arr, _INT16_SCALE, dtype=np.float64)
+        return out
     return arr.astype(np.float64)
+
+
+class _BandEnergy:
+    """Speech-band energy (dBFS) of VAD windows, shared by every detector with the same setup.
+
+    ``energies`` remembers the result per linear16 chunk (FIFO, at most ``CACHE_BYTES`` of
+    keys): load tests stream the same fixture frames on every connection, so most frames an
+    emulator receives were computed before. The same bytes in the same shape give the same
+    doubles, so the cache changes no result.
+    """
+
+    CACHE_BYTES = 8 << 20
+
+    def __init__(self, win: int, sample_rate: int, low_hz: float, high_hz: float) -> None:
+        freqs = np.fft.rfftfreq(win, 1.0 / sample_rate)
+        band_bins = np.flatnonzero((freqs >= low_hz) & (freqs <= high_hz))
+        if band_bins.size == 0:
+            raise ConfigError(
+                f"VAD band {low_hz}-{high_hz} Hz holds no FFT bin at {sample_rate} Hz"
+            )
+        self.win = win
+        # the band's DFT bins of the Hann-windowed window as one real matrix: windows @ basis
+        # gives (Re, Im) of every bin, cheaper than a full FFT for the few windows of one
+        # streamed frame. Without the taper, hum below the band (a 50/60 Hz tone is well under
+        # one cycle per 10 ms window) leaks into every bin, and by how much depends on its phase.
+        taper = np.hanning(win + 2)[1:-1]  # periodic-free Hann with no zero end points
+        phase = 2.0 * np.pi * np.outer(np.arange(win), band_bins) / win
+        basis = np.concatenate((np.cos(phase), np.sin(phase)), axis=1)
+        self.basis = taper[:, np.newaxis] * basis
+        # mean-square power of the band: 2 |X_k|^2 summed over one-sided bins, over N * sum(w^2)
+        self.power_scale = 2.0 / (win * float(np.sum(taper**2)))
+        self._cache: dict[bytes, list[float]] = {}
+        self._cache_bytes = 0
+        self._lock = threading.Lock()
+
+    def energy_dbfs(self, frames: FloatArray) -> list[float]:
+        """Mean-square power of each row in the speech band, in dBFS (Parseval on the DFT)."""
+        parts = frames @ self.basis
+        power = self.power_scale * np.einsum("ij,ij->i", parts, parts)
+        out: list[float] = (10.0 * np.log10(power + 1e-10)).tolist()
+        return out
+
+    def energies(self, pcm: bytes) -> list[float]:
+        """``energy_dbfs`` of linear16 ``pcm`` holding whole windows, remembered per chunk."""
+        found = self._cache.get(pcm)
+        if found is None:
+            samples = np.multiply(np.frombuffer(pcm, dtype="<i2"), _INT16_SCALE, dtype=np.float64)
+            found = self.energy_dbfs(samples.reshape(-1, self.win))
+            with self._lock:  # the emulator's threads (BackgroundEmulator) may share this
+                if pcm not in self._cache:
+                    self._cache[pcm] = found
+                    self._cache_bytes += len(pcm)
+                while self._cache_bytes > self.CACHE_BYTES:
+                    oldest = next(iter(self._cache))
+                    del self._cache[oldest]
+                    self._cache_bytes -= len(oldest)
+        return found
+
+
+@functools.lru_cache(maxsize=16)
+def _band_energy(win: int, sample_rate: int, low_hz: float, high_hz: float) -> _BandEnergy:
+    return _BandEnergy(win, sample_rate, low_hz, high_hz)
 
 
 def detect_speech(

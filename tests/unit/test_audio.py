@@ -310,3 +310,156 @@ def test_decode_error_keeps_only_the_first_line_of_libsndfiles_message(
     message = str(exc.value)
     assert "\n" not in message and "ok.wav" in message
     assert "(Error decoding file: broken frame)" in message and "offset" not in message
+
+
+# --- the VAD's fast numeric path against the plain numpy reference ---------------------------
+
+
+class _ReferenceDetector(SpeechDetector):
+    """The VAD's numeric path as first written (numpy per chunk, no cache): slow but plain.
+
+    It shares the per-window state machine (``_step``) with :class:`SpeechDetector`, so any
+    difference in events comes from the energies, smoothing, floors or thresholds.
+    """
+
+    def __init__(self, sample_rate: int, params: VadParams | None = None) -> None:
+        super().__init__(sample_rate, params)
+        win, p = self._win, self.params
+        freqs = np.fft.rfftfreq(win, 1.0 / sample_rate)
+        bins = np.flatnonzero((freqs >= p.band_low_hz) & (freqs <= p.band_high_hz))
+        taper = np.hanning(win + 2)[1:-1]
+        phase = 2.0 * np.pi * np.outer(np.arange(win), bins) / win
+        self._ref_basis = taper[:, np.newaxis] * np.concatenate((np.cos(phase), np.sin(phase)), 1)
+        self._ref_scale = 2.0 / (win * float(np.sum(taper**2)))
+        self._ref_history = np.full(self._floor_n - 1, np.inf)
+        self._ref_recent = np.zeros(self._smooth_n - 1)
+
+    def feed(self, pcm: bytes | np.ndarray) -> list[VadEvent]:  # type: ignore[override]
+        if isinstance(pcm, bytes):
+            x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
+        elif np.issubdtype(pcm.dtype, np.integer):
+            x = pcm.ravel().astype(np.float64) / 32768.0
+        else:
+            x = pcm.ravel().astype(np.float64)
+        if x.size == 0:
+            return []
+        self._n_samples += x.size
+        y = np.concatenate((self._pending, x))
+        n = y.size // self._win
+        self._pending = y[n * self._win :]
+        if n == 0:
+            return []
+        return self._ref_windows(self._ref_energy(y[: n * self._win].reshape(n, self._win)))
+
+    def flush(self) -> list[VadEvent]:
+        events: list[VadEvent] = []
+        if self._pending.size:
+            last = np.zeros((1, self._win))
+            last[0, : self._pending.size] = self._pending
+            events += self._ref_windows(self._ref_energy(last))
+            self._pending = np.zeros(0)
+        self._flushed = True
+        self._end_burst()
+        if self._in_turn:
+            events.append(self._offset())
+        return events
+
+    def _ref_energy(self, frames: np.ndarray) -> np.ndarray:
+        parts = frames @ self._ref_basis
+        power = self._ref_scale * np.einsum("ij,ij->i", parts, parts)
+        return np.asarray(10.0 * np.log10(power + 1e-10))
+
+    def _ref_windows(self, energy_db: np.ndarray) -> list[VadEvent]:
+        p, m, n = self.params, self._smooth_n, energy_db.size
+        joined = np.concatenate((self._ref_recent, energy_db))
+        total = joined[:n].copy()
+        for shift in range(1, m):
+            total += joined[shift : shift + n]
+        self._ref_recent = joined[n:]
+        smooth = total / np.minimum(np.arange(self._k + 1, self._k + n + 1), m)
+        joined = np.concatenate((self._ref_history, smooth))
+        floors = np.lib.stride_tricks.sliding_window_view(joined, self._floor_n).min(axis=1)
+        self._ref_history = joined[joined.size - self._ref_history.size :]
+        above = energy_db - np.clip(floors, p.floor_min_dbfs, p.floor_max_dbfs)
+        events: list[VadEvent] = []
+        for i in range(n):
+            self._step(
+                self._k + i,
+                bool(above[i] >= p.start_margin_db),
+                bool(above[i] >= p.stop_margin_db),
+                bool(above[i] >= p.extend_margin_db),
+                events,
+            )
+        self._k += n
+        return events
+
+
+def _events(det: SpeechDetector, pcm: np.ndarray, chunk: int, as_bytes: bool) -> list[VadEvent]:
+    events: list[VadEvent] = []
+    for pos in range(0, pcm.size, chunk):
+        part = pcm[pos : pos + chunk]
+        events += det.feed(part.tobytes() if as_bytes else part)
+    return events + det.flush()
+
+
+def test_vad_fast_path_gives_the_reference_events_on_every_fixture() -> None:
+    # every manifest fixture (speech, noise, silence, speech in noise), streamed in frames of
+    # 10/20/80 ms, an odd size and one chunk, as bytes and as arrays, twice (the second pass
+    # answers whole frames from the shared energy cache): the same events as the reference
+    from voiceload.fixtures import load_manifest
+
+    manifest = load_manifest()
+    params = [VadParams(), VadParams(turn_gap_s=0.5), VadParams.fixed_floor()]
+    compared = 0
+    for fixture in manifest.fixtures:
+        pcm = load_linear16(fixture.path, 16000)
+        for p in params:
+            for chunk in (160, 320, 1280, 1283, pcm.size):
+                expected = _events(_ReferenceDetector(16000, p), pcm, chunk, as_bytes=False)
+                for as_bytes in (True, False, True):
+                    assert _events(SpeechDetector(16000, p), pcm, chunk, as_bytes) == expected, (
+                        fixture.name,
+                        p,
+                        chunk,
+                    )
+                    compared += 1
+    assert compared == len(manifest.fixtures) * len(params) * 5 * 3 and compared > 0
+
+
+def test_vad_fast_path_matches_reference_on_levels_near_every_threshold() -> None:
+    # random speech-like bursts at levels around the floor/margin edges, 8 kHz and 16 kHz
+    rng = np.random.default_rng(11)
+    for rate in (8000, 16000):
+        pieces = []
+        for _ in range(60):
+            level_db = rng.uniform(-95.0, -10.0)
+            length = int(rng.integers(1, 160)) * rate // 100 + int(rng.integers(0, 7))
+            pieces.append(10 ** (level_db / 20) * rng.standard_normal(length))
+        pcm = (np.clip(np.concatenate(pieces), -1, 1) * 32767).astype(np.int16)
+        frame = rate * 80 // 1000
+        expected = _events(_ReferenceDetector(rate), pcm, frame, as_bytes=False)
+        assert len(expected) >= 4
+        assert _events(SpeechDetector(rate), pcm, frame, as_bytes=True) == expected
+        assert _events(SpeechDetector(rate), pcm, 777, as_bytes=False) == expected
+
+
+def test_vad_computes_each_distinct_streamed_frame_once() -> None:
+    # a load test streams the same fixture on every connection: the band energy of a frame
+    # already seen is not recomputed (here: 2 detectors x 3 frames, 2 distinct)
+    from voiceload import audio
+
+    band = audio._BandEnergy(160, 16000, 200.0, 4000.0)
+    calls: list[int] = []
+    compute = band.energy_dbfs
+
+    def counting(frames: np.ndarray) -> list[float]:
+        calls.append(frames.shape[0])
+        return compute(frames)
+
+    band.energy_dbfs = counting  # type: ignore[method-assign]
+    loud = (_tone(1000.0, 16000, 0.08) * 20000).astype("<i2").tobytes()
+    for det in (SpeechDetector(16000), SpeechDetector(16000)):
+        det._band = band
+        for frame in (bytes(2560), loud, loud):
+            det.feed(frame)
+    assert calls == [8, 8]
