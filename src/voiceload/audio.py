@@ -312,9 +312,14 @@ class SpeechSegment:
 
 @dataclass(frozen=True)
 class VadEvent:
-    """A turn boundary. ``sample_index`` is the first (onset) or last (offset) speech sample."""
+    """A turn boundary, or (``SpeechDetector(..., pauses=True)`` only) a pause inside a turn.
 
-    kind: Literal["onset", "offset"]
+    ``sample_index`` is the first speech sample of an ``onset`` (a turn starts) or a ``resume``
+    (speech again inside the turn), and the last speech sample of an ``offset`` (the turn ended)
+    or a ``pause`` (a burst of speech ended; the turn may go on).
+    """
+
+    kind: Literal["onset", "offset", "pause", "resume"]
     sample_index: int
 
 
@@ -322,14 +327,20 @@ class SpeechDetector:
     """Incremental VAD: ``feed`` audio in any chunking, get turn onsets and offsets.
 
     An onset is reported once its burst spans ``min_speech_s``; an offset once ``turn_gap_s``
-    of non-speech follows it. Both carry exact sample indices, so the event stream for the whole
+    of non-speech follows it. With ``pauses=True`` it also reports, inside a turn, a ``pause``
+    when a burst of speech ends (after ``hangover_s`` of non-voiced windows; so every turn's
+    last burst gives a pause before its offset, except at ``flush``) and a ``resume`` when a
+    new burst becomes speech before the turn gap (reported, like an onset, once it spans
+    ``min_speech_s``). All events carry exact sample indices, so the event stream for the whole
     input (``feed`` ... then ``flush``) is the same whatever the chunk sizes are. Cost: one
     matrix product per chunk (skipped for a linear16 chunk seen before, see :class:`_BandEnergy`)
     plus a short loop over plain floats per ``window_ms`` window; about 40 us per new 80 ms
     frame, 20 us per repeated one (2-core EPYC VM).
     """
 
-    def __init__(self, sample_rate: int, params: VadParams | None = None) -> None:
+    def __init__(
+        self, sample_rate: int, params: VadParams | None = None, *, pauses: bool = False
+    ) -> None:
         p = params if params is not None else VadParams()
         if sample_rate < 1000:
             raise ConfigError(f"VAD needs a sample rate of at least 1000 Hz, got {sample_rate}")
@@ -361,6 +372,7 @@ class SpeechDetector:
         self._in_turn = False
         self._turn_last = 0  # last voiced window of confirmed speech in the current turn
         self._flushed = False
+        self._pauses = pauses  # also report pause / resume inside a turn
 
     # -- input ----------------------------------------------------------------------------
 
@@ -483,6 +495,8 @@ class SpeechDetector:
         else:
             self._run_start = None
             if self._burst_start is not None and k - self._burst_last >= self._hangover_n:
+                if self._pauses and self._burst_confirmed and self._in_turn:
+                    events.append(VadEvent("pause", (self._burst_last + 1) * self._win - 1))
                 self._end_burst()
         # a burst becomes speech once it spans min_speech
         if (
@@ -496,6 +510,8 @@ class SpeechDetector:
             if not self._in_turn:
                 self._in_turn = True
                 events.append(self._onset())
+            elif self._pauses:  # speech again within the turn gap
+                events.append(VadEvent("resume", self._burst_start * self._win))
         if self._burst_confirmed and self._burst_start is not None:
             self._turn_last = self._burst_last
         # close the turn after turn_gap of non-speech, unless a burst that may still join it
@@ -616,7 +632,7 @@ def detect_speech(
     for ev in events:
         if ev.kind == "onset":
             onset = ev.sample_index
-        elif onset is not None:
+        elif ev.kind == "offset" and onset is not None:
             segments.append(SpeechSegment(onset / sample_rate, ev.sample_index / sample_rate))
             onset = None
     return segments

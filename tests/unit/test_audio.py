@@ -463,3 +463,75 @@ def test_vad_computes_each_distinct_streamed_frame_once() -> None:
         for frame in (bytes(2560), loud, loud):
             det.feed(frame)
     assert calls == [8, 8]
+
+
+# --- pauses inside a turn (SpeechDetector(..., pauses=True), used by the emulator) ------------
+
+
+def _two_bursts() -> np.ndarray:
+    """0.5 s silence, 0.5 s tone, 0.3 s pause, 0.5 s tone, 1.5 s silence: one turn, one pause."""
+    pcm = np.zeros(52800)
+    pcm[8000:16000] = _tone(500.0, 16000, 0.5)
+    pcm[20800:28800] = _tone(500.0, 16000, 0.5)
+    return pcm
+
+
+def test_vad_reports_pause_and_resume_inside_a_turn_when_asked() -> None:
+    pcm = _two_bursts()
+    det = SpeechDetector(16000, pauses=True)
+    frames = frame_pcm((pcm * 32767).astype(np.int16), 16000, 80)
+    seen: list[tuple[int, VadEvent]] = []
+    for i, frame in enumerate(frames):
+        seen += [(i, e) for e in det.feed(frame)]
+    assert [e for _, e in seen] == [
+        VadEvent("onset", 8000),
+        VadEvent("pause", 15999),  # last speech sample of the first burst
+        VadEvent("resume", 20800),  # first speech sample of the second
+        VadEvent("pause", 28799),
+        VadEvent("offset", 28799),
+    ]
+    frame_of = {e.kind + str(e.sample_index): i for i, e in seen}
+    hangover = VadParams().hangover_s * 16000
+    # a pause is known once hangover_s of non-speech followed, long before the turn gap
+    assert (frame_of["pause15999"] + 1) * 1280 >= 16000 + hangover
+    assert frame_of["pause15999"] * 1280 < 16000 + hangover + 1280
+    assert frame_of["pause28799"] < frame_of["offset28799"]
+    # without pauses=True the events are the turn boundaries only, as before
+    plain = SpeechDetector(16000)
+    plain_events = [e for f in frames for e in plain.feed(f)]
+    assert plain_events == [VadEvent("onset", 8000), VadEvent("offset", 28799)]
+    assert detect_speech(pcm, 16000) == [SpeechSegment(0.5, 28799 / 16000)]
+
+
+def test_vad_pause_events_do_not_change_turns_and_do_not_depend_on_chunking(
+    shared_dir: Path,
+) -> None:
+    # the conversation (two turns, the second holding a ~0.7 s pause) and every fixture: the
+    # same events for any chunking; onset/offset exactly those of pauses=False; each turn reads
+    # onset (pause resume)* [pause] offset
+    from voiceload.fixtures import load_manifest
+
+    signals = [_conversation(shared_dir), (_two_bursts() * 32767).astype(np.int16)]
+    signals += [load_linear16(f.path, 16000) for f in load_manifest().fixtures]
+    resumes = 0
+    for pcm in signals:
+        for params in (VadParams(), VadParams(turn_gap_s=0.5)):
+            expected = _events(SpeechDetector(16000, params, pauses=True), pcm, 1280, True)
+            for chunk in (1, 160, 1283, pcm.size):
+                if chunk == 1 and pcm.size > 100_000:
+                    chunk = 7
+                got = _events(SpeechDetector(16000, params, pauses=True), pcm, chunk, False)
+                assert got == expected, (chunk, params)
+            boundaries = [e for e in expected if e.kind in ("onset", "offset")]
+            assert boundaries == _events(SpeechDetector(16000, params), pcm, 1280, True)
+            text = "".join(e.kind[0] for e in expected)  # o=onset/offset, p=pause, r=resume
+            kinds = [e.kind for e in expected]
+            for i, kind in enumerate(kinds):
+                if kind == "resume":
+                    resumes += 1
+                    assert kinds[i - 1] == "pause"
+                    assert expected[i].sample_index > expected[i - 1].sample_index
+                if kind == "pause":
+                    assert kinds[i - 1] in ("onset", "resume")
+            assert text.count("o") % 2 == 0
+    assert resumes > 0  # the conversation's pause inside its second turn, at least
