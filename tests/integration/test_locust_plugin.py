@@ -7,22 +7,35 @@ with each other, Ctrl-C while running, the early stop when every session fails t
 from __future__ import annotations
 
 import csv
+import gc
 import json
+import random
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gevent
+import numpy as np
 import pytest
 from locust import User, constant, task
 from locust.env import Environment
 from locust.event import Events
 
+from voiceload.audio import detect_speech, frame_pcm
+from voiceload.client.agent_session import AgentSession
+from voiceload.client.aura_session import AuraOptions
+from voiceload.client.flux_session import FluxSession
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult, TurnRecord
+from voiceload.emulator.behaviour import parse_config
+from voiceload.emulator.flux_stream import ReferenceTurn
+from voiceload.emulator.server import BackgroundEmulator, ServerOptions
+from voiceload.fixtures import Turn
 from voiceload.metrics import read_hlog
+from voiceload.protocol import gateway
 from voiceload.runner import plugin as vl_plugin
 from voiceload.runner.options import locust_parser
 
@@ -310,3 +323,177 @@ def test_a_session_killed_at_stop_still_gets_its_row(
         assert vl_plugin.STOPPED_DETAIL in row["error_detail"]
         assert float(row["duration_s"]) > 0.2
     assert summary["validity"]["valid"] is True  # a stopped session is not an early stop
+
+
+# -- real sessions against the emulator, killed by Locust mid-conversation ----------------------
+
+RATE = 16_000
+FRAME_MS = 20
+KILL_TAG = "kill-two-turns"
+KILL_REFERENCES = ("Hello there how are you", "Goodbye now")
+
+
+def _two_turns_far_apart() -> tuple[tuple[bytes, ...], list[Turn]]:
+    """Turn 0 ends ~1.1 s in; turn 1 starts ~7 s in: a kill between them is easy to aim."""
+    t = np.arange(round(0.8 * RATE)) / RATE
+    tone = (6000 * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) * np.sin(2 * np.pi * 300 * t))
+    tone = tone.astype(np.int16)
+
+    def silence(seconds: float) -> Any:
+        return np.zeros(round(seconds * RATE), dtype=np.int16)
+
+    pcm = np.concatenate([silence(0.3), tone, silence(6.0), tone, silence(0.3)])
+    segments = detect_speech(pcm, RATE)
+    assert len(segments) == 2
+    turns = [Turn(seg.onset_s, seg.offset_s, ref, "Sure, one moment.")
+             for seg, ref in zip(segments, KILL_REFERENCES, strict=True)]  # fmt: skip
+    return frame_pcm(pcm, RATE, FRAME_MS), turns
+
+
+class _CountingSink:
+    """The plugin's sink, with a count of each metric for the test to wait on."""
+
+    def __init__(self, inner: Any, counts: dict[str, int]) -> None:
+        self.inner, self.counts = inner, counts
+
+    def record(self, metric: str, value_us: int) -> None:
+        self.counts[metric] = self.counts.get(metric, 0) + 1
+        self.inner.record(metric, value_us)
+
+
+class _EmulatorFactory:
+    """Stands in for :class:`voiceload.runner.sessions.SessionFactory`: real drivers, one
+    test fixture, the in-process emulator."""
+
+    pools = type("Pools", (), {"flux": (), "agent": ()})()
+
+    def __init__(self, port: int, think_time_ms: int) -> None:
+        self.port, self.think_time_ms = port, think_time_ms
+        self.frames, self.turns = _two_turns_far_apart()
+        self.counts: dict[str, int] = {}
+
+    def _url(self, model: str, pairs: list[tuple[str, str]]) -> str:
+        return gateway.gateway_url(f"ws://127.0.0.1:{self.port}", "acct", "gw", model, pairs)
+
+    def flux(self, sink: Any, rng: random.Random) -> FluxSession:
+        url = self._url("@cf/deepgram/flux", [("encoding", "linear16"), ("sample_rate", "16000")])
+        return FluxSession(url, {}, [], self.frames, self.turns, FRAME_MS,
+                           _CountingSink(sink, self.counts), rng, fixture=KILL_TAG)  # fmt: skip
+
+    def aura(self, sink: Any, rng: random.Random) -> Any:
+        raise AssertionError("no Aura users here")
+
+    def agent(self, sink: Any, rng: random.Random) -> AgentSession:
+        flux_url = self._url(
+            "@cf/deepgram/flux", [("encoding", "linear16"), ("sample_rate", "16000")]
+        )
+        aura_url = self._url(
+            "@cf/deepgram/aura-1", [("encoding", "linear16"), ("sample_rate", "24000")]
+        )
+        return AgentSession(
+            flux_url, {}, [], aura_url, {}, [], self.frames, self.turns, FRAME_MS,
+            _CountingSink(sink, self.counts), rng, fixture=KILL_TAG,
+            think_time_ms=self.think_time_ms, aura_options=AuraOptions(sample_rate_hz=24_000),
+        )  # fmt: skip
+
+
+class RealSessionUser(User):
+    """Runs the real session driver of ``kind`` through ``run_user_session``."""
+
+    abstract = True
+    kind = "flux"
+    wait_time = constant(0.02)
+
+    @task
+    def one_session(self) -> None:
+        vl_plugin.plugin_of(self.environment).run_user_session(self.kind, random.Random(5))
+
+
+class RealFluxUser(RealSessionUser):
+    kind = "flux"
+
+
+class RealAgentUser(RealSessionUser):
+    kind = "agent"
+
+
+@pytest.fixture(scope="module")
+def emulator_port() -> Iterator[int]:
+    refs = {KILL_TAG: tuple(ReferenceTurn(tuple(r.split()), 1.0) for r in KILL_REFERENCES)}
+    config = parse_config({
+        "aura": {"leading_silence_ms": 100, "speed": 4.0},
+        "latency": {"flux": {"eot_delay": {"kind": "fixed", "ms": 300}},
+                    "aura": {"first_byte": {"kind": "fixed", "ms": 50}}},
+    })  # fmt: skip
+    with BackgroundEmulator(ServerOptions(config=config, references=refs)) as emu:
+        yield int(emu.url.rsplit(":", 1)[1])
+
+
+def _live_helpers(*names: str) -> list[Any]:
+    """Greenlets or (patched) threads still running a session driver's method in ``names``."""
+    greenlets = [
+        g for g in gc.get_objects()
+        if issubclass(type(g), gevent.Greenlet) and not g.dead  # (type(): skips weak proxies)
+        and getattr(getattr(g, "_run", None), "__name__", "") in names
+    ]  # fmt: skip
+    threads = [
+        t for t in threading.enumerate()
+        if getattr(getattr(t, "_target", None), "__name__", "") in names
+    ]  # fmt: skip
+    return greenlets + threads
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("user", "connections", "think_time_ms"),
+    [(RealFluxUser, 1, 0), (RealAgentUser, 2, 0), (RealAgentUser, 2, 60_000)],
+    ids=["flux", "agent", "agent-thinking"],
+)
+def test_a_killed_real_session_reports_what_its_histograms_hold(
+    tmp_path: Path,
+    emulator_port: int,
+    capsys: pytest.CaptureFixture[str],
+    user: type[User],
+    connections: int,
+    think_time_ms: int,
+) -> None:
+    """Locust kills a real session after turn 0 ended and before turn 1 was spoken: its
+    sessions.csv row carries turn 0's measurements and WER, the audio streamed and every socket
+    it opened, agreeing with the histograms; its sockets and helper greenlets are gone when the
+    kill returns (an agent thinking about its reply is not waited for), with nothing printed."""
+    run_dir = tmp_path / "reports" / "run-real-kill"
+    env, plugin = _environment(user, emulator_port, run_dir)
+    assert env.runner is not None
+    factory = _EmulatorFactory(emulator_port, think_time_ms)
+    plugin.factory = factory  # type: ignore[assignment]
+    env.stop_timeout = 0
+    env.runner.start(1, spawn_rate=100)
+    wanted = "agent.voice_to_voice" if user is RealAgentUser and not think_time_ms else "flux.eot"
+    _wait_until(lambda: factory.counts.get(wanted, 0) >= 1)
+    assert factory.counts.get(wanted, 0) == 1, factory.counts
+    env.runner.quit()
+    assert _live_helpers("_read", "_speak_replies") == []
+    env.events.quitting.fire(environment=env)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with (run_dir / "sessions.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["error_category"] == "harness_error", row
+    assert vl_plugin.STOPPED_DETAIL in row["error_detail"]
+    metrics = summary["metrics"]
+    assert (row["turns_expected"], row["turns_ended"], row["turns_missed"]) == ("2", "1", "1")
+    assert metrics["flux.eot"]["count_all_phases"] == 1 and float(row["eot_ms"]) > 0
+    assert metrics["flux.ttft"]["count_all_phases"] == 1 and float(row["ttft_ms"]) > 0
+    assert row["wer"] == "0.0"  # turn 0's words, all heard; turn 1 was never spoken
+    sent_s = metrics["flux.send_lag"]["count_all_phases"] * FRAME_MS / 1000
+    assert float(row["flux_audio_s"]) == pytest.approx(sent_s)
+    assert row["connections"] == str(connections)
+    assert metrics["flux.connect"]["count_all_phases"] == 1
+    if user is RealAgentUser:
+        assert metrics["aura.connect"]["count_all_phases"] == 1
+        v2v = metrics.get("agent.voice_to_voice", {}).get("count_all_phases", 0)
+        assert v2v == (0 if think_time_ms else 1)
+        assert (row["voice_to_voice_ms"] != "") == (v2v == 1)
+    assert "Traceback" not in capsys.readouterr().err

@@ -11,13 +11,17 @@ byte + leading silence, as in ``aura.ttfa``) − ``S(offset_i)``: the pause the 
 after they stop talking, think time included; ``TurnRecord.think_ms`` reports it beside. The
 reply's own ``aura.*`` metrics are recorded too, measured from its scheduled time
 (``EndOfTurn`` arrival + think time).
+
+:meth:`AgentSession.snapshot` gives everything measured so far at any moment (both
+connections, turns, replies). A conversation killed mid-way (``GreenletExit`` from Locust's stop)
+closes both sockets and kills its reply worker within a second or two, then lets the kill go on.
 """
 
 from __future__ import annotations
 
+import copy
 import queue
 import random
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -34,6 +38,7 @@ from voiceload.client.aura_session import (
     run_request,
 )
 from voiceload.client.connect import (
+    Helper,
     NowNs,
     Sleep,
     WallS,
@@ -47,7 +52,7 @@ from voiceload.client.errors import (
     closed_by_server,
     harness_error,
 )
-from voiceload.client.flux_session import FluxOptions, FluxSession
+from voiceload.client.flux_session import STOP_WAIT_S, FluxOptions, FluxSession
 from voiceload.client.flux_turns import EndOfTurnEvent, FluxTurnTracker
 from voiceload.client.results import SampleSink, SessionError, SessionResult
 from voiceload.pacing import ns_to_us
@@ -130,6 +135,16 @@ class AgentSession:
         self._voice_to_voice_us: dict[int, int] = {}
         self._aura_findings: list[Finding] = []
         self._aura_error: SessionError | None = None
+        self._flux: FluxSession | None = None
+        self._stopping = False  # killed: errors from our own closing are not the service's
+
+    def snapshot(self) -> SessionResult:
+        """A copy of everything measured so far (safe while the conversation runs or after it
+        was killed): both halves folded together as :meth:`run` does at the end."""
+        result = copy.deepcopy(self.result)
+        flux = None if self._flux is None else self._flux.snapshot()
+        self._fold(result, flux)
+        return result
 
     def run(self) -> SessionResult:
         """Run the conversation; never raises for service or network failures."""
@@ -140,7 +155,7 @@ class AgentSession:
             flux_result = self._run()
         except Exception as exc:  # a bug here must not kill a Locust user
             self._aura_error = self._aura_error or harness_error("Agent", exc)
-        self._merge(flux_result)
+        self._fold(self.result, flux_result)
         self.result.duration_s = (self.now_ns() - started_ns) / NS_PER_S
         return self.result
 
@@ -157,23 +172,23 @@ class AgentSession:
             self._aura_error = classify_connect_error(exc, "Aura")
             return None
         with aura_cm as aura_ws:
-            connect_us = ns_to_us(self.now_ns() - connect_ns)
-            self.result.connections += 1
-            self.result.connect_us.append(connect_us)
-            self.sink.record(AURA_CONNECT, connect_us)
-            worker = threading.Thread(target=self._speak_replies, args=(aura_ws,), daemon=True)
-            worker.start()
+            self._connected(ns_to_us(self.now_ns() - connect_ns), AURA_CONNECT)
+            worker = Helper(self._speak_replies, aura_ws)
             flux = FluxSession(
                 *self.flux_args, self.frames, self.turns, self.frame_ms, self.sink, self.rng,
                 fixture=self.fixture, model=self.flux_model, options=self.flux_options,
-                on_end_of_turn=self._ended.put, now_ns=self.now_ns, sleep=self.sleep,
-                wall_s=self.wall_s,
+                on_end_of_turn=self._ended.put,
+                on_connect=lambda us: self._connected(us, None),
+                now_ns=self.now_ns, sleep=self.sleep, wall_s=self.wall_s,
             )  # fmt: skip
+            self._flux = flux
             try:
-                flux_result = flux.run()
-            finally:
+                flux_result = flux.run()  # never raises an Exception
                 self._ended.put(None)  # the worker finishes the replies queued so far
                 worker.join(self.aura_options.request_timeout_s + 1.0)
+            except BaseException:  # GreenletExit: Locust is killing this user, now
+                self._stop_now(aura_ws, worker)
+                raise
             if worker.is_alive() and self._aura_error is None:
                 self._aura_error = harness_error(
                     "Aura", RuntimeError("reply worker did not finish in time")
@@ -181,6 +196,26 @@ class AgentSession:
             if self._aura_error is None:
                 aura_ws.send(aura.serialize_client_message(aura.Close()))
             return flux_result
+
+    def _connected(self, connect_us: int, metric: str | None) -> None:
+        """A socket opened (counted the moment it opens; Flux records its own sample)."""
+        self.result.connections += 1
+        self.result.connect_us.append(connect_us)
+        if metric is not None:
+            self.sink.record(metric, connect_us)
+
+    def _stop_now(self, aura_ws: ClientConnection, worker: Helper) -> None:
+        """Killed mid-conversation: close the Aura socket (at most :data:`STOP_WAIT_S` waiting
+        for the server) and kill the reply worker (bounded too); the Flux half has already
+        closed its own socket and reader."""
+        self._stopping = True
+        self._ended.put(None)
+        try:
+            aura_ws.close_timeout = min(aura_ws.close_timeout or STOP_WAIT_S, STOP_WAIT_S)
+            aura_ws.close()
+        except Exception:  # already broken: nothing left to close
+            pass
+        worker.stop(STOP_WAIT_S)
 
     def _speak_replies(self, ws: ClientConnection) -> None:
         """Worker: one reply per ended turn, in order; stops at the first Aura failure."""
@@ -213,25 +248,28 @@ class AgentSession:
                     k, self.aura_options.request_timeout_s, request
                 )
             except ConnectionClosed as exc:
+                if self._stopping:
+                    return  # our own close: the session was killed
                 code, reason = close_facts(exc)
                 self._aura_error = closed_by_server(
                     "Aura", code, reason, f"speaking the reply to turn {event.index}"
                 )  # fmt: skip
             except Exception as exc:
+                if self._stopping:
+                    return
                 self._aura_error = harness_error("Aura", exc)
             k += 1
 
-    def _merge(self, flux: SessionResult | None) -> None:
-        """Fold the Flux half into the agent result; the first failure names the session."""
-        r = self.result
+    def _fold(self, r: SessionResult, flux: SessionResult | None) -> None:
+        """Fold the Flux half into the agent result ``r``; the first failure names the session.
+        (Connections are already counted, as they opened.)"""
         if flux is None:  # Aura never opened: the caller was never heard
             r.turns = FluxTurnTracker(self.turns, 0, self.frame_ms, eager=False).records
+            r.findings = list(self._aura_findings)
         else:
             r.turns = flux.turns
             r.findings = [*flux.findings, *self._aura_findings]
             r.flux_audio_s = flux.flux_audio_s
-            r.connections += flux.connections
-            r.connect_us += flux.connect_us
             r.first_response_us = flux.first_response_us
             r.send_lag_max_us = flux.send_lag_max_us
             r.error = flux.error

@@ -12,6 +12,7 @@ else as soon as the previous one has finished.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,10 @@ class AuraSession:
         self.wall_s = wall_s
         self.result = SessionResult(user_type="aura", fixture=fixture, model=model, start_s=0.0)
         register_session_secrets(self.headers, self.subprotocols)
+
+    def snapshot(self) -> SessionResult:
+        """A copy of everything measured so far (requests, connections, findings)."""
+        return copy.deepcopy(self.result)
 
     def run(self) -> SessionResult:
         """Run every request; never raises for service or network failures."""

@@ -10,6 +10,8 @@ disabled), passed explicitly rather than left to the library's default.
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -73,6 +75,53 @@ def connect_options(
     if context is not None:  # websockets refuses an ssl argument for ws://
         options["ssl"] = context
     return options
+
+
+class Helper:
+    """A session's helper (a reader, a reply worker) running ``target(*args)`` beside it.
+
+    Under gevent's monkey patches (Locust) it is a greenlet that :meth:`stop` kills, so a
+    session Locust kills stops its helpers at once instead of waiting for them; otherwise it is
+    a daemon thread, which :meth:`stop` can only wait for (a bounded join). ``target`` must
+    catch its own exceptions (a kill ends it with ``GreenletExit``, which it must not catch).
+    """
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        self._greenlet: Any = None
+        self._thread: threading.Thread | None = None
+        if _gevent_patched():
+            import gevent
+
+            self._greenlet = gevent.spawn(target, *args)
+        else:
+            self._thread = threading.Thread(target=target, args=args, daemon=True)
+            self._thread.start()
+
+    def join(self, timeout_s: float) -> None:
+        """Wait at most ``timeout_s`` for the helper to finish."""
+        if self._greenlet is not None:
+            self._greenlet.join(timeout_s)
+        elif self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def is_alive(self) -> bool:
+        if self._greenlet is not None:
+            return not self._greenlet.dead
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """End the helper now: kill the greenlet (waiting at most ``timeout_s`` for it to
+        unwind), or join the thread for at most ``timeout_s``."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=timeout_s)
+        else:
+            self.join(timeout_s)
+
+
+def _gevent_patched() -> bool:
+    """True when gevent has patched ``threading`` (Locust imports do): threads are greenlets."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 def open_websocket(

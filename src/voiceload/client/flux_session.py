@@ -18,11 +18,15 @@ Timeline (``../shared/design/metrics.md``):
 5. ``CloseStream``, a short wait for the server to close, close.
 
 Failures become a :class:`~voiceload.client.results.SessionError` in the returned result,
-which keeps everything measured until then.
+which keeps everything measured until then. ``result`` is filled in as the session goes
+(connections, audio streamed, turn records); :meth:`FluxSession.snapshot` copies it at any
+moment. A session killed mid-way (``GreenletExit`` from Locust's stop) closes its socket
+within :data:`STOP_WAIT_S`, stops its reader and lets the kill go on.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
@@ -33,6 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from voiceload.client.connect import (
+    Helper,
     NowNs,
     Sleep,
     WallS,
@@ -63,6 +68,7 @@ FLUX_CONNECT = "flux.connect"
 FLUX_SEND_LAG = "flux.send_lag"
 
 NS_PER_S = 1_000_000_000
+STOP_WAIT_S = 1.0  # a killed session waits at most this long for its socket and its reader
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,8 @@ class FluxSession:
     and ``turns`` its manifest turns (onset/offset seconds, reference transcript). The fixture
     name is sent as Flux's ``tag`` query parameter (the emulator uses it to reveal that
     fixture's words). ``on_end_of_turn`` is called from the reader when a manifest turn ends
-    (the voice agent hooks in there); it must not block. ``now_ns``/``sleep``/``wall_s`` are
+    (the voice agent hooks in there); it must not block. ``on_connect(connect_us)`` is called
+    when the socket opens. ``now_ns``/``sleep``/``wall_s`` are
     the clock hooks (monotonic ns, gevent-friendly sleep, wall-clock epoch seconds).
     """
 
@@ -104,6 +111,7 @@ class FluxSession:
         model: str = "",
         options: FluxOptions | None = None,
         on_end_of_turn: Callable[[EndOfTurnEvent], None] | None = None,
+        on_connect: Callable[[int], None] | None = None,
         now_ns: NowNs = time.monotonic_ns,
         sleep: Sleep = default_sleep,
         wall_s: WallS = time.time,
@@ -120,16 +128,32 @@ class FluxSession:
         self.rng = rng
         self.options = options or FluxOptions()
         self.on_end_of_turn = on_end_of_turn
+        self.on_connect = on_connect
         self.now_ns = now_ns
         self.sleep = sleep
         self.wall_s = wall_s
         self.result = SessionResult(user_type="flux", fixture=fixture, model=model, start_s=0.0)
+        # every turn counts as missed until the stream's tracker takes over the records
+        self.result.turns = FluxTurnTracker(self.turns, 0, frame_ms, eager=False).records
         register_session_secrets(self.headers, self.subprotocols)
         self._lock = threading.Lock()
         self._tracker: FluxTurnTracker | None = None
         self._reader_error: SessionError | None = None
         self._reader_done = threading.Event()
         self._close_stream_sent = False
+        self._stopping = False  # killed: our own close is not the server's doing
+
+    def snapshot(self) -> SessionResult:
+        """A copy of everything measured so far (safe to call while the session runs or after
+        it was killed): turns with their latencies and WER, findings, audio streamed,
+        connections, and the failure seen so far if any."""
+        with self._lock:
+            result = copy.deepcopy(self.result)
+            tracker = self._tracker
+            if tracker is not None:
+                result.first_response_us = tracker.first_response_us
+        result.error = self._settled_error(result.error)
+        return result
 
     # -- the session -----------------------------------------------------------------------
 
@@ -161,12 +185,17 @@ class FluxSession:
             self.result.connections += 1
             self.result.connect_us.append(connect_us)
             self.sink.record(FLUX_CONNECT, connect_us)
+            if self.on_connect is not None:
+                self.on_connect(connect_us)
             self._stream(ws)
 
     def _stream(self, ws: ClientConnection) -> None:
         t0_ns = start_time_ns(self.now_ns(), self.frame_ms, self.rng)
         tracker = FluxTurnTracker(self.turns, t0_ns, self.frame_ms, eager=self.options.eager)
-        self._tracker = tracker
+        with self._lock:  # the result shows the tracker's records as they fill in
+            self._tracker = tracker
+            self.result.turns = tracker.records
+            self.result.findings = tracker.findings
         schedule = FrameSchedule(t0_ns, self.frame_ms, len(self.frames))
         last_offset_s = max((t.offset_s for t in self.turns), default=0.0)
         deadline_ns = trailing_silence_deadline_ns(
@@ -175,8 +204,29 @@ class FluxSession:
             self.options.eot_timeout_ms,
             round(self.options.trailing_bound_s * 1000),
         )
-        reader = threading.Thread(target=self._read, args=(ws,), daemon=True)
-        reader.start()
+        reader = Helper(self._read, ws)
+        try:
+            self._send_audio(ws, reader, schedule, deadline_ns)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # GreenletExit: Locust is killing this user
+                self._stop_now(ws, reader)
+            raise
+        if not self._all_ended():  # a close or Error seen by the reader overrides this
+            waited_s = (self.now_ns() - (t0_ns + round(last_offset_s * NS_PER_S))) / NS_PER_S
+            missing = [r.index for r in tracker.records if not r.ended]
+            self._fail(
+                SessionError(
+                    ErrorCategory.TRANSCRIPT_TIMEOUT,
+                    f"Flux sent no EndOfTurn for turn(s) {missing} within {waited_s:.1f} s"
+                    f" after the last turn's speech ended (eot_timeout_ms="
+                    f"{self.options.eot_timeout_ms}, bound {self.options.trailing_bound_s} s)",
+                )
+            )
+
+    def _send_audio(
+        self, ws: ClientConnection, reader: Helper, schedule: FrameSchedule, deadline_ns: int
+    ) -> None:
+        """Send the fixture, then trailing silence, then ``CloseStream``; wait for the reader."""
         silence = bytes(len(self.frames[0]))
         k = 0
         while not self._reader_done.is_set():
@@ -199,17 +249,17 @@ class FluxSession:
             self._close_stream_sent = True
             ws.send(serialize_client_message(CloseStream()))
             reader.join(self.options.close_wait_s)
-        if not self._all_ended():  # a close or Error seen by the reader overrides this
-            waited_s = (self.now_ns() - (t0_ns + round(last_offset_s * NS_PER_S))) / NS_PER_S
-            missing = [r.index for r in tracker.records if not r.ended]
-            self._fail(
-                SessionError(
-                    ErrorCategory.TRANSCRIPT_TIMEOUT,
-                    f"Flux sent no EndOfTurn for turn(s) {missing} within {waited_s:.1f} s"
-                    f" after the last turn's speech ended (eot_timeout_ms="
-                    f"{self.options.eot_timeout_ms}, bound {self.options.trailing_bound_s} s)",
-                )
-            )
+
+    def _stop_now(self, ws: ClientConnection, reader: Helper) -> None:
+        """Killed mid-session: close the socket (waiting at most :data:`STOP_WAIT_S` for the
+        server's answer) and end the reader; neither failure is reported as the server's."""
+        self._stopping = True
+        try:
+            ws.close_timeout = min(ws.close_timeout or STOP_WAIT_S, STOP_WAIT_S)
+            ws.close()
+        except Exception:  # closing a socket that is already broken: nothing left to do
+            pass
+        reader.stop(STOP_WAIT_S)
 
     def _read(self, ws: ClientConnection) -> None:
         """Reader thread: stamp, feed the tracker, record samples; quiet on close."""
@@ -224,6 +274,7 @@ class FluxSession:
                     continue
                 with self._lock:
                     step = tracker.on_text(message, arrival_ns)
+                    self.result.first_response_us = tracker.first_response_us
                 for metric, value_us in step.samples:
                     self.sink.record(metric, value_us)
                 if step.error is not None:
@@ -237,15 +288,16 @@ class FluxSession:
             if self._reader_error is not None and self._reader_error.close_code is None:
                 # the service's Error message explains the close; keep its close code too
                 self._reader_error = replace(self._reader_error, close_code=ws.close_code)
-            elif not self._close_stream_sent and self._reader_error is None:
+            elif not self._close_stream_sent and self._reader_error is None and not self._stopping:
                 self._reader_error = closed_by_server(
                     self.service, ws.close_code, ws.close_reason or "", "streaming audio"
                 )  # fmt: skip
         except ConnectionClosed as exc:
-            if not self._close_stream_sent and self._reader_error is None:
+            if not self._close_stream_sent and self._reader_error is None and not self._stopping:
                 self._reader_error = self._closed_error(exc, "streaming audio")
         except Exception as exc:
-            self._reader_error = harness_error(self.service, exc)
+            if not self._stopping:
+                self._reader_error = harness_error(self.service, exc)
         finally:
             self._reader_done.set()
 
@@ -264,18 +316,21 @@ class FluxSession:
         if self.result.error is None:
             self.result.error = error
 
+    def _settled_error(self, error: SessionError | None) -> SessionError | None:
+        """``error``, unless the reader's close or Error explains it (a timeout we may have
+        noted meanwhile, or a close seen from the sending side)."""
+        if self._reader_error is not None and (
+            error is None
+            or error.category in (ErrorCategory.TRANSCRIPT_TIMEOUT, ErrorCategory.CLOSED_BY_SERVER)
+        ):
+            return self._reader_error
+        return error
+
     def _finish(self) -> None:
         """Copy the tracker's records into the result and settle the outcome."""
-        # the server's close or Error explains a timeout we may have noted meanwhile
-        if self._reader_error is not None and (
-            self.result.error is None
-            or self.result.error.category
-            in (ErrorCategory.TRANSCRIPT_TIMEOUT, ErrorCategory.CLOSED_BY_SERVER)
-        ):
-            self.result.error = self._reader_error
+        self.result.error = self._settled_error(self.result.error)
         tracker = self._tracker
-        if tracker is None:  # never connected: every turn is missed
-            self.result.turns = FluxTurnTracker(self.turns, 0, self.frame_ms, eager=False).records
+        if tracker is None:  # never connected: every turn is missed (the records from __init__)
             return
         with self._lock:
             self.result.turns = tracker.records

@@ -172,6 +172,8 @@ class SessionResult:
     first_response_us: int | None = None
     findings: list[Finding] = field(default_factory=list)
     send_lag_max_us: int = 0
+    stopped: bool = False  # cut short by the harness (Locust's stop): turns left are unheard
+
 
     @property
     def outcome(self) -> str:
@@ -199,12 +201,14 @@ class SessionResult:
 
     @property
     def wer(self) -> float | None:
-        """Corpus WER over every expected turn (a missed turn counts as all deletions)."""
-        if not self.turns:
+        """Corpus WER over every expected turn (a missed turn counts as all deletions).
+
+        A :attr:`stopped` session counts only the turns that ended: the harness, not the
+        service, kept the others from being heard (``None`` when none ended)."""
+        turns = [t for t in self.turns if t.ended] if self.stopped else self.turns
+        if not turns:
             return None
-        return word_error_rate(
-            [t.reference for t in self.turns], [t.transcript or "" for t in self.turns]
-        )
+        return word_error_rate([t.reference for t in turns], [t.transcript or "" for t in turns])
 
     @property
     def aura_chars(self) -> int:

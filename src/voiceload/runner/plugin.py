@@ -149,9 +149,11 @@ class SessionDriver(Protocol):
     """What :meth:`RunPlugin.run_user_session` needs of a session driver
     (:class:`~voiceload.client.flux_session.FluxSession` and its siblings)."""
 
-    result: SessionResult  # filled in while the session runs: what it measured so far
-
     def run(self) -> SessionResult: ...
+
+    def snapshot(self) -> SessionResult:
+        """A copy of everything measured so far; called when Locust kills the session."""
+        ...
 
 
 def stopped_result(
@@ -160,14 +162,16 @@ def stopped_result(
     """The result of a session Locust killed before it returned (pure).
 
     A copy of the driver's ``partial`` result (or an empty one for ``user_type``) lasting
-    ``duration_s``; unless it had already failed, its error is :data:`STOPPED_DETAIL` as a
-    ``harness_error`` (the harness, not the service, cut it short).
+    ``duration_s``, marked :attr:`~voiceload.client.results.SessionResult.stopped` (its
+    WER covers the turns that ended); unless it had already failed, its error is
+    :data:`STOPPED_DETAIL` as a ``harness_error`` (the harness, not the service, cut it short).
     """
     if partial is None:
         partial = SessionResult(user_type=user_type, fixture="", model="", start_s=start_wall_s)
     result = copy.copy(partial)  # the killed session's threads may still touch the original
     result.start_s = result.start_s or start_wall_s
     result.duration_s = duration_s
+    result.stopped = True
     if result.error is None:
         result.error = SessionError(ErrorCategory.HARNESS_ERROR, STOPPED_DETAIL)
     return result
@@ -276,7 +280,9 @@ class RunPlugin:
         When Locust kills the user mid-session (``GreenletExit`` at the stop timeout or on quit,
         ``StopUser``), the samples the session recorded are already in the histograms, so it
         still gets its sessions.csv row: ``partial()`` (the driver's result so far, e.g.
-        ``driver.result``), marked as stopped unless it already failed; then the kill goes on.
+        ``driver.snapshot()``: turns ended, their latencies and WER, audio streamed, sockets
+        opened, matching what reached the histograms), marked as stopped unless it already
+        failed; then the kill goes on.
         """
         phase = self.phases.phase
         start_wall_s = time.time()
@@ -313,7 +319,7 @@ class RunPlugin:
             return drivers[0].run()
 
         return self.run_session(
-            run, user_type, partial=lambda: drivers[0].result if drivers else None
+            run, user_type, partial=lambda: drivers[0].snapshot() if drivers else None
         )
 
     def account(self, result: SessionResult, phase: Phase, *, judge: bool = True) -> None:

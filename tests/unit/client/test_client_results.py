@@ -107,6 +107,20 @@ def test_flux_result_counts_and_row() -> None:
     assert row["findings"] == 2 and row["phase"] == "steady"
 
 
+def test_a_stopped_result_scores_wer_over_the_turns_that_ended() -> None:
+    """The harness cut the session short: turns never heard are not the service's deletions."""
+    result = _flux_result()
+    result.stopped = True
+    ended = [t for t in result.turns if t.ended]
+    assert result.wer == pytest.approx(
+        word_error_rate([t.reference for t in ended], [t.transcript or "" for t in ended])
+    )
+    assert result.wer != _flux_result().wer
+    for turn in result.turns:
+        turn.transcript = None
+    assert result.wer is None and result.to_row()["wer"] == ""
+
+
 def test_aura_result_row_and_error() -> None:
     result = SessionResult(
         user_type="aura", fixture="", model="@cf/deepgram/aura-1", start_s=0.0,
