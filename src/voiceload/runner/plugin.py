@@ -49,7 +49,7 @@ from locust.exception import StopUser
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
-from voiceload.credentials import load_credentials
+from voiceload.credentials import install_log_redaction, load_credentials, redact_stdio
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
 from voiceload.metrics import Aggregator, Phase, Recorder
@@ -768,7 +768,14 @@ def check_run(environment: Environment) -> tuple[RunSettings, Target, SessionFac
     if environment.parsed_options is None:
         raise ConfigError("Locust environment has no parsed options: pass parsed_options=")
     settings = settings_from(environment.parsed_options)
-    target = settings.resolve_target(load_credentials())
+    credentials = load_credentials()
+    if credentials.api_token or credentials.deepgram_api_key:
+        # Every Locust process holding a secret redacts its own output, whoever started it:
+        # `voiceload run` does this too, but `locust -f ... --worker` and `--processes N`
+        # children reach voiceload only through this init (both calls are idempotent).
+        redact_stdio()
+        install_log_redaction()
+    target = settings.resolve_target(credentials)
     factory = _session_factory(environment, settings, target)
     if not isinstance(environment.runner, WorkerRunner):
         _confirm_spend(environment, settings, target)
