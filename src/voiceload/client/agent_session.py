@@ -14,7 +14,9 @@ reply's own ``aura.*`` metrics are recorded too, measured from its scheduled tim
 
 :meth:`AgentSession.snapshot` gives everything measured so far at any moment (both
 connections, turns, replies). A conversation killed mid-way (``GreenletExit`` from Locust's stop)
-closes both sockets and kills its reply worker within a second or two, then lets the kill go on.
+closes both sockets and kills its reader and reply worker, each wait bounded by
+:data:`~voiceload.client.flux_session.STOP_WAIT_S` (a few seconds at worst, not the 31 s a
+reply could take), then lets the kill go on.
 """
 
 from __future__ import annotations
