@@ -411,7 +411,7 @@ def references() -> Iterator[dict[str, Any]]:
 def test_real_fixture_in_real_time_gets_the_reference_transcript(
     path: str, references: dict[str, Any], tmp_path: Path
 ) -> None:
-    eot_ms = 700  # longer than the VAD's 0.5 s turn gap, so the delay itself decides
+    eot_ms = 700  # counted from the frame holding the last speech sample
     options = ServerOptions(
         config=parse_config({"latency": {"flux": {"eot_delay": {"kind": "fixed", "ms": eot_ms}}}}),
         token=TOKEN,

@@ -13,7 +13,7 @@ Config file (every key optional; unknown keys are errors; see ``voiceload/data/e
     idle_timeout_s = 10.0        # no audio for this long: close 1011 NET-0001
     update_interval_s = 0.25     # an Update for about every 0.25 s of received audio
     placeholder_words_per_s = 2.5
-    vad_turn_gap_s = 0.5         # silence that ends a turn (the VAD's turn gap)
+    vad_turn_gap_s = 0.5         # silence after which speech is the next reference turn
     eager_fraction = 0.5         # EagerEndOfTurn at this fraction of the end-of-turn delay
     [aura]                       # Aura synthesis settings
     chars_per_s = 14.0           # text length -> audio length
@@ -24,7 +24,7 @@ Config file (every key optional; unknown keys are errors; see ``voiceload/data/e
     [latency.flux]               # distributions; a [latency.<model>] table overrides per model
     handshake = {kind = "fixed", ms = 0}
     first_response = {kind = "fixed", ms = 0}
-    eot_delay = {kind = "lognormal", p50_ms = 260, p99_ms = 1500}
+    eot_delay = {kind = "lognormal", p50_ms = 260, p99_ms = 1500}  # end of speech -> EndOfTurn
     [latency.aura]
     handshake = {kind = "fixed", ms = 0}
     first_byte = {kind = "lognormal", p50_ms = 90, p99_ms = 200}

@@ -6,21 +6,39 @@ and sleeps until :meth:`FluxStream.next_wakeup_ns`. Nothing here reads a clock.
 
 Timing comes only from the audio actually received:
 
-- the VAD (:class:`voiceload.audio.SpeechDetector`) on the received PCM decides where speech
-  starts and stops; turn boundaries are sample indices of *received* audio, and
-  ``audio_window_*`` are seconds of received audio;
-- ``StartOfTurn`` goes out with the frame that confirms an onset; an ``Update`` for about every
-  ``update_interval_s`` of received audio (none in a frame that carried a state change);
-- ``EndOfTurn`` is due at (arrival of the frame holding the offset sample) + the end-of-turn delay
-  (capped at ``eot_timeout_ms``: the forced end of turn), or when the VAD confirms the offset if
-  that is later; with ``eager_eot_threshold`` set, ``EagerEndOfTurn`` is due at
-  ``eager_fraction`` of that delay, and speech before ``EndOfTurn`` gives ``TurnResumed``;
+- the VAD (:class:`voiceload.audio.SpeechDetector` with ``pauses=True``) on the received PCM
+  decides where speech starts, pauses (a burst ends, ``hangover_s`` = 0.1 s after its last
+  sample), resumes, and where a VAD turn ends (``vad_turn_gap_s`` of silence); sample indices
+  are of *received* audio, and ``audio_window_*`` are seconds of received audio;
+- ``StartOfTurn`` goes out with the frame that confirms speech when no turn is open; an
+  ``Update`` for about every ``update_interval_s`` of received audio (none in a frame that
+  carried a state change);
+- **end of turn counts from when speech stops**: at a pause, ``EndOfTurn`` is due at (arrival
+  of the frame holding the last speech sample) + the end-of-turn delay drawn for that pause
+  (capped at ``eot_timeout_ms``), or when the pause is detected if that is later; with
+  ``eager_eot_threshold`` set, ``EagerEndOfTurn`` is due at ``eager_fraction`` of that delay.
+  Speech resuming before ``EndOfTurn`` cancels both (``TurnResumed`` if ``EagerEndOfTurn`` went
+  out); speech resuming *after* ``EndOfTurn`` opens a new turn (``StartOfTurn``), as the real
+  service does;
+- the emulator plays the model's semantic judgement with the reference: a pause counts as a
+  possible end of turn only once the turn is *complete*, i.e. the speech received since the
+  VAD turn's onset (to the pause) spans the reference turn's measured speech
+  (``offset_s - onset_s`` in the manifest) less :data:`COMPLETE_TOLERANCE_S`, or the VAD has
+  seen the turn's offset, or there is no reference (placeholder words: every pause counts).
+  At a pause of an incomplete turn only the forced end is armed (``eot_timeout_ms`` after the
+  pause) and no ``EagerEndOfTurn``: a mid-sentence pause never splits a fixture's turn,
+  whatever the drawn delay;
+- ``ForceEndTurn`` ends the open turn at once;
 - all messages after ``Connected`` wait until ``first_response_ms`` after the first audio frame.
 
-Transcripts: with a reference (the fixture named by the ``tag`` query parameter), turn ``k``
-reveals the words of reference turn ``k`` in proportion to the speech received, and once the VAD
-has seen the turn's offset the transcript is the whole reference turn (so ``EagerEndOfTurn`` and
-``EndOfTurn`` carry it exactly). Without one, placeholder words at a speaking rate.
+Transcripts: with a reference (the fixture named by the ``tag`` query parameter), VAD turn ``k``
+carries the words of reference turn ``k``, revealed in proportion to the speech received and
+all of them once the turn is complete (so ``EagerEndOfTurn`` and ``EndOfTurn`` carry the
+reference turn exactly). A turn opened by speech resuming after ``EndOfTurn`` (or after
+``ForceEndTurn``) carries the words of the same reference turn that no ``EndOfTurn`` carried yet
+(none if all were sent); a turn still open when the next VAD turn starts (a drawn delay longer
+than the silence between turns) goes on and carries both reference turns' words. Without a
+reference, placeholder words at a speaking rate.
 
 Message legality (sequence ids, turn index, the §3.5 rules) is :class:`FluxTurnMachine`'s job.
 """
@@ -73,6 +91,13 @@ PLACEHOLDER_WORDS = (
 _CONF_SPEAKING = 0.05
 _CONF_PAUSED = 0.3
 
+#: A VAD turn is complete once its speech spans the reference turn's less this. Measured on the
+#: manifest fixtures streamed in 80 ms frames at 8, 16, 24, 44.1 and 48 kHz, the speech up to
+#: a turn's last pause differs from the manifest's ``offset_s - onset_s`` by at most 0.01 s;
+#: an earlier pause inside the turn leaves at least ``hangover_s + min_speech_s`` = 0.16 s of
+#: speech to come (0.58 s on the fixtures), so 0.1 s never takes it for the end.
+COMPLETE_TOLERANCE_S = 0.1
+
 
 @dataclass(frozen=True)
 class Close:
@@ -115,11 +140,35 @@ class StreamParams:
 
 
 @dataclass
-class _Turn:
+class _VadTurn:
+    """A turn as the VAD sees it (``vad_turn_gap_s``); VAD turn k carries reference turn k."""
+
     onset_sample: int
     reference: ReferenceTurn | None
     all_words: tuple[Word, ...]
-    offset_sample: int | None = None
+    last_speech: int | None = None  # last speech sample while paused (None: speaking)
+    ended: bool = False  # the VAD reported its offset
+    sent: int = 0  # words of ``all_words`` already carried by an EndOfTurn
+
+
+@dataclass
+class _Part:
+    """The share of one VAD turn that an emulated turn carries."""
+
+    vad: _VadTurn
+    first_word: int  # index into vad.all_words
+    start_sample: int  # first speech sample of the VAD turn inside the emulated turn
+
+
+@dataclass
+class _Turn:
+    """The open emulated turn (StartOfTurn sent, no EndOfTurn yet)."""
+
+    onset_sample: int
+    parts: list[_Part]
+    paused_at: int | None = None  # last speech sample while paused (None: speaking)
+    pause_arrival_ns: int = 0  # arrival of the frame holding ``paused_at``
+    armed_complete: bool = False  # the timers were set for a complete turn
     eot_due_ns: int | None = None
     eager_due_ns: int | None = None
 
@@ -141,7 +190,9 @@ class FluxStream:
         *,
         now_ns: int,
     ) -> None:
-        self._vad = SpeechDetector(params.sample_rate, VadParams(turn_gap_s=params.vad_turn_gap_s))
+        self._vad = SpeechDetector(
+            params.sample_rate, VadParams(turn_gap_s=params.vad_turn_gap_s), pauses=True
+        )
         self.params = params
         self.machine = FluxTurnMachine(request_id, params.eager_eot_threshold is not None)
         self._eot_delays = eot_delays_ms
@@ -154,7 +205,8 @@ class FluxStream:
         self._frames: deque[tuple[int, int]] = deque()  # (end sample, arrival ns), recent only
         self._keep_samples = int((params.vad_turn_gap_s + 1.0) * self._sr)
         self._turn: _Turn | None = None
-        self._turns_started = 0
+        self._vad_turn: _VadTurn | None = None  # the VAD turn in progress
+        self._vad_turns = 0  # VAD turns started (the next one carries reference turn n)
         self._window_start_s = 0.0
         self._last_audio_ns = now_ns
         self._gate_ns: int | None = None  # first audio + first_response delay
@@ -189,6 +241,10 @@ class FluxStream:
         for event in self._vad.feed(pcm):
             if event.kind == "onset":
                 changed |= self._on_onset(event.sample_index)
+            elif event.kind == "resume":
+                changed |= self._on_resume(event.sample_index)
+            elif event.kind == "pause":
+                self._on_pause(event.sample_index, now_ns)
             else:
                 self._on_offset(event.sample_index, now_ns)
         if self._received >= self._next_update:
@@ -246,40 +302,101 @@ class FluxStream:
     # -- turns ----------------------------------------------------------------------------
 
     def _on_onset(self, sample: int) -> bool:
-        """Speech starts (or resumes); True when a state-changing message was emitted."""
+        """A new VAD turn starts; True when a state-changing message was emitted."""
+        ref = self._reference[self._vad_turns] if self._vad_turns < len(self._reference) else None
+        self._vad_turns += 1
+        vad = _VadTurn(sample, ref, self._words_for(sample, ref))
+        self._vad_turn = vad
+        return self._on_speech(vad, sample)
+
+    def _on_resume(self, sample: int) -> bool:
+        """Speech again inside the VAD turn (after a pause shorter than the turn gap)."""
+        vad = self._vad_turn
+        if vad is None:
+            return False
+        vad.last_speech = None
+        return self._on_speech(vad, sample)
+
+    def _on_speech(self, vad: _VadTurn, sample: int) -> bool:
+        """Speech (re)starts at ``sample``: goes on with the open turn or opens one."""
         turn = self._turn
         if turn is not None:  # speech again before EndOfTurn: the turn goes on
-            turn.offset_sample = None
+            turn.paused_at = None
             turn.eot_due_ns = turn.eager_due_ns = None
+            turn.armed_complete = False
+            if turn.parts[-1].vad is not vad:  # a new VAD turn joins the open turn
+                turn.parts.append(_Part(vad, vad.sent, sample))
             if self.machine.state is TurnState.AWAITING_END:
                 self._emit(TurnEvent.TURN_RESUMED, _CONF_SPEAKING)
                 return True
             return False
-        ref = (
-            self._reference[self._turns_started]
-            if self._turns_started < len(self._reference)
-            else None
-        )
-        self._turns_started += 1
-        self._turn = _Turn(sample, ref, self._words_for(sample, ref))
+        self._turn = _Turn(sample, [_Part(vad, vad.sent, sample)])
         self._emit(TurnEvent.START_OF_TURN, _CONF_SPEAKING)
         return True
 
-    def _on_offset(self, sample: int, now_ns: int) -> None:
-        turn = self._turn
-        if turn is None:
+    def _on_pause(self, sample: int, now_ns: int) -> None:
+        """Speech stopped at ``sample`` (the VAD knows after its hang-over): arm the timers."""
+        vad = self._vad_turn
+        if vad is None:
             return
-        turn.offset_sample = sample
-        arrival_ns = now_ns
-        for end_sample, at_ns in self._frames:  # the frame holding the offset sample
+        vad.last_speech = sample
+        turn = self._turn
+        if turn is not None:
+            turn.paused_at = sample
+            turn.pause_arrival_ns = self._arrival_ns(sample, now_ns)
+            self._arm(turn, now_ns)
+
+    def _on_offset(self, sample: int, now_ns: int) -> None:
+        """The VAD turn ended (``vad_turn_gap_s`` of silence): it is complete now."""
+        vad = self._vad_turn
+        if vad is None:
+            return
+        vad.ended = True
+        if vad.last_speech is None:  # no pause reported first (hangover_s >= the turn gap)
+            vad.last_speech = sample
+        self._vad_turn = None
+        turn = self._turn
+        if turn is None or turn.parts[-1].vad is not vad:
+            return
+        if turn.paused_at is None:
+            turn.paused_at = sample
+            turn.pause_arrival_ns = self._arrival_ns(sample, now_ns)
+        if not turn.armed_complete:
+            self._arm(turn, now_ns)
+
+    def _arrival_ns(self, sample: int, now_ns: int) -> int:
+        """Arrival of the frame holding ``sample`` (``now_ns`` if no longer remembered)."""
+        for end_sample, at_ns in self._frames:
             if end_sample > sample:
-                arrival_ns = at_ns
-                break
-        delay_ms = min(next(self._eot_delays), float(self._thresholds["eot_timeout_ms"]))
-        turn.eot_due_ns = max(arrival_ns + int(delay_ms * NS_PER_MS), now_ns)
+                return at_ns
+        return now_ns
+
+    def _arm(self, turn: _Turn, now_ns: int) -> None:
+        """Set the turn's timers, counted from the arrival of its last speech sample."""
+        timeout_ms = float(self._thresholds["eot_timeout_ms"])
+        start_ns = turn.pause_arrival_ns
+        turn.armed_complete = self._complete(turn.parts[-1].vad)
+        if not turn.armed_complete:  # mid-sentence pause: only the forced end of turn
+            turn.eot_due_ns = max(start_ns + int(timeout_ms * NS_PER_MS), now_ns)
+            turn.eager_due_ns = None
+            return
+        delay_ms = min(next(self._eot_delays), timeout_ms)
+        turn.eot_due_ns = max(start_ns + int(delay_ms * NS_PER_MS), now_ns)
         if self.machine.eager_enabled:
             eager_ms = delay_ms * self.params.eager_fraction
-            turn.eager_due_ns = max(arrival_ns + int(eager_ms * NS_PER_MS), now_ns)
+            turn.eager_due_ns = max(start_ns + int(eager_ms * NS_PER_MS), now_ns)
+
+    def _complete(self, vad: _VadTurn) -> bool:
+        """Whether the VAD turn has said all of its reference turn (see the module docstring)."""
+        ref = vad.reference
+        if ref is None or vad.ended:
+            return True
+        return self._speech_s(vad) >= ref.speech_s - COMPLETE_TOLERANCE_S
+
+    def _speech_s(self, vad: _VadTurn) -> float:
+        """Seconds from the VAD turn's onset to its last speech sample (or the audio received)."""
+        end = vad.last_speech + 1 if vad.last_speech is not None else self._received
+        return (end - vad.onset_sample) / self._sr
 
     def _fire_timers(self, now_ns: int) -> None:
         turn = self._turn
@@ -300,6 +417,11 @@ class FluxStream:
 
     def _end_turn(self, *, forced: bool) -> None:
         conf = max(self._thresholds["eot_threshold"], 0.7)
+        turn = self._turn
+        assert turn is not None
+        for part, words in self._part_words(turn):  # a later turn carries only the rest
+            if part.first_word < len(part.vad.all_words):  # reference words, not placeholders
+                part.vad.sent = part.first_word + len(words)
         if forced or (self.machine.state is TurnState.TURN_ONGOING and self.machine.eager_enabled):
             transcript, words = self._transcript()
             for msg in self.machine.emit_end_of_turn_forced(
@@ -316,7 +438,7 @@ class FluxStream:
         self._turn = None
 
     def _speaking(self) -> bool:
-        return self._turn is not None and self._turn.offset_sample is None
+        return self._turn is not None and self._turn.paused_at is None
 
     # -- messages -------------------------------------------------------------------------
 
@@ -338,24 +460,36 @@ class FluxStream:
         return round(self._received / self._sr, 3)
 
     def _transcript(self) -> tuple[str, tuple[Word, ...]]:
-        """Words revealed so far in the open turn (all of them once its offset is known)."""
+        """Words revealed so far in the open turn (see the module docstring)."""
         turn = self._turn
         assert turn is not None
-        if turn.offset_sample is not None:
-            speech_s = (turn.offset_sample - turn.onset_sample + 1) / self._sr
-            final = True
-        else:
-            speech_s = (self._received - turn.onset_sample) / self._sr
-            final = False
-        if turn.reference is not None:
-            total = len(turn.reference.words)
-            share = speech_s / turn.reference.speech_s if turn.reference.speech_s > 0 else 1.0
-            n = total if final else min(total, int(total * share) + 1)
-            words = turn.all_words[:n]
-        else:
-            n = max(1, int(speech_s * self.params.placeholder_words_per_s))
-            words = self._placeholder(turn.onset_sample, n)
+        words = tuple(w for _, part_words in self._part_words(turn) for w in part_words)
         return " ".join(w.word for w in words), words
+
+    def _part_words(self, turn: _Turn) -> list[tuple[_Part, tuple[Word, ...]]]:
+        out: list[tuple[_Part, tuple[Word, ...]]] = []
+        for i, part in enumerate(turn.parts):
+            vad = part.vad
+            last = i == len(turn.parts) - 1
+            total = len(vad.all_words)
+            if part.first_word >= total:  # no reference (words left): placeholders at a rate
+                if last:
+                    end = turn.paused_at + 1 if turn.paused_at is not None else self._received
+                else:
+                    end = (vad.last_speech or part.start_sample) + 1
+                speech_s = (end - part.start_sample) / self._sr
+                n = max(1, int(speech_s * self.params.placeholder_words_per_s))
+                out.append((part, self._placeholder(part.start_sample, n)))
+                continue
+            if not last or self._complete(vad):
+                n = total
+            else:
+                assert vad.reference is not None  # incomplete: a reference with speech_s > 0
+                share = self._speech_s(vad) / vad.reference.speech_s
+                n = min(total, int(total * share) + 1)
+            n = max(n, min(total, part.first_word + 1))  # a turn shows at least one new word
+            out.append((part, vad.all_words[part.first_word : n]))
+        return out
 
     def _words_for(self, onset_sample: int, ref: ReferenceTurn | None) -> tuple[Word, ...]:
         if ref is None or not ref.words:

@@ -2,8 +2,9 @@
 
 Audio: 16 kHz linear16 in 80 ms frames (1280 samples); frame k arrives at (k + 1) * 80 ms.
 The synthetic "speech" is a white-noise burst from 0.4 s to 1.4 s, which the VAD (turn gap
-0.5 s) reports as onset sample 6400 (in frame 5) and offset sample 22399 (in frame 17,
-confirmed by frame 23).
+0.5 s) reports as onset sample 6400 (in frame 5) and last speech sample 22399 (in frame 17,
+which arrives at 1.44 s): the pause is known with frame 18 (after the 0.1 s hang-over), the
+VAD turn's offset only with frame 23 (after the 0.5 s turn gap).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def make(
 ) -> FluxStream:
     return FluxStream(
         "req-1",
-        StreamParams(vad_turn_gap_s=0.5, **params),  # type: ignore[arg-type]
+        StreamParams(**{"vad_turn_gap_s": 0.5, **params}),  # type: ignore[arg-type]
         itertools.repeat(eot_ms),
         reference,
         now_ns=0,
@@ -98,15 +99,18 @@ def checked(out: list[tuple[int, Outgoing]], eager: bool = False) -> None:
             assert checker.feed(m) == []
 
 
-def test_connected_first_then_start_updates_and_end_of_turn_at_confirmation() -> None:
+def test_connected_first_then_start_updates_and_end_of_turn_after_the_delay() -> None:
     out = run(make(), burst_audio())
     checked(out)
     assert isinstance(out[0][1], Connected)
     assert out[0] == (0, Connected("req-1", 0))
     assert [m.sequence_id for _, m in out if not isinstance(m, Close)] == list(range(len(out)))
-    # StartOfTurn with the frame that confirms the onset (frame 5); EndOfTurn when frame 23
-    # confirms the offset, since offset frame 17 (1.44 s) + 260 ms is earlier
-    assert turn_events(out) == [(6 * FRAME_NS, "StartOfTurn"), (24 * FRAME_NS, "EndOfTurn")]
+    # StartOfTurn with the frame that confirms the onset (frame 5); EndOfTurn 260 ms after
+    # the frame holding the last speech sample (frame 17, 1.44 s), not at the VAD's turn gap
+    assert turn_events(out) == [
+        (6 * FRAME_NS, "StartOfTurn"),
+        (18 * FRAME_NS + 260 * MS, "EndOfTurn"),
+    ]
     start = next(m for _, m in out if isinstance(m, TurnInfo) and m.event == "StartOfTurn")
     assert start.transcript  # never empty
     assert start.audio_window_end == 0.48
@@ -176,7 +180,7 @@ def test_eager_end_of_turn_then_end_of_turn() -> None:
     checked(out, eager=True)
     assert turn_events(out) == [
         (6 * FRAME_NS, "StartOfTurn"),
-        (24 * FRAME_NS, "EagerEndOfTurn"),  # 1.44 s + 400 ms is before the 1.92 s confirmation
+        (18 * FRAME_NS + 400 * MS, "EagerEndOfTurn"),
         (18 * FRAME_NS + 800 * MS, "EndOfTurn"),
     ]
 
@@ -253,3 +257,145 @@ def test_configure_out_of_range_fails(thresholds: dict[str, float]) -> None:
     stream.poll(0)
     stream.control(Configure(thresholds=thresholds), 5)
     assert stream.poll(5) == [ConfigureFailure("req-1", 1)]
+
+
+# --- end of turn counts from when speech stops ----------------------------------------------
+
+
+def test_end_of_turn_150_ms_after_the_frame_holding_the_last_speech_sample() -> None:
+    # speech ends at 1.4 s (sample 22399, frame 17 arriving at 1.44 s); the VAD knows it is a
+    # pause with frame 18 (1.52 s): EndOfTurn at 1.44 s + 150 ms = 1.59 s, far earlier than the
+    # 0.5 s turn gap (frame 23 at 1.92 s) that used to be its floor
+    out = run(make(eot_ms=150.0), burst_audio(), until_ns=4_000 * MS)
+    checked(out)
+    assert turn_events(out) == [(6 * FRAME_NS, "StartOfTurn"), (1590 * MS, "EndOfTurn")]
+    assert 1590 * MS < 1400 * MS + 500 * MS
+
+
+def test_end_of_turn_at_the_pause_detection_when_the_delay_is_shorter_than_the_hangover() -> None:
+    out = run(make(eot_ms=20.0), burst_audio())
+    assert turn_events(out)[-1] == (19 * FRAME_NS, "EndOfTurn")  # frame 18 told of the pause
+
+
+def test_a_pause_shorter_than_the_delay_gives_no_end_of_turn() -> None:
+    # 0.3 s pause (1.4 .. 1.7 s) inside the turn, delay 600 ms: one turn, ended after 2.5 s
+    out = run(make(eot_ms=600.0), burst_audio(bursts=((0.4, 1.4), (1.7, 2.5))))
+    checked(out)
+    events = turn_events(out)
+    assert [e for _, e in events] == ["StartOfTurn", "EndOfTurn"]
+    # the second burst's last sample 39999 is in frame 31, which arrives at 2.56 s
+    assert events[-1][0] == 32 * FRAME_NS + 600 * MS
+
+
+def test_speech_after_end_of_turn_starts_a_new_turn() -> None:
+    # the same 0.3 s pause with a 150 ms delay: EndOfTurn at 1.59 s, then the resumed speech
+    # (confirmed by frame 21 at 1.76 s) opens turn 1, as the real service would
+    out = run(make(eot_ms=150.0), burst_audio(bursts=((0.4, 1.4), (1.7, 2.5))))
+    checked(out)
+    assert turn_events(out) == [
+        (6 * FRAME_NS, "StartOfTurn"),
+        (1590 * MS, "EndOfTurn"),
+        (22 * FRAME_NS, "StartOfTurn"),
+        (32 * FRAME_NS + 150 * MS, "EndOfTurn"),
+    ]
+    eots = [m for _, m in out if isinstance(m, TurnInfo) and m.event == "EndOfTurn"]
+    assert [m.turn_index for m in eots] == [0, 1]
+    assert eots[1].audio_window_start == eots[0].audio_window_end
+
+
+def test_eager_end_of_turn_at_a_pause_then_resumed_speech_gives_turn_resumed() -> None:
+    # eager at 1.44 s + 200 ms; speech again at 1.7 s (confirmed at 1.76 s) before EndOfTurn
+    out = run(
+        make(eot_ms=1000.0, eager_eot_threshold=0.5, eager_fraction=0.2),
+        burst_audio(bursts=((0.4, 1.4), (1.7, 2.5))),
+    )
+    checked(out, eager=True)
+    assert turn_events(out) == [
+        (6 * FRAME_NS, "StartOfTurn"),
+        (1640 * MS, "EagerEndOfTurn"),
+        (22 * FRAME_NS, "TurnResumed"),
+        (32 * FRAME_NS + 200 * MS, "EagerEndOfTurn"),
+        (32 * FRAME_NS + 1000 * MS, "EndOfTurn"),
+    ]
+
+
+WORDS = ("he", "turned", "sharply", "and", "faced", "gregson", "across", "the", "table.")
+
+
+def test_a_pause_before_the_reference_turn_is_said_does_not_end_it() -> None:
+    # the reference turn spans the whole 0.4 .. 2.5 s: the 0.3 s pause is mid-sentence, so even
+    # a 150 ms delay ends the turn only after the last burst, with every word
+    ref = (ReferenceTurn(WORDS, 2.1),)
+    out = run(
+        make(eot_ms=150.0, eager_eot_threshold=0.5, reference=ref),
+        burst_audio(bursts=((0.4, 1.4), (1.7, 2.5))),
+    )
+    checked(out, eager=True)
+    assert turn_events(out) == [
+        (6 * FRAME_NS, "StartOfTurn"),
+        (33 * FRAME_NS, "EagerEndOfTurn"),  # 2.56 s + 75 ms: the pause is known at 2.64 s
+        (32 * FRAME_NS + 150 * MS, "EndOfTurn"),
+    ]
+    eot = [m for _, m in out if isinstance(m, TurnInfo) and m.event == "EndOfTurn"][-1]
+    assert eot.transcript == " ".join(WORDS)
+
+
+def test_a_reference_turn_is_complete_within_the_tolerance() -> None:
+    # measured speech 1.05 s, received 1.0 s: complete at the pause (0.05 s < 0.1 s tolerance)
+    out = run(make(eot_ms=150.0, reference=(ReferenceTurn(WORDS, 1.05),)), burst_audio())
+    assert turn_events(out)[-1] == (1590 * MS, "EndOfTurn")
+    # 0.2 s short: not complete at the pause; the VAD's turn gap (frame 23) completes it
+    out = run(make(eot_ms=150.0, reference=(ReferenceTurn(WORDS, 1.2),)), burst_audio())
+    assert turn_events(out)[-1] == (24 * FRAME_NS, "EndOfTurn")
+    eot = [m for _, m in out if isinstance(m, TurnInfo) and m.event == "EndOfTurn"][-1]
+    assert eot.transcript == " ".join(WORDS)
+
+
+def test_forced_end_mid_sentence_leaves_the_rest_of_the_words_to_the_next_turn() -> None:
+    # a long VAD turn gap (2 s) and eot_timeout_ms 500: the 0.8 s mid-sentence pause is cut
+    # by the forced end; the resumed speech is a new turn with the words not yet sent
+    ref = (ReferenceTurn(WORDS, 2.6),)
+    out = run(
+        make(eot_ms=150.0, eot_timeout_ms=500, vad_turn_gap_s=2.0, reference=ref),
+        burst_audio(bursts=((0.4, 1.4), (2.2, 3.0))),
+    )
+    checked(out)
+    infos = [m for _, m in out if isinstance(m, TurnInfo) and m.event != "Update"]
+    assert [(m.event, m.turn_index) for m in infos] == [
+        ("StartOfTurn", 0),
+        ("EndOfTurn", 0),
+        ("StartOfTurn", 1),
+        ("EndOfTurn", 1),
+    ]
+    assert turn_events(out)[1] == (18 * FRAME_NS + 500 * MS, "EndOfTurn")
+    first, second = infos[1].transcript.split(), infos[3].transcript.split()
+    assert 0 < len(first) < len(WORDS)
+    assert first + second == list(WORDS)
+
+
+def test_speech_past_the_reference_after_end_of_turn_gets_placeholder_words() -> None:
+    # every reference word went out with turn 0; 0.5 s more speech is turn 1, in placeholders
+    ref = (ReferenceTurn(WORDS, 1.0),)
+    out = run(
+        make(eot_ms=150.0, reference=ref, placeholder_words_per_s=4.0),
+        burst_audio(bursts=((0.4, 1.4), (1.7, 2.2))),
+    )
+    checked(out)
+    eots = [m for _, m in out if isinstance(m, TurnInfo) and m.event == "EndOfTurn"]
+    assert [(m.turn_index, m.transcript) for m in eots] == [
+        (0, " ".join(WORDS)),
+        (1, "lorem ipsum"),
+    ]
+
+
+def test_a_turn_still_open_when_the_next_vad_turn_starts_carries_both_references() -> None:
+    # 0.7 s of silence ends the VAD turn, but the 2 s delay has not run out: one turn
+    ref = (ReferenceTurn(("one",), 0.5), ReferenceTurn(("two", "three"), 0.5))
+    out = run(
+        make(eot_ms=2000.0, reference=ref),
+        burst_audio(bursts=((0.4, 0.9), (1.6, 2.1))),
+        until_ns=6000 * MS,
+    )
+    checked(out)
+    eots = [m for _, m in out if isinstance(m, TurnInfo) and m.event == "EndOfTurn"]
+    assert [(m.turn_index, m.transcript) for m in eots] == [(0, "one two three")]
