@@ -4,7 +4,9 @@ Nothing here touches a socket or a clock. The server asks :class:`Behaviour` for
 :class:`ConnectionPlan` per accepted upgrade (by 1-based connection number) and gets every random
 choice of that connection from a generator seeded by ``(seed, connection number)``: the same
 config and the same connection order give the same delays and faults, however the connections
-interleave.
+interleave. With ``voiceload emulate --processes K`` each server process ``i`` (0 .. K-1) counts
+its own connections and seeds by ``(seed, i, connection number)``, so the processes draw
+different sequences; process 0 draws what a single process would.
 
 Config file (every key optional; unknown keys are errors; see ``voiceload/data/emulator.toml``)::
 
@@ -188,10 +190,17 @@ class ConnectionPlan:
 
 
 class Behaviour:
-    """Seeded source of :class:`ConnectionPlan`s for one emulator process."""
+    """Seeded source of :class:`ConnectionPlan`s for one emulator process.
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    ``process_index`` is the process's number among ``--processes K`` (0 .. K-1); it enters
+    the seed of every connection's generator, except for process 0 (the single-process seed).
+    """
+
+    def __init__(self, config: EmulatorConfig, process_index: int = 0) -> None:
+        if process_index < 0:
+            raise ConfigError(f"process_index must be >= 0, got {process_index}")
         self.config = config
+        self.process_index = process_index
 
     def plan(self, connection_no: int, service: str, model: str) -> ConnectionPlan:
         """The plan of connection ``connection_no`` (1-based) to ``service``/``model``.
@@ -199,7 +208,7 @@ class Behaviour:
         The first matching rule of each group wins: an upgrade fault (or ``slow_handshake``,
         which adds its ``delay_ms``) and, independently, one mid-stream fault.
         """
-        rng = random.Random(f"{self.config.seed}:{connection_no}")
+        rng = random.Random(self.connection_seed(connection_no))
         latency = self.config.latency_for(service, model)
         delay_ms = latency.handshake.sample_ms(rng)
         upgrade: str | None = None
@@ -214,6 +223,12 @@ class Behaviour:
             elif rule.kind in STREAM_FAULTS and stream is None:
                 stream = rule
         return ConnectionPlan(connection_no, delay_ms, upgrade, stream, rng)
+
+    def connection_seed(self, connection_no: int) -> str:
+        """The seed of connection ``connection_no``'s generator in this process."""
+        if self.process_index == 0:
+            return f"{self.config.seed}:{connection_no}"
+        return f"{self.config.seed}:p{self.process_index}:{connection_no}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,8 +6,12 @@ it cleanly (with ``--processes K``, the parent forwards SIGTERM to its K childre
 
 ``--processes K``: the parent binds HOST:PORT once (``SO_REUSEPORT``, without listening) so the
 port is fixed, then forks K children that each listen on it with ``SO_REUSEPORT``; the kernel
-spreads new connections across them. Connection numbers (for ``every``/``connections`` faults)
-and the ``--trace`` file's ``conn`` ids count per process (each line carries its ``pid``).
+spreads new connections across them. Child ``i`` (0 .. K-1) seeds its draws by ``(seed, i,
+connection number)``, so the processes' delays and ``rate`` faults differ (child 0 draws what
+one process would). Connection numbers (for ``every``/``connections`` faults) and the
+``--trace`` file's ``conn`` ids count per process (each line carries its ``pid``): with K > 1,
+``every = 10`` fires on every 10th connection *of each process* (about 1 in 10 overall, not
+on exactly the 10th, 20th, ... connection), and ``connections = [3]`` on up to K connections.
 
 Fixture transcripts come from the fixtures manifest when it exists (``--manifest``, default as
 :func:`voiceload.fixtures.default_manifest_path`): a Flux client passing ``tag=<fixture name>``
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import os
 import signal
@@ -27,10 +32,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiceload.emulator.behaviour import load_config
 from voiceload.emulator.flux_stream import ReferenceTurn
 from voiceload.errors import ConfigError, FixtureError
+
+if TYPE_CHECKING:
+    from voiceload.emulator.server import ServerOptions
 
 READY_PREFIX = "voiceload emulator listening on "
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -46,7 +55,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--account", help="accept only this account id (default: any)")
     parser.add_argument("--gateway", help="accept only this gateway id (default: any)")
     parser.add_argument("--config", type=Path, help="emulator TOML (latency, faults, speed)")
-    parser.add_argument("--processes", type=int, default=1, help="serve from K processes")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help=(
+            "serve from K processes on one port (the kernel spreads connections); each process"
+            " seeds its own draws (seed, process index) and counts its own connections, so"
+            " `every`/`connections` faults apply per process"
+        ),
+    )
     parser.add_argument("--trace", type=Path, help="append JSON-lines timestamps to this file")
     parser.add_argument("--manifest", type=Path, help="fixtures manifest for tag= transcripts")
 
@@ -163,7 +181,7 @@ async def _serve(
             trace.close()
 
 
-def _run_children(options: object, args: argparse.Namespace) -> int:
+def _run_children(options: ServerOptions, args: argparse.Namespace) -> int:
     """Fork ``args.processes`` servers sharing one port; return when they have all stopped."""
     reservation = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -176,7 +194,7 @@ def _run_children(options: object, args: argparse.Namespace) -> int:
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {*_STOP_SIGNALS, signal.SIGCHLD})
     ready_r, ready_w = os.pipe()
     children: list[int] = []
-    for _ in range(args.processes):
+    for index in range(args.processes):
         pid = os.fork()
         if pid == 0:  # child
             os.close(ready_r)
@@ -185,7 +203,8 @@ def _run_children(options: object, args: argparse.Namespace) -> int:
             try:
                 sock = _listening_socket(host, port, reuse_port=True)
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-                asyncio.run(_serve(options, sock, args.trace, lambda: _notify(ready_w)))
+                own = dataclasses.replace(options, process_index=index)
+                asyncio.run(_serve(own, sock, args.trace, lambda: _notify(ready_w)))
                 code = 0
             except BaseException as exc:  # report and exit: never return into the parent's code
                 print(f"voiceload emulate: child {os.getpid()}: {exc}", file=sys.stderr)

@@ -82,6 +82,7 @@ class ServerOptions:
     account: str | None = None
     gateway: str | None = None
     references: Mapping[str, tuple[ReferenceTurn, ...]] = field(default_factory=dict)
+    process_index: int = 0  # this server's number among `--processes K` (seeds differ)
 
 
 @dataclass
@@ -137,7 +138,7 @@ class EmulatorApp:
 
     def __init__(self, options: ServerOptions, trace: TraceWriter | None = None) -> None:
         self.options = options
-        self.behaviour = Behaviour(options.config)
+        self.behaviour = Behaviour(options.config, options.process_index)
         self.trace = trace
         self.connections = 0
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, _Accepted] = (

@@ -207,3 +207,59 @@ def test_faults_by_every_by_connection_and_by_service() -> None:
     assert (stall.kind, stall.after_messages) == ("stall", 2)
     assert beh.plan(5, "aura", "aura-1").handshake_delay_ms == 250.0
     assert beh.plan(4, "aura", "aura-1").handshake_delay_ms == 0.0
+
+
+def test_each_server_process_draws_its_own_sequence() -> None:
+    # `voiceload emulate --processes K`: process i seeds by (seed, i, connection number), so
+    # the K processes do not repeat one another's delays and rate faults; process 0 draws what
+    # a single process draws
+    cfg = parse_config(
+        {
+            "seed": 7,
+            "latency": {"flux": {"handshake": {"kind": "uniform", "low_ms": 0, "high_ms": 50}}},
+            "faults": [{"kind": "disconnect", "rate": 0.5}],
+        }
+    )
+
+    def draws(beh: Behaviour) -> list[tuple[float, bool, list[float]]]:
+        out = []
+        for n in range(1, 30):
+            plan = beh.plan(n, "flux", "flux")
+            eot = [cfg.latency["flux"].eot_delay.sample_ms(plan.rng) for _ in range(3)]
+            out.append((plan.handshake_delay_ms, plan.stream_fault is not None, eot))
+        return out
+
+    single = draws(Behaviour(cfg))
+    per_process = [draws(Behaviour(cfg, process_index=i)) for i in range(3)]
+    assert per_process[0] == single
+    assert per_process[1] != per_process[0] and per_process[2] != per_process[1]
+    assert per_process[2] != per_process[0]
+    for a, b in ((0, 1), (1, 2), (0, 2)):  # not a shifted copy either: every connection differs
+        assert all(x[0] != y[0] for x, y in zip(per_process[a], per_process[b], strict=True))
+    assert draws(Behaviour(cfg, process_index=1)) == per_process[1]  # and each one repeats
+    with pytest.raises(ConfigError):
+        Behaviour(cfg, process_index=-1)
+
+
+def test_every_nth_and_listed_connections_count_per_process() -> None:
+    cfg = parse_config(
+        {
+            "faults": [
+                {"kind": "unauthorized", "every": 3},
+                {"kind": "rate_limited", "connections": [2]},
+            ]
+        }
+    )
+    for index in (0, 1, 5):
+        beh = Behaviour(cfg, process_index=index)
+        faults = [beh.plan(n, "flux", "flux").upgrade_fault for n in range(1, 7)]
+        assert faults == [None, "rate_limited", "unauthorized", None, None, "unauthorized"]
+
+
+def test_the_server_seeds_by_its_process_index() -> None:
+    from voiceload.emulator.server import EmulatorApp, ServerOptions
+
+    cfg = parse_config({"seed": 3})
+    assert EmulatorApp(ServerOptions(config=cfg)).behaviour.connection_seed(4) == "3:4"
+    app = EmulatorApp(ServerOptions(config=cfg, process_index=2))
+    assert app.behaviour.connection_seed(4) == "3:p2:4"
