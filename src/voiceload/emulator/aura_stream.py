@@ -9,9 +9,13 @@ collects what is due with :meth:`AuraStream.poll` and sleeps until
   job: after the first-byte delay, linear16 audio of ``len(text) / chars_per_s`` seconds (after
   ``leading_silence_ms`` of silence), a tone with a little noise, in ``chunk_ms`` chunks delivered
   at ``speed`` times real time, then ``Flushed``. Jobs run one after another. A Flush over the
-  limit (20 per 60 s, ``FlushLimiter``) gets a ``Warning`` and no audio.
+  limit (20 per 60 s, ``FlushLimiter``) gets a ``Warning``; then, by ``over_limit_flush``
+  (:data:`voiceload.emulator.behaviour.OVER_LIMIT_FLUSH`): ``keep_text`` (default) no audio and
+  no ``Flushed``, the text stays buffered; ``drop_text`` the same but the text is discarded;
+  ``synthesize`` the Flush is processed as usual.
 - ``Clear`` drops the buffer and every pending chunk and answers ``Cleared`` at once.
-- ``Close`` flushes, then closes (1000) once the audio is out.
+- ``Close`` flushes (not subject to the Flush limit: it is not a Flush message), then closes
+  (1000) once the audio is out.
 """
 
 from __future__ import annotations
@@ -145,7 +149,7 @@ class AuraStream:
             )
         else:  # Close: flush what is buffered, close when the audio is out
             if self._text:
-                self._flush(now_ns)
+                self._flush(now_ns, limited=False)
             self._closing = True
 
     def poll(self, now_ns: int) -> list[AuraOut]:
@@ -181,10 +185,14 @@ class AuraStream:
         sent_chunks = -(-job.sent_bytes // self._chunk_bytes)
         return job.first_ns + sent_chunks * self._chunk_ns
 
-    def _flush(self, now_ns: int) -> None:
-        if not self._limiter.allow(now_ns):  # over the limit: a Warning, no audio
+    def _flush(self, now_ns: int, *, limited: bool = True) -> None:
+        if limited and not self._limiter.allow(now_ns):  # over the limit: a Warning, then ...
             self._outbox.append(aura.serialize_server_message(aura.flush_limit_warning()))
-            return
+            policy = self.settings.over_limit_flush
+            if policy == "drop_text":
+                self._text.clear()
+            if policy != "synthesize":
+                return
         text = "".join(self._text)
         self._text.clear()
         start_ns = now_ns + int(next(self.first_byte_ms) * NS_PER_MS)

@@ -23,6 +23,7 @@ Config file (every key optional; unknown keys are errors; see ``voiceload/data/e
     speed = 4.0                  # delivery speed, times real time
     chunk_ms = 100               # audio per binary frame
     sample_rate = 24000
+    over_limit_flush = "keep_text"  # a Flush over 20 per 60 s: keep_text | drop_text | synthesize
     [latency.flux]               # distributions; a [latency.<model>] table overrides per model
     handshake = {kind = "fixed", ms = 0}
     first_response = {kind = "fixed", ms = 0}
@@ -78,6 +79,15 @@ STREAM_FAULTS = (
 #: ``slow_handshake`` delays the upgrade by ``delay_ms`` and then succeeds.
 FAULT_KINDS = (*UPGRADE_FAULTS, *STREAM_FAULTS, "slow_handshake")
 
+#: What a Flush over Aura's limit (20 per 60 s) does besides the Warning, which is documented
+#: ("you will receive a warning message stating that we cannot process any more flush messages
+#: until the 60-second time window has passed", protocols.md §4.2). ``keep_text`` (default, the
+#: documented reading): the Flush is not processed (no audio, no ``Flushed``) and its text stays
+#: in the buffer for the next accepted Flush or Close. What the real service does with that text
+#: is unconfirmed, so ``drop_text`` discards it and ``synthesize`` processes the Flush anyway.
+OVER_LIMIT_FLUSH = ("keep_text", "drop_text", "synthesize")
+OverLimitFlush = Literal["keep_text", "drop_text", "synthesize"]
+
 DistributionKind = Literal["fixed", "uniform", "lognormal"]
 _Z99 = 2.3263478740408408  # standard normal quantile of 0.99
 
@@ -128,6 +138,7 @@ class AuraSettings:
     speed: float = 4.0
     chunk_ms: int = 100
     sample_rate: int = 24000
+    over_limit_flush: OverLimitFlush = "keep_text"  # see OVER_LIMIT_FLUSH
 
 
 @dataclass(frozen=True)
@@ -291,7 +302,24 @@ def _flux_settings(t: Mapping[str, Any]) -> FluxSettings:
 
 def _aura_settings(t: Mapping[str, Any]) -> AuraSettings:
     d = AuraSettings()
-    _only(t, "aura.", ("chars_per_s", "leading_silence_ms", "speed", "chunk_ms", "sample_rate"))
+    _only(
+        t,
+        "aura.",
+        (
+            "chars_per_s",
+            "leading_silence_ms",
+            "speed",
+            "chunk_ms",
+            "sample_rate",
+            "over_limit_flush",
+        ),
+    )
+    over_limit = t.get("over_limit_flush", d.over_limit_flush)
+    if over_limit not in OVER_LIMIT_FLUSH:
+        raise ConfigError(
+            "emulator config: aura.over_limit_flush must be one of"
+            f" {', '.join(OVER_LIMIT_FLUSH)}, got {over_limit!r}"
+        )
     rate = _int(t, "sample_rate", d.sample_rate, "aura.", minimum=1)
     if rate not in (8000, 16000, 24000, 32000, 48000):
         raise ConfigError(
@@ -306,6 +334,7 @@ def _aura_settings(t: Mapping[str, Any]) -> AuraSettings:
         speed=_num(t, "speed", d.speed, "aura.", positive=True),
         chunk_ms=_int(t, "chunk_ms", d.chunk_ms, "aura.", minimum=10),
         sample_rate=rate,
+        over_limit_flush=over_limit,
     )
 
 

@@ -169,3 +169,57 @@ def test_client_frame_that_is_not_a_message_is_refused() -> None:
 )
 def test_param_problem(params: tuple[tuple[str, str], ...], problem: str | None) -> None:
     assert param_problem(params) == problem
+
+
+def _over_the_limit(policy: str) -> tuple[list[str | bytes | Close], AuraStream]:
+    """20 allowed Flushes, then Speak + a 21st Flush 30 s later: what that Flush gives."""
+    settings = AuraSettings(**{**SETTINGS.__dict__, "over_limit_flush": policy})
+    stream = make(first_byte_ms=0.0, settings=settings)
+    stream.poll(0)
+    for k in range(aura.FLUSH_LIMIT):
+        stream.receive(FLUSH, k * MS)
+    drain(stream, 1000 * MS)
+    stream.receive(speak("Fourteen chars"), 30_000 * MS)  # 14 characters: 1 s of audio
+    stream.receive(FLUSH, 30_000 * MS)
+    return [m for _, m in drain(stream, 40_000 * MS)] + stream.poll(40_000 * MS), stream
+
+
+WARNING = aura.serialize_server_message(aura.flush_limit_warning())
+
+
+def test_over_limit_flush_keep_text_by_default_waits_for_the_next_accepted_flush() -> None:
+    assert AuraSettings().over_limit_flush == "keep_text"
+    out, stream = _over_the_limit("keep_text")
+    assert out == [WARNING]  # no audio, no Flushed
+    stream.receive(FLUSH, 61_000 * MS)  # the window has passed: the kept text is spoken now
+    later = [m for _, m in drain(stream, 70_000 * MS)]
+    audio = b"".join(m for m in later if isinstance(m, bytes))
+    assert len(audio) == 2 * (2400 + 24000)  # 100 ms lead + 1 s for 14 characters
+    assert later[-1] == aura.serialize_server_message(aura.Flushed(sequence_id=20))
+
+
+def test_over_limit_flush_drop_text_discards_the_buffer() -> None:
+    out, stream = _over_the_limit("drop_text")
+    assert out == [WARNING]
+    stream.receive(FLUSH, 61_000 * MS)
+    later = [m for _, m in drain(stream, 70_000 * MS)]
+    audio = b"".join(m for m in later if isinstance(m, bytes))
+    assert audio == b""  # nothing left to speak: Flushed alone
+    assert later[-1] == aura.serialize_server_message(aura.Flushed(sequence_id=20))
+
+
+def test_over_limit_flush_synthesize_warns_and_processes_the_flush() -> None:
+    out, _ = _over_the_limit("synthesize")
+    assert out[0] == WARNING
+    audio = b"".join(m for m in out if isinstance(m, bytes))
+    assert len(audio) == 2 * (2400 + 24000)
+    assert out[-1] == aura.serialize_server_message(aura.Flushed(sequence_id=20))
+
+
+def test_close_speaks_kept_text_even_over_the_flush_limit() -> None:
+    out, stream = _over_the_limit("keep_text")
+    assert out == [WARNING]
+    stream.receive(CLOSE, 31_000 * MS)  # Close is not a Flush: the limit does not apply
+    later = [m for _, m in drain(stream, 40_000 * MS)] + stream.poll(40_000 * MS)
+    assert len(b"".join(m for m in later if isinstance(m, bytes))) == 2 * (2400 + 24000)
+    assert later[-1] == Close(1000)

@@ -263,3 +263,12 @@ def test_the_server_seeds_by_its_process_index() -> None:
     assert EmulatorApp(ServerOptions(config=cfg)).behaviour.connection_seed(4) == "3:4"
     app = EmulatorApp(ServerOptions(config=cfg, process_index=2))
     assert app.behaviour.connection_seed(4) == "3:p2:4"
+
+
+def test_over_limit_flush_is_one_of_three_policies() -> None:
+    assert parse_config({}).aura.over_limit_flush == "keep_text"
+    assert parse_config({"aura": {"over_limit_flush": "drop_text"}}).aura.over_limit_flush == (
+        "drop_text"
+    )
+    with pytest.raises(ConfigError, match=r"aura\.over_limit_flush must be one of keep_text"):
+        parse_config({"aura": {"over_limit_flush": "ignore"}})
