@@ -322,8 +322,10 @@ class _ReferenceDetector(SpeechDetector):
     difference in events comes from the energies, smoothing, floors or thresholds.
     """
 
-    def __init__(self, sample_rate: int, params: VadParams | None = None) -> None:
-        super().__init__(sample_rate, params)
+    def __init__(
+        self, sample_rate: int, params: VadParams | None = None, *, pauses: bool = False
+    ) -> None:
+        super().__init__(sample_rate, params, pauses=pauses)
         win, p = self._win, self.params
         freqs = np.fft.rfftfreq(win, 1.0 / sample_rate)
         bins = np.flatnonzero((freqs >= p.band_low_hz) & (freqs <= p.band_high_hz))
@@ -413,15 +415,13 @@ def test_vad_fast_path_gives_the_reference_events_on_every_fixture() -> None:
     compared = 0
     for fixture in manifest.fixtures:
         pcm = load_linear16(fixture.path, 16000)
-        for p in params:
+        for p, pauses in zip(params, (False, True, False), strict=True):
             for chunk in (160, 320, 1280, 1283, pcm.size):
-                expected = _events(_ReferenceDetector(16000, p), pcm, chunk, as_bytes=False)
+                ref = _ReferenceDetector(16000, p, pauses=pauses)
+                expected = _events(ref, pcm, chunk, as_bytes=False)
                 for as_bytes in (True, False, True):
-                    assert _events(SpeechDetector(16000, p), pcm, chunk, as_bytes) == expected, (
-                        fixture.name,
-                        p,
-                        chunk,
-                    )
+                    det = SpeechDetector(16000, p, pauses=pauses)
+                    assert _events(det, pcm, chunk, as_bytes) == expected, (fixture.name, p, chunk)
                     compared += 1
     assert compared == len(manifest.fixtures) * len(params) * 5 * 3 and compared > 0
 
