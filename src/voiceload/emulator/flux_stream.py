@@ -164,7 +164,6 @@ class _Part:
 class _Turn:
     """The open emulated turn (StartOfTurn sent, no EndOfTurn yet)."""
 
-    onset_sample: int
     parts: list[_Part]
     paused_at: int | None = None  # last speech sample while paused (None: speaking)
     pause_arrival_ns: int = 0  # arrival of the frame holding ``paused_at``
@@ -330,7 +329,7 @@ class FluxStream:
                 self._emit(TurnEvent.TURN_RESUMED, _CONF_SPEAKING)
                 return True
             return False
-        self._turn = _Turn(sample, [_Part(vad, vad.sent, sample)])
+        self._turn = _Turn([_Part(vad, vad.sent, sample)])
         self._emit(TurnEvent.START_OF_TURN, _CONF_SPEAKING)
         return True
 
@@ -475,8 +474,9 @@ class FluxStream:
             if part.first_word >= total:  # no reference (words left): placeholders at a rate
                 if last:
                     end = turn.paused_at + 1 if turn.paused_at is not None else self._received
-                else:
-                    end = (vad.last_speech or part.start_sample) + 1
+                else:  # an earlier VAD turn: it has ended
+                    last_speech = vad.last_speech
+                    end = (last_speech if last_speech is not None else part.start_sample) + 1
                 speech_s = (end - part.start_sample) / self._sr
                 n = max(1, int(speech_s * self.params.placeholder_words_per_s))
                 out.append((part, self._placeholder(part.start_sample, n)))
