@@ -216,8 +216,9 @@ def emulator_capacity(processes: int, plan: Plan, cpus: tuple[str | None, str | 
     """Streams (80 ms frames) at which the emulator's own processing p99 stays <= 2 ms.
 
     Each trial is one point of engineer D's scripts/bench_emulator.py (fresh emulator with
-    ``--trace``, asyncio client, steady-window ``proc_us`` percentiles). 1 process: emulator on
-    the last core, client on core 0; 2 processes: the emulator may use both cores.
+    ``--trace``, its raw client of pre-masked frames, steady-window ``proc_us`` percentiles).
+    1 process: emulator on the last core, client on core 0; 2 processes: the emulator may use
+    both cores.
     """
     client = cpus[0] or "0"
     server = (cpus[1] or "0") if processes == 1 else f"{client},{cpus[1] or client}"
@@ -241,6 +242,9 @@ def emulator_capacity(processes: int, plan: Plan, cpus: tuple[str | None, str | 
             "processing_ms": {"p50": point["proc_p50_ms"], "p99": p99, "max": point["proc_max_ms"]},
             "emulator_cpu_run_avg": point["emulator_cpu_pct"],
             "client_send_lag_p99_ms": point["send_lag_p99_ms"], "send_lag_p99_ms": p99,
+            "emulator_cpu_us_per_frame": point.get("emulator_cpu_us_per_frame"),
+            "emulator_loop_lag_p99_ms": point.get("loop_lag_p99_ms"),
+            "client_cpu_pct": point.get("client_cpu_pct"),
         }  # fmt: skip
 
     settings = dict(start=300 if plan.quick else 400, max_n=3000, granularity=50)

@@ -73,3 +73,19 @@ def test_sections_show_machine_load_errors_and_notes(tmp_path: Path) -> None:
     assert "| 70 KiB | 60 MiB | 0.999 |" in page
     assert "| asyncio baseline | – | – | – | too few points |" in page
     assert page.rstrip().endswith("send path dominates")
+
+
+def test_emulator_section_shows_cpu_per_frame_at_capacity(tmp_path: Path) -> None:
+    data = results(1200, 1300, 4.0)
+    trials = [
+        {"streams": 600, "passed": True, "processing_ms": {"p99": 0.23},
+         "client_send_lag_p99_ms": 3.98, "emulator_cpu_run_avg": 77.0,
+         "emulator_cpu_us_per_frame": 116.4},
+        {"streams": 900, "passed": False, "processing_ms": {"p99": 0.3},
+         "client_send_lag_p99_ms": 7.5, "emulator_cpu_run_avg": 95.0,
+         "emulator_cpu_us_per_frame": 98.0},
+    ]  # fmt: skip
+    data["emulator_x1"] = section(600, trials)
+    page = render_page(data, tmp_path / "none.md")
+    assert "| 1 | 600 | 77 | 116 | 600: 0.23 / 4.0, 900: 0.30 / 7.5 |" in page
+    assert "| 2 | not measured in this mode | | | |" in page
