@@ -9,7 +9,8 @@ worker first waits up to ``--stop-timeout`` for its users; everything recorded i
 lost, even from Locust's own tables (measurements.md §5). So, inside the master's
 ``test_stopping`` listener (:meth:`MasterCoordinator.on_test_stopping`):
 
-1. the master sends ``hdr_stop`` to every worker that has joined and is not lost;
+1. the master stops dispatching users (:meth:`MasterCoordinator.stop_dispatching`) and sends
+   ``hdr_stop`` to every worker that has joined and is not lost;
 2. each worker (:meth:`WorkerCoordinator.flush`) stops its users, honouring the stop timeout,
    sends its final payload through the usual ``report_to_master`` path (Locust's statistics
    ride along), then answers ``hdr_final`` with the number of sessions it counted;
@@ -17,7 +18,9 @@ lost, even from Locust's own tables (measurements.md §5). So, inside the master
    is lost, for at most ``stop timeout + FINAL_MARGIN_S``.
 
 A worker's messages reach the master in order, so its final payload is merged before its answer.
-A worker that is interrupted itself (Ctrl-C, SIGTERM) flushes the same way before it quits.
+A worker that is interrupted itself (Ctrl-C, SIGTERM) flushes the same way before it quits. A
+terminal's Ctrl-C reaches Locust's ``--processes`` workers directly; a worker takes it in its
+main greenlet only (:func:`interrupt_main_greenlet_on_sigint`), never inside a session.
 
 **Lost workers.** A worker whose heartbeats stop (Locust marks it ``missing``) or that disappears
 without answering is *lost* (:class:`WorkerRoster`): the run goes on with the others, the master
@@ -215,6 +218,7 @@ class MasterCoordinator(Coordinator):
         self.runner = runner
         self.roster = WorkerRoster()
         self._flush_done: gevent.event.Event | None = None
+        self._dispatcher: Any = None  # the greenlet running MasterRunner.start (test_start)
         events: Any = plugin.environment.events
         events.worker_connect.add_listener(lambda client_id, **_: self.roster.join(client_id))
         events.test_start.add_listener(self._on_test_start)
@@ -231,6 +235,28 @@ class MasterCoordinator(Coordinator):
     def _on_test_start(self, **_: Any) -> None:
         self.roster.new_test(self._states())
         self._flush_done = None
+        self._dispatcher = gevent.getcurrent()  # Locust fires test_start from MasterRunner.start
+
+    def stop_dispatching(self) -> None:
+        """If the master is still sending users to workers (a stop during the ramp-up), end that
+        now, as Locust's local runner kills its spawning greenlet when it stops.
+
+        Locust's master kills its dispatch greenlet only after ``test_stopping`` (and, on Ctrl-C
+        or SIGTERM, after ``quitting``) has returned, i.e. after the whole handshake. Until then
+        it would keep sending ``spawn`` to workers that are flushing, which restart users whose
+        sessions never finish, and at the end of the ramp-up ``spawning_complete`` would set
+        the state back to running, so that a worker quitting after its answer makes the master
+        re-dispatch every user to the others."""
+        dispatcher, self._dispatcher = self._dispatcher, None
+        if (
+            self.runner.state == STATE_SPAWNING
+            and isinstance(dispatcher, gevent.Greenlet)
+            and dispatcher is not gevent.getcurrent()  # a stop from inside start() itself
+            and not dispatcher.dead
+            and dispatcher not in self.runner.greenlet  # never the runner's own loops
+        ):
+            logger.info("voiceload: stopping the ramp-up: no more users go to the workers")
+            dispatcher.kill(block=True)
 
     def _on_final(self, environment: Any, msg: Any, **_: Any) -> None:
         worker_id = str(msg.data["worker"])
@@ -271,6 +297,7 @@ class MasterCoordinator(Coordinator):
             self._flush_done.wait(timeout=limit_s)
             return
         self._flush_done = done = gevent.event.Event()
+        self.stop_dispatching()
         if self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
             # What Locust's stop() does right after this listener, done first: a worker that
             # quits or reconnects during the wait must not make the master re-dispatch users.
@@ -315,6 +342,21 @@ class MasterCoordinator(Coordinator):
         raise SystemExit(EXIT_WORKERS_MISSING)  # gevent re-raises it in the main greenlet
 
 
+def interrupt_main_greenlet_on_sigint() -> Any:
+    """Make SIGINT raise ``KeyboardInterrupt`` in the main greenlet only; returns the handler
+    (``.cancel()`` removes it).
+
+    Python raises it in whichever greenlet is running when the signal arrives: a user's
+    session (its samples recorded, its row never written) or Locust's message loop. Locust's
+    ``main()`` waits in the main greenlet and shuts down when it gets ``KeyboardInterrupt``
+    (the ``quitting`` event, where a worker flushes), so that is the one place it belongs."""
+
+    def interrupt() -> None:
+        gevent.get_hub().parent.throw(KeyboardInterrupt())
+
+    return gevent.signal_handler(signal.SIGINT, interrupt)
+
+
 class WorkerCoordinator(Coordinator):
     """A worker's half: answer ``hdr_stop`` (or its own interruption) with one final flush."""
 
@@ -323,12 +365,16 @@ class WorkerCoordinator(Coordinator):
         self.runner = runner
         self.sessions_counted = 0
         self.answered = False
+        self.stopping = False  # this test's final flush has begun: no more users start
         self._lock = gevent.lock.Semaphore()
         events: Any = plugin.environment.events
         events.request.add_listener(self._on_request)
         events.test_start.add_listener(self._on_test_start)
         runner.register_message(HDR_STOP, lambda environment, msg, **_: self.flush(),
                                 concurrent=True)  # fmt: skip
+        self._start_worker = runner.start_worker
+        runner.start_worker = self._start_users  # type: ignore[method-assign]
+        interrupt_main_greenlet_on_sigint()
         logger.info("voiceload: worker %s is pid %d", runner.client_id, os.getpid())
 
     def _on_request(self, name: str, **_: Any) -> None:
@@ -338,6 +384,18 @@ class WorkerCoordinator(Coordinator):
     def _on_test_start(self, **_: Any) -> None:
         self.sessions_counted = 0
         self.answered = False
+        self.stopping = False
+
+    def _start_users(self, user_classes_count: dict[str, int], **kwargs: Any) -> None:
+        """Locust's ``start_worker`` (what a ``spawn`` message runs), except once the final
+        flush has begun: a ``spawn`` the master sent before it learnt of the stop (a Ctrl-C
+        reaching every process during the ramp-up) would start sessions that end after the
+        final report, their first samples counted and their rows lost."""
+        if self.stopping:
+            logger.info("voiceload: worker %s starts no users after its final flush began",
+                        self.runner.client_id)  # fmt: skip
+            return
+        self._start_worker(user_classes_count, **kwargs)
 
     def on_quitting(self) -> None:
         if self.plugin.running:
@@ -349,6 +407,7 @@ class WorkerCoordinator(Coordinator):
         with self._lock:
             if self.answered:
                 return
+            self.stopping = True
             runner = self.runner
             runner.stop()  # fires test_stop: the plugin marks its next payload final
             data: dict[str, Any] = {}  # what Locust's stats reporter sends, now, not in 3 s
