@@ -7,7 +7,10 @@ others' artifacts:
 1. ``voiceload run --scenario smoke --duration 40s --no-report`` against the bundled emulator
    (or ``--target``), with the CI emulator profile ``scripts/bench_ci_emulator.toml``;
 2. ``voiceload report RUN --check --slo FILE``: report.html, junit.xml, summary.json with
-   ``slo``/``cost``; fails when an SLO fails or the run is invalid;
+   ``slo``/``cost``; fails when an SLO fails or the run is invalid. The SLO file is ``--slo``
+   (``make bench-ci SLO=FILE``), checked before the run and passed to it as ``--slo-file`` so
+   that run.json records it; without ``--slo``, the one the run recorded (the scenario's
+   ``slo-file`` or ``VOICELOAD_SLO_FILE``), else the one shipped with voiceload;
 3. with ``--baseline NAME``: ``voiceload compare NAME RUN --fail-on-regression`` (compare.html,
    compare.md for a pull-request comment, compare.json); fails on a regression.
 
@@ -22,9 +25,13 @@ the artifacts are.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+from voiceload import slo
+from voiceload.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
 CI_EMULATOR_CONFIG = HERE / "bench_ci_emulator.toml"
@@ -59,15 +66,30 @@ def latest_run(reports_dir: Path) -> Path | None:
     return latest.resolve() if latest.exists() else None
 
 
+def recorded_slo_file(run_dir: Path) -> str | None:
+    """The SLO file the run recorded in run.json (``config.slo_file``), if any."""
+    config = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("config") or {}
+    value = config.get("slo_file")
+    return str(value) if value else None
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     extra = [a for a in args.run_args if a != "--"]
+    slo_args: list[str] = []
+    if args.slo:
+        try:  # a bad SLO file fails now, not after the run
+            slo.load_slos(args.slo)
+        except ConfigError as exc:
+            print(f"bench-ci: FAIL: {exc}", file=sys.stderr)
+            return 2
+        slo_args = ["--slo-file", str(Path(args.slo).resolve())]
     before = latest_run(args.reports_dir)
     run_code = voiceload(
         "run", "--scenario", args.scenario, "--users", str(args.users),
         "--spawn-rate", str(args.users), "--duration", args.duration,
         "--reports-dir", str(args.reports_dir), "--emulator-config", str(args.emulator_config),
-        "--no-report", *extra)
+        "--no-report", *slo_args, *extra)
     run_dir = latest_run(args.reports_dir)
     if run_dir is None or run_dir == before or not (run_dir / "summary.json").is_file():
         print(f"bench-ci: FAIL: the run wrote no summary.json (voiceload run exited {run_code})",
@@ -75,7 +97,8 @@ def main(argv: list[str]) -> int:
         return 2
     gates = {"run": run_code}
     report = ["report", str(run_dir), "--check"]
-    gates["slo+validity"] = voiceload(*report, *(["--slo", args.slo] if args.slo else []))
+    slo_file = args.slo or recorded_slo_file(run_dir)
+    gates["slo+validity"] = voiceload(*report, *(["--slo", slo_file] if slo_file else []))
     if args.baseline:
         gates["compare"] = voiceload("compare", args.baseline, str(run_dir),
                                      "--fail-on-regression")
