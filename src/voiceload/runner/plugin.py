@@ -781,16 +781,34 @@ def _confirm_spend(environment: Environment, settings: RunSettings, target: Targ
     """For a paid target: print the upper-bound spend estimate and require confirmation
     (:func:`voiceload.spend.gate_run`); nothing happens for the emulator or loopback URLs."""
     options = environment.parsed_options
-    weights: dict[str, float] = {}
-    for cls in environment.user_classes:
-        if user_type := getattr(cls, "user_type", None):
-            weights[user_type] = weights.get(user_type, 0.0) + float(getattr(cls, "weight", 1))
+    weights, fixed_counts = user_mix(environment.user_classes)
     gate_run(
         is_real_target=target.is_real, target_label=target.name,
         users=int(getattr(options, "num_users", None) or 1), user_weights=weights,
         run_time_s=float(getattr(options, "run_time", None) or POLITE_LOAD.run_time_s),
         yes=settings.yes, out=sys.stderr, aura_model=settings.aura_model,
+        fixed_counts=fixed_counts,
     )  # fmt: skip
+
+
+def user_mix(user_classes: Iterable[type]) -> tuple[dict[str, float], dict[str, int]]:
+    """Weights and fixed counts per voiceload user type (``flux``/``aura``/``agent``).
+
+    As in Locust's dispatcher, a class with a ``fixed_count`` (e.g. from ``--config-users``)
+    gets exactly that many users and takes no part in the weighted share of the rest.
+    """
+    weights: dict[str, float] = {}
+    fixed: dict[str, int] = {}
+    for cls in user_classes:
+        user_type = getattr(cls, "user_type", None)
+        if not user_type:
+            continue
+        count = int(getattr(cls, "fixed_count", 0) or 0)
+        if count > 0:
+            fixed[user_type] = fixed.get(user_type, 0) + count
+        else:
+            weights[user_type] = weights.get(user_type, 0.0) + float(getattr(cls, "weight", 1))
+    return weights, fixed
 
 
 def check_run(environment: Environment) -> tuple[RunSettings, Target, SessionFactory | None]:
