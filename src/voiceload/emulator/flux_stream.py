@@ -19,7 +19,9 @@ Timing comes only from the audio actually received:
   ``eager_eot_threshold`` set, ``EagerEndOfTurn`` is due at ``eager_fraction`` of that delay.
   Speech resuming before ``EndOfTurn`` cancels both (``TurnResumed`` if ``EagerEndOfTurn`` went
   out); speech resuming *after* ``EndOfTurn`` opens a new turn (``StartOfTurn``), as the real
-  service does;
+  service does. Speech after ``vad_turn_gap_s`` of silence is the next turn: if the drawn delay
+  has not run out by then, ``EndOfTurn`` goes out with the frame that confirms the new speech,
+  just before its ``StartOfTurn`` (so a long draw never merges two of a fixture's turns);
 - the emulator plays the model's semantic judgement with the reference: a pause counts as a
   possible end of turn only once the turn is *complete*, i.e. the speech received since the
   VAD turn's onset (to the pause) spans the reference turn's measured speech
@@ -36,9 +38,8 @@ carries the words of reference turn ``k``, revealed in proportion to the speech 
 all of them once the turn is complete (so ``EagerEndOfTurn`` and ``EndOfTurn`` carry the
 reference turn exactly). A turn opened by speech resuming after ``EndOfTurn`` (or after
 ``ForceEndTurn``) carries the words of the same reference turn that no ``EndOfTurn`` carried yet
-(none if all were sent); a turn still open when the next VAD turn starts (a drawn delay longer
-than the silence between turns) goes on and carries both reference turns' words. Without a
-reference, placeholder words at a speaking rate.
+(placeholder words if all were sent). Without a reference, placeholder words at a speaking
+rate.
 
 Message legality (sequence ids, turn index, the §3.5 rules) is :class:`FluxTurnMachine`'s job.
 """
@@ -152,19 +153,12 @@ class _VadTurn:
 
 
 @dataclass
-class _Part:
-    """The share of one VAD turn that an emulated turn carries."""
+class _Turn:
+    """The open emulated turn (StartOfTurn sent, no EndOfTurn yet), inside one VAD turn."""
 
     vad: _VadTurn
-    first_word: int  # index into vad.all_words
-    start_sample: int  # first speech sample of the VAD turn inside the emulated turn
-
-
-@dataclass
-class _Turn:
-    """The open emulated turn (StartOfTurn sent, no EndOfTurn yet)."""
-
-    parts: list[_Part]
+    first_word: int  # index into vad.all_words of the first word this turn carries
+    start_sample: int  # its first speech sample
     paused_at: int | None = None  # last speech sample while paused (None: speaking)
     pause_arrival_ns: int = 0  # arrival of the frame holding ``paused_at``
     armed_complete: bool = False  # the timers were set for a complete turn
@@ -301,7 +295,12 @@ class FluxStream:
     # -- turns ----------------------------------------------------------------------------
 
     def _on_onset(self, sample: int) -> bool:
-        """A new VAD turn starts; True when a state-changing message was emitted."""
+        """A new VAD turn starts; True when a state-changing message was emitted.
+
+        A turn still open (its delay outlasted the turn gap) ends now, before the new one.
+        """
+        if self._turn is not None:
+            self._end_turn(forced=False)
         ref = self._reference[self._vad_turns] if self._vad_turns < len(self._reference) else None
         self._vad_turns += 1
         vad = _VadTurn(sample, ref, self._words_for(sample, ref))
@@ -323,13 +322,11 @@ class FluxStream:
             turn.paused_at = None
             turn.eot_due_ns = turn.eager_due_ns = None
             turn.armed_complete = False
-            if turn.parts[-1].vad is not vad:  # a new VAD turn joins the open turn
-                turn.parts.append(_Part(vad, vad.sent, sample))
             if self.machine.state is TurnState.AWAITING_END:
                 self._emit(TurnEvent.TURN_RESUMED, _CONF_SPEAKING)
                 return True
             return False
-        self._turn = _Turn([_Part(vad, vad.sent, sample)])
+        self._turn = _Turn(vad, vad.sent, sample)
         self._emit(TurnEvent.START_OF_TURN, _CONF_SPEAKING)
         return True
 
@@ -355,7 +352,7 @@ class FluxStream:
             vad.last_speech = sample
         self._vad_turn = None
         turn = self._turn
-        if turn is None or turn.parts[-1].vad is not vad:
+        if turn is None or turn.vad is not vad:
             return
         if turn.paused_at is None:
             turn.paused_at = sample
@@ -374,7 +371,7 @@ class FluxStream:
         """Set the turn's timers, counted from the arrival of its last speech sample."""
         timeout_ms = float(self._thresholds["eot_timeout_ms"])
         start_ns = turn.pause_arrival_ns
-        turn.armed_complete = self._complete(turn.parts[-1].vad)
+        turn.armed_complete = self._complete(turn.vad)
         if not turn.armed_complete:  # mid-sentence pause: only the forced end of turn
             turn.eot_due_ns = max(start_ns + int(timeout_ms * NS_PER_MS), now_ns)
             turn.eager_due_ns = None
@@ -418,9 +415,8 @@ class FluxStream:
         conf = max(self._thresholds["eot_threshold"], 0.7)
         turn = self._turn
         assert turn is not None
-        for part, words in self._part_words(turn):  # a later turn carries only the rest
-            if part.first_word < len(part.vad.all_words):  # reference words, not placeholders
-                part.vad.sent = part.first_word + len(words)
+        if turn.first_word < len(turn.vad.all_words):  # a later turn carries only the rest
+            turn.vad.sent = turn.first_word + len(self._turn_words(turn))
         if forced or (self.machine.state is TurnState.TURN_ONGOING and self.machine.eager_enabled):
             transcript, words = self._transcript()
             for msg in self.machine.emit_end_of_turn_forced(
@@ -462,34 +458,25 @@ class FluxStream:
         """Words revealed so far in the open turn (see the module docstring)."""
         turn = self._turn
         assert turn is not None
-        words = tuple(w for _, part_words in self._part_words(turn) for w in part_words)
+        words = self._turn_words(turn)
         return " ".join(w.word for w in words), words
 
-    def _part_words(self, turn: _Turn) -> list[tuple[_Part, tuple[Word, ...]]]:
-        out: list[tuple[_Part, tuple[Word, ...]]] = []
-        for i, part in enumerate(turn.parts):
-            vad = part.vad
-            last = i == len(turn.parts) - 1
-            total = len(vad.all_words)
-            if part.first_word >= total:  # no reference (words left): placeholders at a rate
-                if last:
-                    end = turn.paused_at + 1 if turn.paused_at is not None else self._received
-                else:  # an earlier VAD turn: it has ended
-                    last_speech = vad.last_speech
-                    end = (last_speech if last_speech is not None else part.start_sample) + 1
-                speech_s = (end - part.start_sample) / self._sr
-                n = max(1, int(speech_s * self.params.placeholder_words_per_s))
-                out.append((part, self._placeholder(part.start_sample, n)))
-                continue
-            if not last or self._complete(vad):
-                n = total
-            else:
-                assert vad.reference is not None  # incomplete: a reference with speech_s > 0
-                share = self._speech_s(vad) / vad.reference.speech_s
-                n = min(total, int(total * share) + 1)
-            n = max(n, min(total, part.first_word + 1))  # a turn shows at least one new word
-            out.append((part, vad.all_words[part.first_word : n]))
-        return out
+    def _turn_words(self, turn: _Turn) -> tuple[Word, ...]:
+        vad = turn.vad
+        total = len(vad.all_words)
+        if turn.first_word >= total:  # no reference (words left): placeholders at a rate
+            end = turn.paused_at + 1 if turn.paused_at is not None else self._received
+            speech_s = (end - turn.start_sample) / self._sr
+            n = max(1, int(speech_s * self.params.placeholder_words_per_s))
+            return self._placeholder(turn.start_sample, n)
+        if self._complete(vad):
+            n = total
+        else:
+            assert vad.reference is not None  # incomplete: a reference with speech_s > 0
+            share = self._speech_s(vad) / vad.reference.speech_s
+            n = min(total, int(total * share) + 1)
+        n = max(n, turn.first_word + 1)  # a turn shows at least one new word
+        return vad.all_words[turn.first_word : n]
 
     def _words_for(self, onset_sample: int, ref: ReferenceTurn | None) -> tuple[Word, ...]:
         if ref is None or not ref.words:

@@ -185,15 +185,22 @@ def test_eager_end_of_turn_then_end_of_turn() -> None:
     ]
 
 
-def test_speech_after_eager_end_of_turn_resumes_the_turn() -> None:
-    # the second burst starts 0.6 s after the first ends: a new VAD turn, but before EndOfTurn
+def test_speech_after_the_turn_gap_is_the_next_turn_even_before_the_delay_ran_out() -> None:
+    # the second burst starts 0.6 s after the first ends (more than the 0.5 s VAD turn gap),
+    # before the 2 s delay ran out: EndOfTurn goes out with the frame that confirms the new
+    # speech (frame 25, at 2.08 s), just before the new turn's StartOfTurn
     out = run(
         make(eot_ms=2000.0, eager_eot_threshold=0.5, eager_fraction=0.3),
         burst_audio(total_s=6.0, bursts=((0.4, 1.4), (2.0, 2.5))),
     )
     checked(out, eager=True)
-    events = [e for _, e in turn_events(out)]
-    assert events == ["StartOfTurn", "EagerEndOfTurn", "TurnResumed", "EagerEndOfTurn", "EndOfTurn"]
+    assert turn_events(out)[:4] == [
+        (6 * FRAME_NS, "StartOfTurn"),
+        (18 * FRAME_NS + 600 * MS, "EagerEndOfTurn"),
+        (26 * FRAME_NS, "EndOfTurn"),
+        (26 * FRAME_NS, "StartOfTurn"),
+    ]
+    assert [e for _, e in turn_events(out)[4:]] == ["EagerEndOfTurn", "EndOfTurn"]
 
 
 def test_no_eager_events_without_the_threshold() -> None:
@@ -388,8 +395,9 @@ def test_speech_past_the_reference_after_end_of_turn_gets_placeholder_words() ->
     ]
 
 
-def test_a_turn_still_open_when_the_next_vad_turn_starts_carries_both_references() -> None:
-    # 0.7 s of silence ends the VAD turn, but the 2 s delay has not run out: one turn
+def test_a_turn_still_open_when_the_next_reference_turn_starts_ends_first() -> None:
+    # 0.7 s of silence ends the VAD turn, the 2 s delay has not run out: turn 0 ends when the
+    # next turn's speech is confirmed, so each turn keeps its own reference words
     ref = (ReferenceTurn(("one",), 0.5), ReferenceTurn(("two", "three"), 0.5))
     out = run(
         make(eot_ms=2000.0, reference=ref),
@@ -398,4 +406,4 @@ def test_a_turn_still_open_when_the_next_vad_turn_starts_carries_both_references
     )
     checked(out)
     eots = [m for _, m in out if isinstance(m, TurnInfo) and m.event == "EndOfTurn"]
-    assert [(m.turn_index, m.transcript) for m in eots] == [(0, "one two three")]
+    assert [(m.turn_index, m.transcript) for m in eots] == [(0, "one"), (1, "two three")]
