@@ -161,6 +161,7 @@ def assert_conserved(files: RunFiles, counted: dict[str, int], answered: dict[st
     rows_by_worker = Counter(row["worker"] for row in files.rows)
     assert dict(rows_by_worker) == counted
     assert {w: e["sessions"] for w, e in files.workers().items()} == counted
+    assert {w: e["sessions_counted"] for w, e in files.workers().items()} == counted
     assert all(row["connections"] == "1" for row in files.rows)  # one connect sample each
     assert files.connects_all_phases == len(files.rows) == sum(counted.values())
     assert files.summary["metrics"]["flux.connect"]["count_all_phases"] == len(files.rows)

@@ -209,6 +209,10 @@ class Coordinator:
     def lost_workers(self) -> set[str]:
         return set()
 
+    def answered_counts(self) -> dict[str, int]:
+        """Each answering worker's own count of its sessions (its ``hdr_final`` answer)."""
+        return {}
+
 
 class MasterCoordinator(Coordinator):
     """The master's half: the roster, the final-flush wait, the join watch."""
@@ -272,6 +276,9 @@ class MasterCoordinator(Coordinator):
 
     def workers(self) -> list[str]:
         return list(self.roster.joined)
+
+    def answered_counts(self) -> dict[str, int]:
+        return dict(self.roster.answers)
 
     def lost_workers(self) -> set[str]:
         self._observe()

@@ -522,12 +522,14 @@ class RunPlugin:
         workers = []
         if ended_wall_s is not None:
             health = {w.worker_id: w for w in self._worker_health()}
+            counted = self.coordinator.answered_counts() if self.coordinator else {}
             for worker_id, h in health.items():
                 cpu = list(h.cpu_samples_percent)
                 workers.append(
                     {
                         "id": worker_id,
                         "sessions": self.worker_sessions.get(worker_id, 0),
+                        "sessions_counted": counted.get(worker_id),
                         "cpu_percent_mean": sum(cpu) / len(cpu) if cpu else None,
                         "cpu_percent_max": max(cpu) if cpu else None,
                         "send_lag_p99_ms": self._send_lag_p99_ms(worker_id),
