@@ -126,11 +126,10 @@ def _capacity(r: dict[str, Any]) -> list[str]:
         "Locust worker, FluxUser over the manifest fixtures, so sessions reconnect every few "
         "seconds). Baseline: scripts/perf/baseline.py — plain asyncio `websockets`, no Locust, "
         "no histograms, one long stream per connection, same frames and schedule. Search: "
-        "upward ×1.5, then bisect (scripts/perf/search.py). The emulator on its one core costs "
-        "about 200 µs CPU per 80 ms frame (mostly its VAD, see the profiling notes), so it "
-        "saturates near 400 streams: trials marked *(saturated)* may have failed on the "
-        "emulator's limit, not the client's, and the capacities are then lower bounds of the "
-        "client's own.",
+        "upward ×1.5, then bisect (scripts/perf/search.py). The emulator has one core (its "
+        "capacity is section 3): trials marked *(saturated)* (emulator CPU ≥ 90 %) may have "
+        "failed on the emulator's limit, not the client's, and the capacities are then lower "
+        "bounds of the client's own.",
         "",
         "| frames | voiceload capacity | worker CPU % there (mean / max) | emulator CPU % "
         "| baseline capacity | baseline CPU % there | ratio |",
@@ -225,9 +224,11 @@ def _emulator(r: dict[str, Any]) -> list[str]:
     lines = [
         "## 3. Emulator capacity",
         "",
-        "Streams of 80 ms frames one emulator serves with its own processing p99 ≤ 2 ms "
+        "Streams of 80 ms frames one emulator sustains: its own processing p99 ≤ 2 ms "
         "(trace `proc_us`: reading the client frame → sending the message it caused, steady "
-        "window); each trial is one point of scripts/bench_emulator.py (its raw client: "
+        "window) **and** its event loop's lag p99 ≤ 5 ms (trace `lag`: how late a 50 ms timer "
+        "fires; a saturated emulator queues frames before reading them, which `proc_us` alone "
+        "does not show); each trial is one point of scripts/bench_emulator.py (its raw client: "
         "pre-masked frames written to the socket, real speech looped; about 30 % of one core "
         "at 800 streams). A trial counts only if the client kept up (send-lag p99 ≤ 5 ms). "
         "1 process: emulator on core 1, client on core 0. 2 processes: "
@@ -236,7 +237,7 @@ def _emulator(r: dict[str, Any]) -> list[str]:
         "cores.",
         "",
         "| processes | capacity | emulator CPU % there | emulator CPU µs per frame there "
-        "| trials (streams: proc p99 ms / client send-lag p99 ms) |",
+        "| trials (streams: proc p99 ms / loop-lag p99 ms / client send-lag p99 ms) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for processes in (1, 2):
@@ -247,6 +248,7 @@ def _emulator(r: dict[str, Any]) -> list[str]:
         at = section.get("at_capacity") or {}
         trials = ", ".join(
             f"{t['streams']}: {_n((t.get('processing_ms') or {}).get('p99'), 2)} / "
+            f"{_n(t.get('emulator_loop_lag_p99_ms'), 1)} / "
             f"{_n(t.get('client_send_lag_p99_ms'), 1)}"
             for t in section["trials"]
         )

@@ -46,6 +46,9 @@ from perf.sorted_stats import summary
 
 SEND_LAG_BUDGET_MS = 5.0
 EMULATOR_PROC_BUDGET_MS = 2.0
+#: An emulator whose event loop runs this late (p99) is queueing frames: saturated, even while
+#: each message's own processing (``proc_us``, measured from the frame's read) stays fast.
+EMULATOR_LOOP_LAG_BUDGET_MS = 5.0
 EOT_DELAY_MS = 300
 FIRST_BYTE_MS = 50
 AURA_INTERVAL_S = 2.5
@@ -82,7 +85,7 @@ class Plan:
     def from_env(cls) -> Plan:
         if os.environ.get("PERF_QUICK") == "1":
             return cls(True, (80,), 12, 2, 2.0, 1.0, 4.0, 2, 2, (1,))
-        return cls(False, (80, 20), 25, 5, 3.0, 2.0, 10.0, 5, 4, (1, 2))
+        return cls(False, (80, 20), 25, 5, 3.0, 2.0, 10.0, 5, 6, (1, 2))
 
 
 SEARCH_START = {80: dict(start=400, max_n=3000, granularity=50),
@@ -211,9 +214,22 @@ def accuracy(
     return rows
 
 
+def emulator_point_passed(point: dict[str, Any]) -> bool:
+    """An emulator trial holds when its own processing p99 is within budget, its event loop is
+    not queueing frames (loop-lag p99, all its processes), and the client kept up (else the load
+    offered was not the load asked for)."""
+    loop_lag = point.get("loop_lag_p99_ms")
+    return (
+        point["proc_p99_ms"] <= EMULATOR_PROC_BUDGET_MS
+        and loop_lag is not None and loop_lag <= EMULATOR_LOOP_LAG_BUDGET_MS
+        and not point["client_errors"]
+        and point["send_lag_p99_ms"] <= SEND_LAG_BUDGET_MS
+    )  # fmt: skip
+
+
 def emulator_capacity(processes: int, plan: Plan, cpus: tuple[str | None, str | None],
                       tmp: Path) -> dict[str, Any]:  # fmt: skip
-    """Streams (80 ms frames) at which the emulator's own processing p99 stays <= 2 ms.
+    """Streams (80 ms frames) the emulator sustains: :func:`emulator_point_passed`.
 
     Each trial is one point of engineer D's scripts/bench_emulator.py (fresh emulator with
     ``--trace``, its raw client of pre-masked frames, steady-window ``proc_us`` percentiles).
@@ -237,8 +253,7 @@ def emulator_capacity(processes: int, plan: Plan, cpus: tuple[str | None, str | 
         point = json.loads(out.read_text(encoding="utf-8"))[0]
         p99 = point["proc_p99_ms"]
         return {
-            "passed": p99 <= EMULATOR_PROC_BUDGET_MS and not point["client_errors"]
-            and point["send_lag_p99_ms"] <= SEND_LAG_BUDGET_MS,  # else the client fell behind
+            "passed": emulator_point_passed(point),
             "processing_ms": {"p50": point["proc_p50_ms"], "p99": p99, "max": point["proc_max_ms"]},
             "emulator_cpu_run_avg": point["emulator_cpu_pct"],
             "client_send_lag_p99_ms": point["send_lag_p99_ms"], "send_lag_p99_ms": p99,

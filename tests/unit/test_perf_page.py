@@ -80,12 +80,12 @@ def test_emulator_section_shows_cpu_per_frame_at_capacity(tmp_path: Path) -> Non
     trials = [
         {"streams": 600, "passed": True, "processing_ms": {"p99": 0.23},
          "client_send_lag_p99_ms": 3.98, "emulator_cpu_run_avg": 77.0,
-         "emulator_cpu_us_per_frame": 116.4},
+         "emulator_cpu_us_per_frame": 116.4, "emulator_loop_lag_p99_ms": 2.9},
         {"streams": 900, "passed": False, "processing_ms": {"p99": 0.3},
          "client_send_lag_p99_ms": 7.5, "emulator_cpu_run_avg": 95.0,
-         "emulator_cpu_us_per_frame": 98.0},
+         "emulator_cpu_us_per_frame": 98.0, "emulator_loop_lag_p99_ms": 435.4},
     ]  # fmt: skip
     data["emulator_x1"] = section(600, trials)
     page = render_page(data, tmp_path / "none.md")
-    assert "| 1 | 600 | 77 | 116 | 600: 0.23 / 4.0, 900: 0.30 / 7.5 |" in page
+    assert "| 1 | 600 | 77 | 116 | 600: 0.23 / 2.9 / 4.0, 900: 0.30 / 435.4 / 7.5 |" in page
     assert "| 2 | not measured in this mode | | | |" in page
