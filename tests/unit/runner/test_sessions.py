@@ -83,3 +83,37 @@ def test_a_conversation_fixture_is_checked_for_agent_users(manifest: Manifest) -
     sf.write(conversation.path, np.zeros_like(data), rate, subtype="PCM_16")  # silenced
     with pytest.raises(FixtureError, match=f"'{conversation.name}'"):
         check_fixtures(pools, ["agent"], sample_rate=16_000, frame_ms=80)
+
+
+def test_a_fixture_is_prepared_once_per_factory_not_per_session(
+    manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting a session reuses the frames looked up for that fixture before (no stat and
+    realpath of the audio file for each of the ~50 sessions a worker starts per second)."""
+    import random
+
+    from voiceload.runner import sessions
+
+    pools = build_pools(manifest, ["arctic_a0009", "command_lights"])
+    factory = SessionFactory(RunSettings(), TARGET, pools, ["flux"])
+    calls: list[str] = []
+    real_prepare = sessions.prepare
+
+    def counting_prepare(path: Path | str, **kwargs: int) -> object:
+        calls.append(Path(path).name)
+        return real_prepare(path, **kwargs)
+
+    monkeypatch.setattr(sessions, "prepare", counting_prepare)
+
+    class NoSink:
+        def record(self, metric: str, value_us: int) -> None:
+            pass
+
+    rng = random.Random(3)
+    drivers = [factory.flux(NoSink(), rng) for _ in range(40)]
+    assert {d.result.fixture for d in drivers} == {"arctic_a0009", "command_lights"}
+    assert sorted(calls) == ["arctic_a0009.wav", "command_lights.wav"]  # once each
+    by_name = {d.result.fixture: d.frames for d in drivers}
+    for driver in drivers:
+        assert driver.frames is by_name[driver.result.fixture]
+        assert len(driver.frames[0]) == 16_000 * 80 // 1000 * 2
