@@ -165,7 +165,10 @@ def _parse_word(obj: object) -> Word:
     # Fast path for the well-formed word every Update repeats (a turn's words are resent on each
     # Update: ~33 per message for monologue_long): the same Word, without the helper calls.
     if type(obj) is dict:
-        w, c, s, e = obj.get("word"), obj.get("confidence"), obj.get("start"), obj.get("end")
+        fields: tuple[Any, Any, Any, Any] = (
+            obj.get("word"), obj.get("confidence"), obj.get("start"), obj.get("end")
+        )  # fmt: skip
+        w, c, s, e = fields
         if (
             type(w) is str
             and type(c) in _NUMBER_TYPES
