@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -302,9 +303,20 @@ def locust_options(command: Sequence[str]) -> argparse.Namespace:
 
 def user_types_of(options: argparse.Namespace) -> list[str]:
     """The voiceload user types a run will have: those of the user classes named on the Locust
-    command line, else all of them (weights from ``--config-users`` are not looked at)."""
-    named = [USER_CLASS_KINDS[n] for n in (options.user_classes or []) if n in USER_CLASS_KINDS]
-    return sorted(set(named)) if named else list(USER_TYPES)
+    command line (else all of them), less those ``--config-users`` gives weight 0 and no
+    ``fixed_count`` (Locust never starts such a class)."""
+    idle: set[str] = set()
+    for entry in itertools.chain.from_iterable(getattr(options, "config_users", None) or []):
+        name = entry.get("user_class_name") if isinstance(entry, dict) else None
+        if name in USER_CLASS_KINDS:
+            weight, fixed = entry.get("weight"), entry.get("fixed_count")
+            if weight is not None and weight <= 0 and not fixed:
+                idle.add(name)
+            else:
+                idle.discard(name)
+    named = options.user_classes or list(USER_CLASS_KINDS)
+    kinds = {USER_CLASS_KINDS[n] for n in named if n in USER_CLASS_KINDS and n not in idle}
+    return [t for t in USER_TYPES if t in kinds] if not options.user_classes else sorted(kinds)
 
 
 def check_run_input(options: argparse.Namespace) -> tuple[RunSettings, bool]:

@@ -189,6 +189,18 @@ def test_user_types_come_from_the_named_user_classes(repo_root: Path) -> None:
     assert run_cli.user_types_of(options) == ["agent", "flux"]
 
 
+def test_user_classes_config_users_never_starts_are_not_checked(repo_root: Path) -> None:
+    # the flux-capacity scenario: AuraUser and VoiceAgentUser at weight 0, so
+    # `--scenario flux-capacity --fixtures monologue_long` needs no Aura text or conversation
+    options = _locust_options(repo_root)
+    options.config_users = [[{"user_class_name": "FluxUser", "weight": 1},
+                             {"user_class_name": "AuraUser", "weight": 0},
+                             {"user_class_name": "VoiceAgentUser", "weight": 0}]]  # fmt: skip
+    assert run_cli.user_types_of(options) == ["flux"]
+    options.config_users = [[{"user_class_name": "AuraUser", "weight": 0, "fixed_count": 2}]]
+    assert run_cli.user_types_of(options) == ["flux", "aura", "agent"]  # pinned: it runs
+
+
 @pytest.mark.parametrize("damage", ["edited", "corrupt"])
 def test_a_bad_fixture_stops_voiceload_run_before_anything_starts(
     tmp_path: Path, repo_root: Path, damage: str
