@@ -14,7 +14,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 from locust import User, constant, task
 from locust.env import Environment
-from locust.event import Events
 
 from voiceload.audio import detect_speech, frame_pcm
 from voiceload.client.agent_session import AgentSession
@@ -37,7 +36,6 @@ from voiceload.fixtures import Turn
 from voiceload.metrics import read_hlog
 from voiceload.protocol import gateway
 from voiceload.runner import plugin as vl_plugin
-from voiceload.runner.options import locust_parser
 
 EOT_US = 250_000
 
@@ -102,28 +100,17 @@ class HangingUser(User):
         )
 
 
+MakeEnvironment = Callable[..., tuple[Environment, vl_plugin.RunPlugin]]
+
+
 @pytest.fixture
-def listening_port() -> Iterator[int]:
-    """Something for the start-up TCP probe to connect to."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)
-        yield server.getsockname()[1]
+def environment(plugin_environment: MakeEnvironment) -> MakeEnvironment:
+    """(user class, port, run dir, *extra Locust args) -> (environment, plugin) after init."""
 
+    def make(user: type[User], port: int, run_dir: Path, *extra: str) -> Any:
+        return plugin_environment(user, port, run_dir, "--report-interval-s", "0.2", *extra)
 
-def _environment(
-    user: type[User], port: int, run_dir: Path, *extra: str
-) -> tuple[Environment, vl_plugin.RunPlugin]:
-    options = locust_parser().parse_args(
-        ["--headless", "--emulator-url", f"ws://127.0.0.1:{port}", "--run-dir", str(run_dir),
-         "--reports-dir", str(run_dir.parent), "--report-interval-s", "0.2", *extra]
-    )  # fmt: skip
-    events = Events()
-    vl_plugin.register(events)
-    env = Environment(user_classes=[user], events=events, parsed_options=options)
-    runner = env.create_local_runner()
-    events.init.fire(environment=env, runner=runner, web_ui=None)
-    return env, vl_plugin.plugin_of(env)
+    return make
 
 
 def _wait_until(condition: Any, limit_s: float = 30.0) -> None:
@@ -132,9 +119,11 @@ def _wait_until(condition: Any, limit_s: float = 30.0) -> None:
         gevent.sleep(0.05)
 
 
-def test_artifacts_agree_after_a_normal_stop(tmp_path: Path, listening_port: int) -> None:
+def test_artifacts_agree_after_a_normal_stop(
+    tmp_path: Path, listening_port: int, environment: MakeEnvironment
+) -> None:
     run_dir = tmp_path / "reports" / "run-1"
-    env, plugin = _environment(StandInUser, listening_port, run_dir)
+    env, plugin = environment(StandInUser, listening_port, run_dir)
     assert env.runner is not None
     env.runner.start(4, spawn_rate=100)
     _wait_until(lambda: plugin.phases.phase.value == "steady")
@@ -167,9 +156,11 @@ def test_artifacts_agree_after_a_normal_stop(tmp_path: Path, listening_port: int
     assert (tmp_path / "reports" / "latest").resolve() == run_dir.resolve()
 
 
-def test_quitting_while_running_is_an_interrupted_run(tmp_path: Path, listening_port: int) -> None:
+def test_quitting_while_running_is_an_interrupted_run(
+    tmp_path: Path, listening_port: int, environment: MakeEnvironment
+) -> None:
     run_dir = tmp_path / "reports" / "run-2"
-    env, plugin = _environment(StandInUser, listening_port, run_dir)
+    env, plugin = environment(StandInUser, listening_port, run_dir)
     assert env.runner is not None
     env.runner.start(2, spawn_rate=100)
     _wait_until(lambda: bool(plugin.rows) or bool(plugin._pending_rows))
@@ -185,10 +176,10 @@ def test_quitting_while_running_is_an_interrupted_run(tmp_path: Path, listening_
 
 
 def test_every_session_failing_the_same_way_stops_the_run(
-    tmp_path: Path, listening_port: int
+    tmp_path: Path, listening_port: int, environment: MakeEnvironment
 ) -> None:
     run_dir = tmp_path / "reports" / "run-3"
-    env, plugin = _environment(RefusedUser, listening_port, run_dir, "--fail-fast-sessions", "5")
+    env, plugin = environment(RefusedUser, listening_port, run_dir, "--fail-fast-sessions", "5")
     assert env.runner is not None
     env.runner.start(2, spawn_rate=100)
     _wait_until(lambda: plugin.finalised)
@@ -207,12 +198,12 @@ def test_every_session_failing_the_same_way_stops_the_run(
     assert {e.serialize()["error"] for e in failures.values()} == {"handshake_refused"}
 
 
-def test_a_refusing_target_stops_before_load(tmp_path: Path) -> None:
+def test_a_refusing_target_stops_before_load(tmp_path: Path, environment: MakeEnvironment) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, never listening: connections are refused
         with pytest.raises(SystemExit) as exc:
-            _environment(StandInUser, port, tmp_path / "run")
+            environment(StandInUser, port, tmp_path / "run")
     assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
     assert not (tmp_path / "run").exists()
 
@@ -234,9 +225,10 @@ def test_bad_input_stops_before_load_with_one_line(
     caplog: pytest.LogCaptureFixture,
     argv: list[str],
     message: str,
+    environment: MakeEnvironment,
 ) -> None:
     with pytest.raises(SystemExit) as exc:
-        _environment(FluxTypedUser, listening_port, tmp_path / "run", *argv)
+        environment(FluxTypedUser, listening_port, tmp_path / "run", *argv)
     assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and message in errors[0]
@@ -250,6 +242,7 @@ def test_a_bad_fixture_stops_before_load_with_one_line(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     damage: str,
+    environment: MakeEnvironment,
 ) -> None:
     fixtures = tmp_path / "fixtures"
     shutil.copytree(repo_root / "fixtures", fixtures)
@@ -262,7 +255,7 @@ def test_a_bad_fixture_stops_before_load_with_one_line(
         data[:64] = bytes(64)  # the header is gone
     wav.write_bytes(bytes(data))
     with pytest.raises(SystemExit) as exc:
-        _environment(FluxTypedUser, listening_port, tmp_path / "run")
+        environment(FluxTypedUser, listening_port, tmp_path / "run")
     assert exc.value.code == vl_plugin.EXIT_BAD_INPUT
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "fixture 'arctic_a0009'" in errors[0]
@@ -271,10 +264,10 @@ def test_a_bad_fixture_stops_before_load_with_one_line(
 
 
 def test_options_changed_in_the_web_ui_apply_at_test_start(
-    tmp_path: Path, listening_port: int
+    tmp_path: Path, listening_port: int, environment: MakeEnvironment
 ) -> None:
     run_dir = tmp_path / "reports" / "run-ui"
-    env, plugin = _environment(StandInUser, listening_port, run_dir)
+    env, plugin = environment(StandInUser, listening_port, run_dir)
     assert env.runner is not None and env.parsed_options is not None
     env.parsed_options.frame_ms = 40  # what the web UI's form does before starting a test
     env.runner.start(1, spawn_rate=10)
@@ -286,10 +279,13 @@ def test_options_changed_in_the_web_ui_apply_at_test_start(
 
 
 def test_a_bad_option_from_the_web_ui_does_not_start_a_run(
-    tmp_path: Path, listening_port: int, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    listening_port: int,
+    caplog: pytest.LogCaptureFixture,
+    environment: MakeEnvironment,
 ) -> None:
     run_dir = tmp_path / "reports" / "run-bad"
-    env, plugin = _environment(StandInUser, listening_port, run_dir)
+    env, plugin = environment(StandInUser, listening_port, run_dir)
     assert env.runner is not None and env.parsed_options is not None
     env.parsed_options.frame_ms = 25
     env.runner.start(1, spawn_rate=10)
@@ -301,10 +297,10 @@ def test_a_bad_option_from_the_web_ui_does_not_start_a_run(
 
 @pytest.mark.parametrize("stop_timeout_s", [0.0, 0.2])
 def test_a_session_killed_at_stop_still_gets_its_row(
-    tmp_path: Path, listening_port: int, stop_timeout_s: float
+    tmp_path: Path, listening_port: int, stop_timeout_s: float, environment: MakeEnvironment
 ) -> None:
     run_dir = tmp_path / "reports" / "run-kill"
-    env, plugin = _environment(HangingUser, listening_port, run_dir)
+    env, plugin = environment(HangingUser, listening_port, run_dir)
     assert env.runner is not None
     env.stop_timeout = stop_timeout_s  # what --stop-timeout sets
     env.runner.start(3, spawn_rate=100)
@@ -336,7 +332,7 @@ KILL_REFERENCES = ("Hello there how are you", "Goodbye now")
 def _two_turns_far_apart() -> tuple[tuple[bytes, ...], list[Turn]]:
     """Turn 0 ends ~1.1 s in; turn 1 starts ~7 s in: a kill between them is easy to aim."""
     t = np.arange(round(0.8 * RATE)) / RATE
-    tone = (6000 * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) * np.sin(2 * np.pi * 300 * t))
+    tone = 6000 * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) * np.sin(2 * np.pi * 300 * t)
     tone = tone.astype(np.int16)
 
     def silence(seconds: float) -> Any:
@@ -456,13 +452,14 @@ def test_a_killed_real_session_reports_what_its_histograms_hold(
     user: type[User],
     connections: int,
     think_time_ms: int,
+    environment: MakeEnvironment,
 ) -> None:
     """Locust kills a real session after turn 0 ended and before turn 1 was spoken: its
     sessions.csv row carries turn 0's measurements and WER, the audio streamed and every socket
     it opened, agreeing with the histograms; its sockets and helper greenlets are gone when the
     kill returns (an agent thinking about its reply is not waited for), with nothing printed."""
     run_dir = tmp_path / "reports" / "run-real-kill"
-    env, plugin = _environment(user, emulator_port, run_dir)
+    env, plugin = environment(user, emulator_port, run_dir)
     assert env.runner is not None
     factory = _EmulatorFactory(emulator_port, think_time_ms)
     plugin.factory = factory  # type: ignore[assignment]

@@ -3,21 +3,17 @@ to the users between metrics; overlapping reports go out in the order they took 
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
 from locust import User, task
-from locust.env import Environment
-from locust.event import Events
 
 from voiceload.metrics import Phase, Recorder, decode_histogram
 from voiceload.runner import plugin as vl_plugin
-from voiceload.runner.options import locust_parser
 
 METRICS = ("flux.connect", "flux.eot", "flux.send_lag", "flux.ttft", "aura.ttfb")
 
@@ -29,22 +25,12 @@ class IdleUser(User):
 
 
 @pytest.fixture
-def plugin(tmp_path: Path) -> Iterator[vl_plugin.RunPlugin]:
-    with socket.socket() as server:  # something for the start-up TCP probe to connect to
-        server.bind(("127.0.0.1", 0))
-        server.listen(4)
-        options = locust_parser().parse_args(
-            ["--headless", "--emulator-url", f"ws://127.0.0.1:{server.getsockname()[1]}",
-             "--run-dir", str(tmp_path / "run"), "--reports-dir", str(tmp_path)]
-        )  # fmt: skip
-        events = Events()
-        vl_plugin.register(events)
-        env = Environment(user_classes=[IdleUser], events=events, parsed_options=options)
-        runner = env.create_local_runner()
-        events.init.fire(environment=env, runner=runner, web_ui=None)
-        p = vl_plugin.plugin_of(env)
-        p.running = True  # as after test_start, without a run directory
-        yield p
+def plugin(
+    tmp_path: Path, listening_port: int, plugin_environment: Callable[..., Any]
+) -> Iterator[vl_plugin.RunPlugin]:
+    _, p = plugin_environment(IdleUser, listening_port, tmp_path / "run")
+    p.running = True  # as after test_start, without a run directory
+    yield p
 
 
 def _record_each(recorder: Recorder, phase: Phase = Phase.STEADY) -> None:

@@ -5,19 +5,15 @@ plugin's ``init`` listener installs the redaction ``voiceload run`` would have."
 from __future__ import annotations
 
 import logging
-import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from locust import User, task
-from locust.env import Environment
-from locust.event import Events
 
 from voiceload import credentials
-from voiceload.runner import plugin as vl_plugin
-from voiceload.runner.options import locust_parser
 
 SECRET = "cf-test-token-0123456789abcdef"
 
@@ -28,19 +24,11 @@ class IdleUser(User):
         pass
 
 
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    """Something for the start-up TCP probe to connect to."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(4)
-        yield server.getsockname()[1]
-
-
 def test_init_redacts_print_and_log_output_of_a_process_holding_a_secret(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     listening_port: int,
+    plugin_environment: Callable[..., Any],
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -48,16 +36,9 @@ def test_init_redacts_print_and_log_output_of_a_process_holding_a_secret(
     monkeypatch.setenv(credentials.API_TOKEN_VAR, SECRET)
     stdout, stderr = sys.stdout, sys.stderr
     try:
-        options = locust_parser().parse_args(
-            ["--headless", "--emulator-url", f"ws://127.0.0.1:{listening_port}",
-             "--run-dir", str(tmp_path / "run"), "--reports-dir", str(tmp_path)]
-        )  # fmt: skip
-        events = Events()
-        vl_plugin.register(events)
-        env = Environment(user_classes=[IdleUser], events=events, parsed_options=options)
-        runner = env.create_local_runner()
-        events.init.fire(environment=env, runner=runner, web_ui=None)
-        events.init.fire(environment=env, runner=runner, web_ui=None)  # idempotent
+        env, _ = plugin_environment(IdleUser, listening_port, tmp_path / "run")
+        runner = env.runner
+        env.events.init.fire(environment=env, runner=runner, web_ui=None)  # idempotent
         print(f"Authorization: Bearer {SECRET}")
         print(f"token={SECRET}", file=sys.stderr)
         with caplog.at_level(logging.DEBUG, logger="websockets.client"):
