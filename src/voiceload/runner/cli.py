@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -39,7 +39,13 @@ from voiceload.fixtures import load_manifest
 from voiceload.protocol.gateway import AuthForm
 from voiceload.runner import artifacts, distributed
 from voiceload.runner.options import AURA_ENCODINGS, RunSettings, locust_parser, settings_from
-from voiceload.runner.sessions import USER_TYPES, build_pools, check_fixtures, check_pools
+from voiceload.runner.sessions import (
+    USER_TYPES,
+    Pools,
+    build_pools,
+    check_fixtures,
+    check_pools,
+)
 from voiceload.spend import POLITE_LOAD, USER_CLASS_KINDS, polite_load
 
 #: The users loadtests/locustfile.py defines (its test checks the two agree).
@@ -332,7 +338,33 @@ def check_run_input(options: argparse.Namespace) -> tuple[RunSettings, bool]:
     user_types = user_types_of(options)
     check_pools(pools, user_types, str(manifest.path))
     check_fixtures(pools, user_types, sample_rate=settings.sample_rate, frame_ms=settings.frame_ms)
+    warning = stop_timeout_warning(pools, user_types, float(options.stop_timeout or 0))
+    if warning:
+        print(f"voiceload: warning: {warning}", file=sys.stderr)
     return settings, target.is_real
+
+
+#: Trailing silence, the end of turn, and an agent's last reply, beyond the fixture's length.
+SESSION_TAIL_S = 5.0
+
+
+def stop_timeout_warning(pools: Pools, user_types: Iterable[str], stop_timeout_s: float) -> str:
+    """A line when a session started just before the run ends could not finish within Locust's
+    stop timeout: it would be cut, recorded as ``harness_error`` (and Locust would exit 1)."""
+    types = set(user_types)
+    audio = [*(pools.flux if "flux" in types else ()), *(pools.agent if "agent" in types else ())]
+    if not audio:
+        return ""
+    longest = max(audio, key=lambda f: f.duration_s)
+    needed_s = longest.duration_s + SESSION_TAIL_S
+    if stop_timeout_s >= needed_s:
+        return ""
+    return (
+        f"--stop-timeout {stop_timeout_s:g} s is shorter than the longest session "
+        f"({longest.name}: {longest.duration_s:.1f} s of audio + {SESSION_TAIL_S:g} s); sessions "
+        f"still running when the run time ends will be cut and counted as harness_error. "
+        f"Use --stop-timeout {int(needed_s) + 1} (or more) to let them finish."
+    )
 
 
 def _run_locust(command: list[str], core: int | None, stop_grace_s: float) -> int:

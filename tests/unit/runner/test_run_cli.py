@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from voiceload.errors import ConfigError
+from voiceload.fixtures import load_manifest
 from voiceload.protocol.gateway import AuthForm
 from voiceload.runner import cli as run_cli
+from voiceload.runner.sessions import build_pools
 
 
 @pytest.mark.parametrize(
@@ -172,7 +174,7 @@ def test_route_and_model_options_pass_through_to_locust(
     assert (settings.sample_rate, settings.eot_threshold) == (8000, 0.8)
     assert settings.aura_encoding == "linear16"
     assert settings.slo_file == Path("s.toml")
-    assert options.stop_timeout == 15  # the scenario's
+    assert options.stop_timeout == 30  # the scenario's
 
 
 def test_the_report_step_uses_the_runs_slo_file(tmp_path: Path) -> None:
@@ -224,3 +226,26 @@ def test_a_bad_fixture_stops_voiceload_run_before_anything_starts(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "fixture 'command_lights'" in lines[0]
     assert not (tmp_path / "reports").exists()  # no run directory, no emulator, no Locust
+
+
+@pytest.mark.parametrize("scenario", ["default", "smoke", "flux-capacity"])
+def test_every_shipped_scenario_lets_its_longest_session_finish(
+    repo_root: Path, scenario: str
+) -> None:
+    # 2026-11-27 CI: smoke's 15 s stop timeout cut a 19.7 s monologue_long session started just
+    # before the end; it became harness_error and Locust exited 1 although the run was valid.
+    options = run_cli.locust_options(run_cli.locust_command(
+        scenario=repo_root / run_cli.SCENARIO_DIR / f"{scenario}.conf", run_dir=Path("r"),
+        emulator_url=None, args=_args(), user_classes=[],
+    ))  # fmt: skip
+    pools = build_pools(load_manifest(), ())
+    types = run_cli.user_types_of(options)
+    assert run_cli.stop_timeout_warning(pools, types, float(options.stop_timeout)) == ""
+
+
+def test_a_stop_timeout_shorter_than_the_longest_session_is_named() -> None:
+    pools = build_pools(load_manifest(), ())
+    warning = run_cli.stop_timeout_warning(pools, ["flux"], 15.0)
+    assert "--stop-timeout 15 s is shorter than the longest session" in warning
+    assert "harness_error" in warning and "--stop-timeout 29" in warning  # conversation: 23.6 s
+    assert run_cli.stop_timeout_warning(pools, ["aura"], 0.0) == ""  # no audio sessions
