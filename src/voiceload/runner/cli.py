@@ -351,8 +351,7 @@ SESSION_TAIL_S = 5.0
 def stop_timeout_warning(pools: Pools, user_types: Iterable[str], stop_timeout_s: float) -> str:
     """A line when a session started just before the run ends could not finish within Locust's
     stop timeout: it would be cut, recorded as ``harness_error`` (and Locust would exit 1)."""
-    types = set(user_types)
-    audio = [*(pools.flux if "flux" in types else ()), *(pools.agent if "agent" in types else ())]
+    audio = pools.audio_fixtures(user_types)
     if not audio:
         return ""
     longest = max(audio, key=lambda f: f.duration_s)

@@ -48,6 +48,12 @@ class Pools:
     def size(self, user_type: str) -> int:
         return len(getattr(self, user_type))
 
+    def audio_fixtures(self, user_types: Iterable[str]) -> list[Fixture]:
+        """Every audio fixture the ``user_types`` can draw, each once (Aura draws texts)."""
+        types = set(user_types)
+        audio = [*(self.flux if "flux" in types else ()), *(self.agent if "agent" in types else ())]
+        return list({f.name: f for f in audio}.values())
+
 
 def build_pools(manifest: Manifest, wanted: Sequence[str]) -> Pools:
     """The pools for ``--fixtures wanted`` (empty: everything). Raises :class:`FixtureError`
@@ -93,9 +99,7 @@ def check_fixtures(
     no session pays for decoding). Raises :class:`FixtureError` with one line naming the first
     bad fixture. Aura's texts need no check: they are read whole when the manifest loads.
     """
-    types = set(user_types)
-    audio = [*(pools.flux if "flux" in types else ()), *(pools.agent if "agent" in types else ())]
-    for fixture in {f.name: f for f in audio}.values():
+    for fixture in pools.audio_fixtures(user_types):
         ensure_fixture(fixture)
         try:
             prepare(fixture.path, sample_rate=sample_rate, frame_ms=frame_ms)
