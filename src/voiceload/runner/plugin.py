@@ -49,7 +49,7 @@ from locust.exception import StopUser
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
-from voiceload.credentials import install_log_redaction, load_credentials, redact_stdio
+from voiceload.credentials import load_credentials, redact_stdio
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
 from voiceload.metrics import Aggregator, Phase, Recorder, RecorderPayload
@@ -371,16 +371,21 @@ class RunPlugin:
             return
         self._stop_collecting_run(reason)
 
-    def take_payload(self, now_wall_s: float) -> dict[str, Any]:
-        """Everything measured since the last call, as plain data (msgpack/JSON safe)."""
+    def take_payload(
+        self, now_wall_s: float, between_metrics: Callable[[], object] = lambda: None
+    ) -> dict[str, Any]:
+        """Everything measured since the last call, as plain data (msgpack/JSON safe).
+
+        The interval is taken at once (:meth:`voiceload.metrics.Recorder.take`), then encoded
+        one metric at a time, calling ``between_metrics`` after each (a worker yields there)."""
         rows, self._pending_rows = self._pending_rows, []
         cpu, self._pending_cpu = self._pending_cpu, []
-        return {
-            "worker": self.worker_id,
-            "hdr": self.recorder.drain(now_wall_s, final=self._stopped),
-            "sessions": rows,
-            "cpu": cpu,
-        }
+        interval = self.recorder.take(now_wall_s, final=self._stopped)
+        pieces = []
+        for piece in interval.pieces():  # encodes one metric per step
+            pieces.append(piece)
+            between_metrics()
+        return {"worker": self.worker_id, "hdr": join_pieces(pieces), "sessions": rows, "cpu": cpu}
 
     def _sample_cpu(self) -> None:
         """Greenlet: one CPU sample per second; a live warning when it passes the budget."""
@@ -707,17 +712,9 @@ class RunPlugin:
         with self._report_lock:
             if not self.running or self._final_sent:
                 return
-            rows, self._pending_rows = self._pending_rows, []
-            cpu, self._pending_cpu = self._pending_cpu, []
-            interval = self.recorder.take(time.time(), final=self._stopped)
-            self._final_sent = self._stopped
-            pieces = []
-            for piece in interval.pieces():  # encodes one metric per step
-                pieces.append(piece)
-                gevent.sleep(0)
-            data["voiceload"] = {
-                "worker": self.worker_id, "hdr": join_pieces(pieces), "sessions": rows, "cpu": cpu,
-            }  # fmt: skip
+            final = self._stopped  # as take_payload takes the interval, before any yield
+            data["voiceload"] = self.take_payload(time.time(), between_metrics=gevent.sleep)
+            self._final_sent = final
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         payload = data.get("voiceload")
@@ -825,9 +822,9 @@ def check_run(environment: Environment) -> tuple[RunSettings, Target, SessionFac
     if credentials.api_token or credentials.deepgram_api_key:
         # Every Locust process holding a secret redacts its own output, whoever started it:
         # `voiceload run` does this too, but `locust -f ... --worker` and `--processes N`
-        # children reach voiceload only through this init (both calls are idempotent).
+        # children reach voiceload only through this init (redact_stdio is idempotent).
+        # (load_credentials has already turned on log redaction for a process holding one)
         redact_stdio()
-        install_log_redaction()
     target = settings.resolve_target(credentials)
     factory = _session_factory(environment, settings, target)
     if not isinstance(environment.runner, WorkerRunner):
