@@ -44,6 +44,7 @@ from voiceload.client.connect import (
     NowNs,
     Sleep,
     WallS,
+    close_within,
     default_sleep,
     open_websocket,
     register_session_secrets,
@@ -212,11 +213,7 @@ class AgentSession:
         closed its own socket and reader."""
         self._stopping = True
         self._ended.put(None)
-        try:
-            aura_ws.close_timeout = min(aura_ws.close_timeout or STOP_WAIT_S, STOP_WAIT_S)
-            aura_ws.close()
-        except Exception:  # already broken: nothing left to close
-            pass
+        close_within(aura_ws, STOP_WAIT_S)
         worker.stop(STOP_WAIT_S)
 
     def _speak_replies(self, ws: ClientConnection) -> None:

@@ -118,6 +118,16 @@ class Helper:
             self.join(timeout_s)
 
 
+def close_within(ws: ClientConnection, timeout_s: float) -> None:
+    """Close ``ws`` waiting at most ``timeout_s`` for the server's answer (a killed session's
+    quick exit); a socket that is already broken has nothing left to close."""
+    try:
+        ws.close_timeout = min(ws.close_timeout or timeout_s, timeout_s)
+        ws.close()
+    except Exception:
+        pass
+
+
 def _gevent_patched() -> bool:
     """True when gevent has patched ``threading`` (Locust imports do): threads are greenlets."""
     monkey = sys.modules.get("gevent.monkey")

@@ -41,6 +41,7 @@ from voiceload.client.connect import (
     NowNs,
     Sleep,
     WallS,
+    close_within,
     default_sleep,
     open_websocket,
     register_session_secrets,
@@ -254,11 +255,7 @@ class FluxSession:
         """Killed mid-session: close the socket (waiting at most :data:`STOP_WAIT_S` for the
         server's answer) and end the reader; neither failure is reported as the server's."""
         self._stopping = True
-        try:
-            ws.close_timeout = min(ws.close_timeout or STOP_WAIT_S, STOP_WAIT_S)
-            ws.close()
-        except Exception:  # closing a socket that is already broken: nothing left to do
-            pass
+        close_within(ws, STOP_WAIT_S)
         reader.stop(STOP_WAIT_S)
 
     def _read(self, ws: ClientConnection) -> None:
