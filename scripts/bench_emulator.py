@@ -350,6 +350,8 @@ def run_point(n: int, processes: int, args: argparse.Namespace) -> dict[str, flo
             str(processes),
             "--trace",
             str(trace),
+            "--loop",
+            args.emulator_loop,
         ]
         emu = subprocess.Popen(
             cmd,
@@ -392,6 +394,7 @@ def run_point(n: int, processes: int, args: argparse.Namespace) -> dict[str, flo
         "emulator_cpu_us_per_frame": 1e6 * (cpu1 - cpu0) / max(1, stats.frames),
         "client_errors": stats.errors,
         "client": args.client,
+        "emulator_loop": args.emulator_loop,
         "client_cpu_pct": stats.cpu_pct,
         "client_backlogged_frames": stats.backlogged,
     }
@@ -413,13 +416,22 @@ def main() -> int:
         help="raw: pre-masked frames written to the socket (>1,000 streams per core); "
         "websockets: one asyncio websockets connection and task per stream (~400)",
     )
+    parser.add_argument(
+        "--emulator-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the emulator's event loop (voiceload emulate --loop)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep-trace", help="keep the trace in this directory (last point)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     random.seed(1)
     results = []
-    print(f"machine: {os.cpu_count()} cpus, {_cpu_model()}, python {sys.version.split()[0]}")
+    print(
+        f"machine: {os.cpu_count()} cpus, {_cpu_model()}, python {sys.version.split()[0]};"
+        f" emulator loop: {args.emulator_loop}"
+    )
     print(
         "streams procs   msgs  proc p50/p99/max ms  loop-lag p99 ms  resp p99 ms"
         "  send-lag p99 ms  emu CPU %  CPU us/frame  client CPU %"

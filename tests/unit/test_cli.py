@@ -58,3 +58,17 @@ def test_error_messages_are_redacted(
     err = capsys.readouterr().err
     assert token not in err
     assert "bad token" in err
+
+
+def test_emulate_runs_on_uvloop_unless_asked_for_asyncio() -> None:
+    import asyncio
+
+    from voiceload.emulator import cli as emulate_cli
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    args = cli.build_parser(["emulate"]).parse_args(["emulate"])
+    assert args.loop == "uvloop"
+    assert emulate_cli._run(loop_module(), args.loop).startswith("uvloop")
+    assert emulate_cli._run(loop_module(), "asyncio").startswith("asyncio")

@@ -13,6 +13,12 @@ one process would). Connection numbers (for ``every``/``connections`` faults) an
 ``every = 10`` fires on every 10th connection *of each process* (about 1 in 10 overall, not
 on exactly the 10th, 20th, ... connection), and ``connections = [3]`` on up to K connections.
 
+The event loop is ``uvloop`` (libuv, C) unless ``--loop asyncio`` asks for the standard one:
+per 80 ms Flux frame the loop's own reading, writing and task switching is a good part of the
+emulator's CPU, and uvloop's cost less (scripts/bench_emulator.py). Its timers have millisecond
+resolution, so an emulated delay can fire up to 1 ms late; the ``--trace`` timestamps are read
+from the clock when each message is sent, so they stay exact.
+
 Fixture transcripts come from the fixtures manifest when it exists (``--manifest``, default as
 :func:`voiceload.fixtures.default_manifest_path`): a Flux client passing ``tag=<fixture name>``
 gets that fixture's reference words.
@@ -30,9 +36,9 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from voiceload.emulator.behaviour import load_config
 from voiceload.emulator.flux_stream import ReferenceTurn
@@ -46,6 +52,8 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _CHILD_READY_TIMEOUT_S = 30.0
 _CHILD_STOP_TIMEOUT_S = 10.0
 _LAG_PROBE_S = 0.05
+LOOPS = ("uvloop", "asyncio")
+_T = TypeVar("_T")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +74,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument("--trace", type=Path, help="append JSON-lines timestamps to this file")
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="uvloop",
+        help="event loop: uvloop (default, less CPU per frame) or the standard asyncio loop",
+    )
     parser.add_argument("--manifest", type=Path, help="fixtures manifest for tag= transcripts")
 
 
@@ -116,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
         def announce() -> None:
             print(f"{READY_PREFIX}{_url(host, port)}", flush=True)
 
-        asyncio.run(_serve(options, sock, args.trace, announce))
+        _run(_serve(options, sock, args.trace, announce), args.loop)
         return 0
     return _run_children(options, args)
 
@@ -141,6 +155,17 @@ def _listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socke
     return sock
 
 
+def _run(main: Coroutine[Any, Any, _T], loop: str) -> _T:
+    """Run ``main`` on a new event loop of kind ``loop`` (one of :data:`LOOPS`)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
 async def _serve(
     options: object,
     sock: socket.socket,
@@ -161,14 +186,14 @@ async def _serve(
     on_ready()
     try:
         for tick in itertools.count():
-            due = loop.time() + _LAG_PROBE_S
+            due = time.monotonic() + _LAG_PROBE_S  # the loops' clock (uvloop's in whole ms)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(due):
                     await stop.wait()
             if stop.is_set():
                 break
             if trace is not None:  # how late the loop ran this wakeup: queueing of all work
-                lag_us = int((loop.time() - due) * 1e6)
+                lag_us = max(0, int((time.monotonic() - due) * 1e6))  # uvloop: may wake early
                 trace.write({"ev": "lag", "ns": time.monotonic_ns(), "lag_us": lag_us})
                 if tick % 10 == 9:
                     trace.flush()
@@ -204,7 +229,7 @@ def _run_children(options: ServerOptions, args: argparse.Namespace) -> int:
                 sock = _listening_socket(host, port, reuse_port=True)
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 own = dataclasses.replace(options, process_index=index)
-                asyncio.run(_serve(own, sock, args.trace, lambda: _notify(ready_w)))
+                _run(_serve(own, sock, args.trace, lambda: _notify(ready_w)), args.loop)
                 code = 0
             except BaseException as exc:  # report and exit: never return into the parent's code
                 print(f"voiceload emulate: child {os.getpid()}: {exc}", file=sys.stderr)

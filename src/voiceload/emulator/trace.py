@@ -23,11 +23,12 @@ lines never interleave; ``pid`` tells the processes apart.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from voiceload.errors import ConfigError
 
@@ -40,14 +41,14 @@ class TraceWriter:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise ConfigError(f"cannot open trace file {path}: {exc.strerror}") from None
-        self._parts: list[str] = []
+        self._parts: list[bytes] = []
         self._size = 0
         self._flush_bytes = flush_bytes
         self.pid = os.getpid()
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Queue one record (``pid`` is added); writes when the buffer is full."""
-        line = json.dumps({**record, "pid": self.pid}, separators=(",", ":")) + "\n"
+        line = orjson.dumps({**record, "pid": self.pid}, option=orjson.OPT_APPEND_NEWLINE)
         self._parts.append(line)
         self._size += len(line)
         if self._size >= self._flush_bytes:
@@ -56,7 +57,7 @@ class TraceWriter:
     def flush(self) -> None:
         if not self._parts:
             return
-        data = "".join(self._parts).encode()
+        data = b"".join(self._parts)
         self._parts.clear()
         self._size = 0
         view = memoryview(data)

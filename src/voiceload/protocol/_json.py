@@ -4,6 +4,12 @@ Every reader takes the decoded object, the field name and the message name, and 
 :class:`~voiceload.errors.RemoteProtocolError` with one plain line naming the field when the
 field is missing or has the wrong JSON type. Numbers accept JSON integers and floats, never
 booleans (``True`` is an ``int`` in Python, not a number on the wire).
+
+Encoding and decoding use ``orjson`` (C, several times faster than the standard library's
+``json``): the emulator encodes a Flux ``TurnInfo`` per 250 ms per stream and the load client
+decodes every one, so this is on both hot paths. Its output is compact UTF-8 JSON like
+``json.dumps(obj, separators=(",", ":"), ensure_ascii=False)``; numbers print in the shortest
+form that reads back to the same value (exponents as ``1e-5``, not ``1e-05``).
 """
 
 from __future__ import annotations
@@ -12,19 +18,21 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from voiceload.errors import RemoteProtocolError
 
 
 def dumps(obj: Mapping[str, Any]) -> str:
     """Compact JSON (no spaces), as the services send it."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(obj).decode()
 
 
 def loads_object(data: str | bytes, what: str) -> dict[str, Any]:
     """Decode one JSON text frame that must hold an object; ``what`` names the sender."""
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:  # a ValueError; also raised for invalid UTF-8
         raise RemoteProtocolError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise RemoteProtocolError(f"{what} is a JSON {type(obj).__name__}, not an object")

@@ -287,3 +287,23 @@ def test_bad_client_messages(text: str, error: str) -> None:
 
 def test_client_unknown_fields_tolerated() -> None:
     assert parse_client_message('{"type":"CloseStream","reason":"done"}') == CloseStream()
+
+
+def test_serialised_json_is_compact_utf8_as_the_standard_library_writes_it() -> None:
+    """The orjson encoder writes what ``json.dumps(separators=(",", ":"), ensure_ascii=False)``
+    writes for Flux messages: same keys, order, numbers and non-ASCII text."""
+    msg = TurnInfo(
+        request_id="r-1",
+        sequence_id=7,
+        event=TurnEvent.UPDATE,
+        turn_index=2,
+        audio_window_start=0.0,
+        audio_window_end=12.34,
+        transcript="Grüße, señor 東京",
+        words=(Word("Grüße,", 0.9, 0.1, 0.45), Word("señor", 0.875), Word("東京", 1, 0.5, 2.0)),
+        end_of_turn_confidence=0.0123,
+    )
+    text = serialize_server_message(msg)
+    obj = json.loads(text)
+    assert text == json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    assert parse_server_message(text) == msg
