@@ -8,6 +8,7 @@ compared byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -18,11 +19,13 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame, Opcode
 from websockets.sync.client import ClientConnection, connect
 
 from voiceload.audio import prepare
 from voiceload.emulator.behaviour import parse_config
 from voiceload.emulator.cli import load_references
+from voiceload.emulator.flux_stream import FluxStream
 from voiceload.emulator.server import BackgroundEmulator, ServerOptions
 from voiceload.emulator.trace import TraceWriter
 from voiceload.protocol import aura, gateway
@@ -465,3 +468,89 @@ def test_real_fixture_in_real_time_gets_the_reference_transcript(
     assert any("proc_us" in r for r in sends)
     opened = next(r for r in trace if r["ev"] == "open")
     assert (opened["tag"], opened["service"]) == ("arctic_a0009", "flux")
+
+
+# --------------------------------------------------------------------------------------------
+# the audio short cut (EmulatorConnection): fed in data_received, still once and in order
+# --------------------------------------------------------------------------------------------
+
+
+def _raw_frames(*messages: str | bytes) -> bytes:
+    """Client frames (masked) for ``messages``, to write to the socket in one piece."""
+    out = b""
+    for msg in messages:
+        opcode = Opcode.TEXT if isinstance(msg, str) else Opcode.BINARY
+        data = msg.encode() if isinstance(msg, str) else msg
+        out += Frame(opcode, data).serialize(mask=True, extensions=[])
+    return out
+
+
+def test_audio_takes_the_short_cut_and_answers_as_before() -> None:
+    audio = prepare(FIXTURE, 16000, 80)
+    with BackgroundEmulator() as emu:
+        with connect(emu.url + DEEPGRAM_FLUX, compression=None, open_timeout=10) as ws:
+            reader = Reader(ws)
+            reader.start()
+            for frame in [*audio.frames, *([SILENCE_80MS] * 20)]:
+                ws.send(frame)
+                time.sleep(0.005)  # the handler is idle in recv when most frames arrive
+            assert reader.end_of_turn.wait(10)
+            ws.send(json.dumps({"type": "CloseStream"}))
+            reader.join(10)
+        assert emu.app is not None
+        deadline = time.monotonic() + 10
+        while emu.app.short_cut_frames == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # counted when the handler ends
+        # most frames were fed in data_received; the rest went through recv
+        assert emu.app.short_cut_frames > len(audio.frames) // 2
+    msgs = [m for _, m in reader.messages]
+    assert [m["sequence_id"] for m in msgs] == list(range(len(msgs)))
+    events = [m.get("event", m["type"]) for m in msgs]
+    assert events[0] == "Connected"
+    assert "StartOfTurn" in events and "EndOfTurn" in events
+    # every Update's window ends on a frame boundary it has received, in order
+    ends = [m["audio_window_end"] for m in msgs if m.get("event") == "Update"]
+    assert ends == sorted(ends) and len(ends) >= 8
+
+
+def test_audio_behind_a_queued_text_frame_waits_its_turn() -> None:
+    """Configure then audio in one TCP write: the audio must not overtake the Configure."""
+    with BackgroundEmulator() as emu:
+        with connect(emu.url + DEEPGRAM_FLUX, compression=None, open_timeout=10) as ws:
+            assert recv_json(ws)["type"] == "Connected"
+            configure = json.dumps({"type": "Configure", "thresholds": {"eot_threshold": 0.8}})
+            # 0.32 s of audio after the Configure: one Update, caused by frames behind it
+            ws.socket.sendall(_raw_frames(configure, *([SILENCE_80MS] * 4)))
+            first, second = recv_json(ws), recv_json(ws)
+        assert first["type"] == "ConfigureSuccess"
+        assert (second["type"], second["event"]) == ("TurnInfo", "Update")
+        assert (first["sequence_id"], second["sequence_id"]) == (1, 2)
+
+
+def test_a_bug_met_in_the_short_cut_closes_1011_and_the_server_serves_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = {"n": 0}
+    feed = FluxStream.feed_audio
+
+    def failing_feed(self: FluxStream, pcm: bytes, now_ns: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("injected bug")
+        feed(self, pcm, now_ns)
+
+    monkeypatch.setattr(FluxStream, "feed_audio", failing_feed)
+    with BackgroundEmulator() as emu:
+        with connect(emu.url + DEEPGRAM_FLUX, compression=None, open_timeout=10) as ws:
+            assert recv_json(ws)["type"] == "Connected"
+            with pytest.raises(ConnectionClosed) as info:
+                for _ in range(50):
+                    ws.send(SILENCE_80MS)
+                    time.sleep(0.01)
+                    with contextlib.suppress(TimeoutError):
+                        ws.recv(timeout=0.01)
+        assert info.value.rcvd is not None
+        assert (info.value.rcvd.code, info.value.rcvd.reason) == (1011, "internal error")
+        with connect(emu.url + DEEPGRAM_FLUX, compression=None, open_timeout=10) as ws:
+            assert recv_json(ws)["type"] == "Connected"
+            ws.send(SILENCE_80MS)

@@ -164,6 +164,7 @@ class _Turn:
     armed_complete: bool = False  # the timers were set for a complete turn
     eot_due_ns: int | None = None
     eager_due_ns: int | None = None
+    placeholders: tuple[Word, ...] = ()  # placeholder words built so far (they never change)
 
 
 class FluxStream:
@@ -270,6 +271,13 @@ class FluxStream:
         if self._outbox and isinstance(self._outbox[0], Connected):  # never held back
             return [self._outbox.popleft()]
         return []
+
+    def has_due_output(self, now_ns: int) -> bool:
+        """Whether :meth:`poll` at ``now_ns`` would return something without firing a timer."""
+        if not self._outbox:
+            return False
+        gate = self._gate_ns
+        return gate is None or now_ns >= gate or isinstance(self._outbox[0], Connected)
 
     def next_wakeup_ns(self) -> int | None:
         """The earliest time :meth:`poll` may have something new (None: only input will)."""
@@ -468,7 +476,11 @@ class FluxStream:
             end = turn.paused_at + 1 if turn.paused_at is not None else self._received
             speech_s = (end - turn.start_sample) / self._sr
             n = max(1, int(speech_s * self.params.placeholder_words_per_s))
-            return self._placeholder(turn.start_sample, n)
+            if len(turn.placeholders) < n:  # extend, do not rebuild, on every Update
+                turn.placeholders += self._placeholder(
+                    turn.start_sample, len(turn.placeholders), n
+                )
+            return turn.placeholders[:n]
         if self._complete(vad):
             n = total
         else:
@@ -488,7 +500,9 @@ class FluxStream:
             for i, w in enumerate(ref.words)
         )
 
-    def _placeholder(self, onset_sample: int, n: int) -> tuple[Word, ...]:
+    def _placeholder(self, onset_sample: int, first: int, n: int) -> tuple[Word, ...]:
+        """Placeholder words ``first`` .. ``n - 1`` of a turn whose speech starts at
+        ``onset_sample``."""
         onset_s = onset_sample / self._sr
         step_s = 1.0 / self.params.placeholder_words_per_s
         return tuple(
@@ -498,7 +512,7 @@ class FluxStream:
                 round(onset_s + i * step_s, 3),
                 round(onset_s + (i + 1) * step_s, 3),
             )
-            for i in range(n)
+            for i in range(first, n)
         )
 
     def _configure(self, msg: Configure) -> None:
