@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import itertools
 import os
 import signal
@@ -155,6 +156,21 @@ def _listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socke
     return sock
 
 
+def _quiet_gc() -> None:
+    """Fewer, cheaper garbage collections while serving (this process only serves).
+
+    With the default thresholds a 450-stream run had ~9 young collections a second, pausing the
+    loop up to 11-17 ms (p99 of pauses 7-12 ms): a frame arriving then waits that long. The
+    emulator makes almost no cyclic garbage (under 700 objects collected in a 20 s run of 450
+    connections), so collecting young objects every 50,000 allocations instead of 700, after
+    moving start-up objects out of the collector's way, costs no memory to speak of. Measured
+    (3 alternating pairs, 450 streams): loop-lag p99 1.8-2.6 ms vs 2.0-4.5 ms, CPU per frame
+    123-131 vs 133-139 us.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def _run(main: Coroutine[Any, Any, _T], loop: str) -> _T:
     """Run ``main`` on a new event loop of kind ``loop`` (one of :data:`LOOPS`)."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
@@ -183,6 +199,7 @@ async def _serve(
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     server, _ = await start(options, sock=sock, trace=trace)
+    _quiet_gc()
     on_ready()
     try:
         for tick in itertools.count():

@@ -13,7 +13,8 @@ harness's measurements can be checked against the emulator's ground truth:
 - ``{"ev": "reject", "pid", "ns", "path", "status"}`` for a refused upgrade;
 - ``{"ev": "lag", "pid", "ns", "lag_us"}`` every 50 ms (``voiceload emulate`` only): how late the
   event loop ran a timer, i.e. the queueing every frame waits before it is read, which
-  ``proc_us`` does not include.
+  ``proc_us`` does not include (never negative; with uvloop, whose timers have 1 ms resolution,
+  it includes up to 1 ms of timer rounding).
 
 Lines are collected in memory and written with one ``os.write`` of whole lines on a file opened
 with ``O_APPEND``, every ``flush_bytes`` or on :meth:`TraceWriter.flush`. With ``--processes K``
