@@ -14,11 +14,13 @@ a mid-stream fault.
 
 Flux audio takes a short cut (:class:`EmulatorConnection`): a whole binary frame is fed to the
 stream as websockets parses it, inside the connection's ``data_received``, instead of being
-queued for the handler task's ``recv``. The handler task is woken only when the stream has a
-message to send or a timer is due (about one frame in three), which saves a queue round trip
-and a task switch on every 80 ms frame. Everything else (text frames, a frame that arrives
-while earlier ones are still queued, odd-sized audio, a stalled stream's input) goes the
-ordinary way, so the stream sees every frame once and in order.
+queued for the handler task's ``recv``, and the messages it makes due (an ``Update`` about
+every third 80 ms frame) are sent from there too while the handler task is idle in ``recv``.
+That saves a queue round trip and a task switch per frame. The task still wakes for timers,
+text frames and output it must send itself (a planned fault, a socket paused by flow
+control, the task busy sending); everything else (text frames, a frame that arrives while
+earlier ones are still queued, odd-sized audio, a stalled stream's input) goes the ordinary
+way, so the stream sees every frame once and in order, and messages leave in order.
 """
 
 from __future__ import annotations
@@ -353,13 +355,13 @@ class EmulatorApp:
             recv_ns = time.monotonic_ns()
             try:
                 stream.feed_audio(data, recv_ns)
-                if not stream.has_due_output(recv_ns):
-                    waker.arm(stream.next_wakeup_ns())
-                elif waker.idle and not stream.closed and conn.can_send_now():
-                    conn.send_now(stream.poll(recv_ns), recv_ns)
-                    waker.arm(stream.next_wakeup_ns())
-                else:
-                    waker.wake_for(recv_ns)
+                if stream.has_due_output(recv_ns):
+                    if waker.idle and not stream.closed and conn.can_send_now():
+                        conn.send_now(stream.poll(recv_ns), recv_ns)
+                    else:
+                        waker.wake_for(recv_ns)  # the task sends it and re-arms its timer
+                        return True
+                waker.arm(stream.next_wakeup_ns())
             except Exception as exc:  # a bug: fail the handler, not websockets' data_received
                 waker.fail(exc)
             return True
