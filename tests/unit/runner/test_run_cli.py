@@ -249,3 +249,48 @@ def test_a_stop_timeout_shorter_than_the_longest_session_is_named() -> None:
     assert "--stop-timeout 15 s is shorter than the longest session" in warning
     assert "harness_error" in warning and "--stop-timeout 29" in warning  # conversation: 23.6 s
     assert run_cli.stop_timeout_warning(pools, ["aura"], 0.0) == ""  # no audio sessions
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--users", "0"], "--users 0 must be at least 1"),
+        (["--users", "-1"], "--users -1 must be at least 1"),
+        (["--spawn-rate", "0"], "--spawn-rate 0 must be greater than 0"),
+        (["--workers", "-1"], "--workers -1 must be 0"),
+        (["--slo-file", "{tmp}/missing.toml"], "file not found"),
+        (["--slo-file", "{tmp}/bad.toml"], "not valid TOML"),
+        (["--slo-file", "{tmp}/typed.toml"], "stat: expected one of"),
+        (["--emulator-config", "{tmp}/bad.toml"], "is not valid TOML"),
+    ],
+)
+def test_input_that_cannot_work_is_refused_before_any_load(
+    tmp_path: Path, repo_root: Path, argv: list[str], fragment: str
+) -> None:
+    (tmp_path / "bad.toml").write_text("[[slo]\nmetric =", encoding="utf-8")
+    (tmp_path / "typed.toml").write_text(
+        '[[slo]]\nmetric = "flux.eot"\nstat = "median"\nlimit_ms = 600\n', encoding="utf-8")
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "voiceload.cli", "run", "--reports-dir", str(reports),
+         "--no-report", *(a.format(tmp=tmp_path) for a in argv)],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not reports.exists()  # no run directory, no emulator, no Locust
+
+
+def test_failed_slos_are_named_one_per_line() -> None:
+    summary = {"slo": [
+        {"metric": "flux.eot", "stat": "p95", "limit_ms": 600.0, "measured_ms": 926.1,
+         "passed": False},
+        {"metric": "aura.ttfb", "stat": "p95", "limit_ms": 400.0, "measured_ms": 120.0,
+         "passed": True},
+        {"metric": "flux.eager_eot", "stat": "p95", "limit_ms": 400.0, "measured_ms": None,
+         "passed": None},
+    ]}  # fmt: skip
+    assert run_cli.failed_slos(summary) == ["p95 flux.eot 926.1 ms > 600 ms"]
+    assert run_cli.failed_slos({}) == []
