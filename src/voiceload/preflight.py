@@ -451,10 +451,10 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     if args.emulator_config is not None:
         load_config(args.emulator_config)  # one line for a bad config, before starting it
-    with tempfile.TemporaryDirectory(prefix="voiceload-check-") as tmp:
-        with Emulator(Path(tmp) / "emulator.log", None, args.emulator_config) as emulator:
-            print(f"started the bundled emulator at {emulator.url}", file=stream, flush=True)
-            return _check(args, stream, emulator.url)
+    with (tempfile.TemporaryDirectory(prefix="voiceload-check-") as tmp,
+          Emulator(Path(tmp) / "emulator.log", None, args.emulator_config) as emulator):
+        print(f"started the bundled emulator at {emulator.url}", file=stream, flush=True)
+        return _check(args, stream, emulator.url)
 
 
 def _check(args: argparse.Namespace, stream: TextIO, emulator_url: str | None) -> int:
