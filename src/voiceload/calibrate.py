@@ -8,23 +8,20 @@ Everything here is arithmetic on numbers already read; nothing touches a file or
 What each emulator setting is fitted from, and what the emulator adds on its own (subtracted
 first, so a run against the calibrated emulator measures what the original run measured):
 
-=============================  ===============================  ==============================
-emulator setting               measured (steady phase)          the emulator's own part
-=============================  ===============================  ==============================
-``latency.flux.handshake``     ``flux.connect``                 nothing (loopback: ~1 ms)
-``latency.flux.first_response``  ``flux.first_response``        the first ``Update`` comes
-                                                                with the frame completing
-                                                                0.25 s of audio anyway
-``latency.flux.eot_delay``     ``flux.eot``                     half a frame: the delay counts
-                                                                from the arrival of the frame
-                                                                holding the last speech sample
-``latency.aura.handshake``     ``aura.connect``                 nothing
-``latency.aura.first_byte``    ``aura.ttfb``                    nothing
-``aura.leading_silence_ms``    ``aura.ttfa`` - ``aura.ttfb``    (p50 of each)
-``aura.speed``                 audio per request (sessions.csv) / (mean ``aura.flushed`` -
-                               mean ``aura.ttfb``): how fast the audio was delivered
-``aura.chars_per_s``           characters / (audio - leading silence), sessions.csv
-=============================  ===============================  ==============================
+- ``latency.flux.handshake`` from ``flux.connect`` (a loopback's own ~1 ms stays in);
+- ``latency.flux.first_response`` from ``flux.first_response``; the emulator's first ``Update``
+  goes out with the frame completing 0.25 s of audio whatever the setting, so a median at or
+  under that time (+ :data:`LOOPBACK_MS`) means ``fixed 0``;
+- ``latency.flux.eot_delay`` from ``flux.eot`` less half a frame: the emulator counts the delay
+  from the arrival of the frame holding the last speech sample, the metric from that sample's
+  scheduled time, so the frame adds 0 .. 1 frame (half on average);
+- ``latency.aura.handshake`` from ``aura.connect``; ``latency.aura.first_byte`` from
+  ``aura.ttfb``;
+- ``aura.leading_silence_ms``: p50 of ``aura.ttfa`` less p50 of ``aura.ttfb``;
+- ``aura.speed``: audio seconds per request (``sessions.csv``) over the mean delivery time,
+  mean ``aura.flushed`` less mean ``aura.ttfb``;
+- ``aura.chars_per_s``: characters over audio seconds less the leading silence
+  (``sessions.csv``).
 
 A delay becomes ``{kind = "lognormal", p50_ms, p99_ms}`` through the measured p50 and p90 (the
 p90 is better sampled than the p99 in a short run): ``sigma = ln(p90 / p50) / z(0.90)`` and
