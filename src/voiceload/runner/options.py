@@ -277,7 +277,9 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
         return Path(str(value)) if value else None
 
     slo_file = path(options.slo_file)
-    if slo_file is not None:  # a missing, unparsable or ill-typed SLO file fails now, not after
+    # A missing, unparsable or ill-typed SLO file fails now, not at the report after the load;
+    # a worker (--worker, maybe on another machine) never reads it: the master reports.
+    if slo_file is not None and getattr(options, "worker", False) is not True:
         try:
             load_slos(slo_file)
         except ConfigError as exc:

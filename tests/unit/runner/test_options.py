@@ -271,3 +271,11 @@ def test_users_from_a_scenario_or_the_environment_are_checked_too(
     monkeypatch.setenv("LOCUST_USERS", "0")
     with pytest.raises(ConfigError, match="--users 0 must be at least 1"):
         options.settings_from(locust_parser().parse_args(["-f", "x"]))
+
+
+def test_a_worker_does_not_read_the_slo_file(tmp_path: Path) -> None:
+    from voiceload.runner.options import locust_parser
+
+    missing = tmp_path / "only-on-the-master.toml"
+    parsed = locust_parser().parse_args(["-f", "x", "--worker", "--slo-file", str(missing)])
+    assert options.settings_from(parsed).slo_file == missing
