@@ -159,11 +159,13 @@ def test_summary_table_names_metrics_errors_and_verdict() -> None:
 def test_route_and_model_options_pass_through_to_locust(
     repo_root: Path, gateway_credentials: None
 ) -> None:
+    slo_file = repo_root / "src" / "voiceload" / "data" / "slo.toml"  # checked: it must exist
     options = _locust_options(
         repo_root, "--target", "wss://voice.example.com/flux", "--aura-url",
         "wss://voice.example.com/aura", "--auth-form", "bearer", "--header", "X-Key: k1",
         "--header", "X-Team: qa", "--keyterm", "Acme", "--keyterm", "Zed", "--sample-rate",
-        "8000", "--eot-threshold", "0.8", "--aura-encoding", "linear16", "--slo-file", "s.toml",
+        "8000", "--eot-threshold", "0.8", "--aura-encoding", "linear16", "--slo-file",
+        str(slo_file),
     )  # fmt: skip
     settings, paid = run_cli.check_run_input(options)
     assert paid
@@ -173,7 +175,7 @@ def test_route_and_model_options_pass_through_to_locust(
     assert settings.keyterms == ("Acme", "Zed")
     assert (settings.sample_rate, settings.eot_threshold) == (8000, 0.8)
     assert settings.aura_encoding == "linear16"
-    assert settings.slo_file == Path("s.toml")
+    assert settings.slo_file == slo_file
     assert options.stop_timeout == 30  # the scenario's
 
 
