@@ -11,7 +11,8 @@ help:
 	@echo "make lint       ruff + mypy --strict on src/"
 	@echo "make fixtures   regenerate synthetic fixtures (needs espeak-ng and sox)"
 	@echo "make emulator   start the bundled emulator on 127.0.0.1:8787"
-	@echo "make bench      benchmark against the bundled emulator (USERS=, DURATION=, SCENARIO=, WORKERS=)"
+	@echo "make bench      benchmark against the bundled emulator (USERS=, DURATION=, SCENARIO=, WORKERS=);"
+	@echo "                exits non-zero when the run is invalid or an SLO fails"
 	@echo "make bench-ci   CI gate: 40 s run, SLOs + validity, junit.xml (BASELINE=NAME compares)"
 
 venv: $(STAMP)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fixtures": ("voiceload.fixtures_cli", "check the audio fixtures manifest; add a recording"),
     "cost": ("voiceload.cost_cli", "what N voice sessions/day cost and need, without a run"),
     "compare": ("voiceload.compare_cli", "compare two runs: regressed / improved / within noise"),
+    "calibrate": ("voiceload.calibrate_cli", "fit the emulator's delays to a measured run"),
     "emulate": ("voiceload.emulator.cli", "run the offline Flux/Aura emulator (AI Gateway routes)"),
     "report": ("voiceload.report.cli", "render a run's report.html and junit.xml"),
     "run": ("voiceload.runner.cli", "run a benchmark: emulator + Locust + artifacts + report"),

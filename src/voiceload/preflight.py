@@ -27,6 +27,7 @@ import json
 import socket
 import ssl
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -387,8 +388,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = "Preflight: check a target layer by layer before any load."
     parser.add_argument("--target", default="emulator",
                         help=f"{', '.join(NAMED_TARGETS)}, or a ws:// / wss:// URL")
-    parser.add_argument("--emulator-url", default="ws://127.0.0.1:8787",
-                        help="where the emulator listens (target emulator)")
+    parser.add_argument("--emulator-url", default=None,
+                        help="use an emulator that is already running here (target emulator;"
+                             " default: start the bundled one, as voiceload run does)")
+    parser.add_argument("--emulator-config", type=Path, default=None,
+                        help="TOML config for the emulator this command starts")
     parser.add_argument("--base-url", default=None,
                         help="replace scheme and host of the target's routes (testing against "
                              "the emulator), e.g. ws://127.0.0.1:8787")
@@ -435,8 +439,25 @@ def default_fixture() -> Path:
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Check ``args.target``. For the emulator target without ``--emulator-url``, start the
+    bundled emulator first, exactly as ``voiceload run`` does (its log goes to a temporary
+    directory and is named when it fails to start), and stop it afterwards."""
     install_log_redaction()
     stream = out or sys.stdout
+    if args.target != "emulator" or args.emulator_url is not None:
+        return _check(args, stream, args.emulator_url)
+    from voiceload.emulator.behaviour import load_config
+    from voiceload.runner.cli import Emulator  # the one `voiceload run` uses
+
+    if args.emulator_config is not None:
+        load_config(args.emulator_config)  # one line for a bad config, before starting it
+    with (tempfile.TemporaryDirectory(prefix="voiceload-check-") as tmp,
+          Emulator(Path(tmp) / "emulator.log", None, args.emulator_config) as emulator):
+        print(f"started the bundled emulator at {emulator.url}", file=stream, flush=True)
+        return _check(args, stream, emulator.url)
+
+
+def _check(args: argparse.Namespace, stream: TextIO, emulator_url: str | None) -> int:
 
     def show(result: StepResult) -> None:
         print(format_step(result), file=stream, flush=True)
@@ -450,7 +471,7 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     start = time.monotonic_ns()
     try:
         target = resolve_target(
-            args.target, credentials=creds, params=params, emulator_url=args.emulator_url,
+            args.target, credentials=creds, params=params, emulator_url=emulator_url,
             base_url=args.base_url, headers=args.header,
             auth_form=AuthForm(args.auth_form) if args.auth_form else None,
             aura_url=args.aura_url,

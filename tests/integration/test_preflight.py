@@ -245,3 +245,27 @@ def test_the_default_fixture_from_the_manifest_gets_its_end_of_turn() -> None:
         code = preflight.main(args, out=out)
     assert code == 0, out.getvalue()
     assert "✓ flux" in out.getvalue()
+
+
+def test_the_emulator_target_starts_the_bundled_emulator(tmp_path: Path, utterance: Path) -> None:
+    """`voiceload check` (default target emulator, no --emulator-url) starts the emulator as
+    `voiceload run` does, checks it, and stops it: nothing listens at 8787 beforehand."""
+    config = tmp_path / "fast.toml"
+    config.write_text('[latency.flux]\neot_delay = {kind = "fixed", ms = 50}\n')
+    code, text = check(tmp_path, utterance, "--emulator-config", str(config))
+    assert code == 0, text
+    assert text.startswith("started the bundled emulator at ws://127.0.0.1:")
+    assert "all checks passed" in text
+
+
+def test_a_bad_emulator_config_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voiceload import cli
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[latency.flux]\neot_delay = 3\n")
+    assert cli.main(["check", "--emulator-config", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "latency.flux.eot_delay" in captured.err
+    assert "started" not in captured.out

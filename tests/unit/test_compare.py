@@ -289,3 +289,29 @@ def test_nothing_judged_is_insufficient_samples_not_within_noise() -> None:
     assert not c.latency_judged and c.regressions == []
     assert c.verdict is Verdict.INSUFFICIENT
     assert markdown(c).startswith("### voiceload compare: INSUFFICIENT SAMPLES")
+
+
+def test_a_metric_whose_whole_scale_is_harness_noise_never_regresses() -> None:
+    """flux.transcript_lag against the loopback emulator: a few ms of scheduling. A busy
+    machine shifting it from ~3 ms to ~8 ms is a tight, many-sample change the bootstrap would
+    call a regression; both runs lie under the 10 ms noise scale, so it is within noise."""
+    quiet = Buckets.from_values(lognormal_us(50, 5000, 3.0, 0.3))
+    busy = Buckets.from_values(lognormal_us(51, 5000, 6.0, 0.3))  # p99 ~ 12 ms: p99 is judged
+    result = compare_metric("flux.transcript_lag", quiet, busy, DEFAULT_HARNESS_ERROR_MS)
+    by_stat = {s.stat: s for s in result.stats}
+    assert by_stat["p50"].verdict is Verdict.NOISE and by_stat["p90"].verdict is Verdict.NOISE
+    assert by_stat["p99"].current_ms > 10.0  # past the noise scale: judged as before
+    assert by_stat["p99"].verdict is Verdict.REGRESSED
+    # the same p50/p90 changes are regressions without the rule (the CI is far above the floor)
+    plain = compare_metric("flux.transcript_lag", quiet, busy, DEFAULT_HARNESS_ERROR_MS,
+                           Rules(noise_scale_ms=0.0))
+    assert [s.verdict for s in plain.stats][:2] == [Verdict.REGRESSED, Verdict.REGRESSED]
+
+
+def test_the_noise_scale_follows_a_larger_measured_harness_error() -> None:
+    base = Buckets.from_values(lognormal_us(52, 5000, 8.0, 0.2))
+    cur = Buckets.from_values(lognormal_us(53, 5000, 12.0, 0.2))
+    err = {"p50": 15.0, "p90": 20.0, "p99": 30.0}  # a loaded harness, measured by the run
+    assert compare_metric("flux.transcript_lag", base, cur, err).verdict is Verdict.NOISE
+    assert compare_metric("flux.transcript_lag", base, cur, DEFAULT_HARNESS_ERROR_MS
+                          ).verdict is Verdict.REGRESSED

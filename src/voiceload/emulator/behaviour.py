@@ -27,7 +27,7 @@ Config file (every key optional; unknown keys are errors; see ``voiceload/data/e
     [latency.flux]               # distributions; a [latency.<model>] table overrides per model
     handshake = {kind = "fixed", ms = 0}
     first_response = {kind = "fixed", ms = 0}
-    eot_delay = {kind = "lognormal", p50_ms = 260, p99_ms = 1500}  # end of speech -> EndOfTurn
+    eot_delay = {kind = "lognormal", p50_ms = 260, p99_ms = 3100}  # end of speech -> EndOfTurn
     [latency.aura]
     handshake = {kind = "fixed", ms = 0}
     first_byte = {kind = "lognormal", p50_ms = 90, p99_ms = 200}
@@ -147,7 +147,7 @@ class Latency:
 
     handshake: Distribution = Distribution("fixed", 0.0)
     first_response: Distribution = Distribution("fixed", 0.0)
-    eot_delay: Distribution = Distribution("lognormal", 260.0, 1500.0)
+    eot_delay: Distribution = Distribution("lognormal", 260.0, 3100.0)
     first_byte: Distribution = Distribution("lognormal", 90.0, 200.0)
 
 

@@ -1,7 +1,8 @@
 """``voiceload report RUN_DIR``: render a run's report.html, junit.xml and summary.json additions.
 
 Reads only the run's files (run.json, summary.json, sessions.csv, *.hlog), so any old run can be
-re-rendered. Exit code 0 when the page was written; with ``--check``, 1 when an SLO failed or the
+re-rendered; a directory holding none of them is refused (exit 2). Exit code 0 when the page
+was written; with ``--check``, 1 when an SLO failed or the
 run is invalid (for CI).
 """
 
@@ -43,7 +44,11 @@ def render_run(
         raise ConfigError(f"--sessions-per-day must be >= 0, got {sessions_per_day:g}")
     slos = slo.load_slos(slo_path)
     pricing = cost.load_pricing(pricing_path)
-    m = model.build_model(model.load_run(run_dir), slos, pricing,
+    files = model.load_run(run_dir)
+    if files.run is None and files.summary is None and not files.hlogs:
+        raise ConfigError(f"{run_dir}: holds no run (no run.json, summary.json or .hlog files);"
+                          " pass a run directory such as reports/latest")
+    m = model.build_model(files, slos, pricing,
                           sessions_per_day=sessions_per_day, busy_hour_factor=busy_hour_factor)
     figs = []
     if m.curves:

@@ -11,7 +11,8 @@
 4. stop the emulator, even on Ctrl-C or failure;
 5. run ``voiceload report`` when that command exists (with the run's SLO file, as run.json
    records it), print the summary table and where the results are. The exit code is Locust's
-   (non-zero for an invalid or interrupted run), else the report's.
+   (non-zero for an invalid or interrupted run), else the report's, else 1 when an SLO failed
+   (as ``make bench-ci``; each failed objective is printed on its own line).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from voiceload.credentials import load_credentials
+from voiceload.emulator.behaviour import load_config
 from voiceload.errors import ConfigError, VoiceloadError
 from voiceload.fixtures import load_manifest
 from voiceload.protocol.gateway import AuthForm
@@ -441,6 +443,18 @@ def report_command(run_dir: Path) -> list[str]:
     return command
 
 
+def failed_slos(summary: Mapping[str, Any]) -> list[str]:
+    """One line per objective the report found failed (summary.json ``slo``, written by
+    ``voiceload report``), e.g. ``p95 flux.eot 926.1 ms > 600 ms``."""
+    lines = []
+    for result in summary.get("slo") or []:
+        if isinstance(result, dict) and result.get("passed") is False:
+            lines.append(f"{result.get('stat')} {result.get('metric')} "
+                         f"{float(result.get('measured_ms') or 0):.1f} ms > "
+                         f"{float(result.get('limit_ms') or 0):g} ms")
+    return lines
+
+
 def _report(run_dir: Path, out: TextIO) -> int:
     from voiceload.cli import COMMANDS  # the report step is optional: run it if it exists
 
@@ -450,6 +464,18 @@ def _report(run_dir: Path, out: TextIO) -> int:
     return subprocess.run(report_command(run_dir)).returncode
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """``voiceload run``'s own numbers, one line each before Locust parses them: users below 1
+    (Locust would start and fail with a traceback), a spawn rate of 0 or less, negative
+    workers."""
+    if args.users is not None and args.users < 1:
+        raise ConfigError(f"--users {args.users} must be at least 1 (the peak number of users)")
+    if args.spawn_rate is not None and args.spawn_rate <= 0:
+        raise ConfigError(f"--spawn-rate {args.spawn_rate:g} must be greater than 0")
+    if args.workers < 0:
+        raise ConfigError(f"--workers {args.workers} must be 0 (one process) or more")
+
+
 def main(args: argparse.Namespace) -> int:
     scenario = find_scenario(args.scenario)
     user_classes = check_user_classes(
@@ -457,6 +483,9 @@ def main(args: argparse.Namespace) -> int:
     )
     if args.duration is not None:
         parse_duration_s(args.duration)
+    check_numbers(args)
+    if args.emulator_config is not None:  # the emulator would refuse it after the run dir exists
+        load_config(args.emulator_config)
     if not LOCUSTFILE.is_file():
         raise ConfigError(f"{LOCUSTFILE} not found: run voiceload run from the repository root")
     # Everything Locust's init would refuse fails here, before the emulator starts.
@@ -507,4 +536,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nresults: {run_dir}  (also {args.reports_dir / 'latest'})")
     if (run_dir / "report.html").is_file():
         print(f"report:  {run_dir / 'report.html'}")
-    return code or report_code
+    failed = failed_slos(json.loads(summary_path.read_text(encoding="utf-8")))
+    for line in failed:
+        print(f"SLO FAIL: {line}")
+    return code or report_code or (1 if failed else 0)

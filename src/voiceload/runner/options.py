@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from voiceload.credentials import Credentials
 from voiceload.errors import ConfigError
 from voiceload.protocol.gateway import AuthForm
+from voiceload.slo import load_slos
 from voiceload.targets import NAMED_TARGETS, ModelParams, Target, resolve_target
 
 DEFAULT_EMULATOR_URL = "ws://127.0.0.1:8787"
@@ -229,7 +230,9 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
     Raises :class:`ConfigError` (one line, naming the flag) for a frame size that is not a
     positive multiple of 10 ms, a bad URL, a non-number, a threshold or sample rate out of
     range, an unknown auth form or Aura encoding, ``--aura-url`` without a ws:// target, or a
-    non-positive budget. The target itself (credentials, headers) is checked by
+    non-positive budget, fewer than 1 user or a spawn rate of 0 or less
+    (:func:`check_load_shape`), an SLO file that is missing, not TOML or not an SLO file
+    (:func:`voiceload.slo.load_slos`). The target itself (credentials, headers) is checked by
     :meth:`RunSettings.resolve_target`, fixture names by the session factory.
     """
     url = str(options.emulator_url)
@@ -268,9 +271,19 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
     if think_time_ms < 0:
         raise ConfigError(f"--think-time-ms {think_time_ms} must be 0 or more")
     fixtures = tuple(name.strip() for name in str(options.fixtures).split(",") if name.strip())
+    check_load_shape(options)
 
     def path(value: object) -> Path | None:
         return Path(str(value)) if value else None
+
+    slo_file = path(options.slo_file)
+    # A missing, unparsable or ill-typed SLO file fails now, not at the report after the load;
+    # a worker (--worker, maybe on another machine) never reads it: the master reports.
+    if slo_file is not None and getattr(options, "worker", False) is not True:
+        try:
+            load_slos(slo_file)
+        except ConfigError as exc:
+            raise ConfigError(f"--slo-file {exc}") from None
 
     return RunSettings(
         target=target,
@@ -292,7 +305,7 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
         aura_encoding=aura_encoding,
         run_dir=path(options.run_dir),
         reports_dir=Path(str(options.reports_dir)),
-        slo_file=path(options.slo_file),
+        slo_file=slo_file,
         report_interval_s=_positive("report-interval-s", options.report_interval_s),
         send_lag_budget_ms=_positive("send-lag-budget-ms", options.send_lag_budget_ms),
         cpu_budget_percent=_positive("cpu-budget-percent", options.cpu_budget_percent),
@@ -302,6 +315,19 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
         yes=options.yes is True or str(options.yes).lower() == "true",
         emulator_config=path(options.emulator_config),
     )
+
+
+def check_load_shape(options: argparse.Namespace) -> None:
+    """Locust's own load options that cannot work, as one line each: users (``-u``, a
+    scenario's ``users``, ``LOCUST_USERS``) below 1, a spawn rate of 0 or less. Locust takes
+    ``--users 0`` or ``-1`` and fails later with a traceback; unset values are Locust's
+    defaults (1 user, 1 per second)."""
+    users = _number("users", getattr(options, "num_users", None), int)
+    if users is not None and users < 1:
+        raise ConfigError(f"--users {users:g} must be at least 1 (the peak number of users)")
+    spawn_rate = _number("spawn-rate", getattr(options, "spawn_rate", None), float)
+    if spawn_rate is not None and spawn_rate <= 0:
+        raise ConfigError(f"--spawn-rate {spawn_rate:g} must be greater than 0 (users per second)")
 
 
 def probe_tcp(url: str, timeout_s: float = 3.0) -> str | None:

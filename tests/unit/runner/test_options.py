@@ -221,3 +221,61 @@ def test_an_unmeasurable_aura_encoding_from_the_web_ui_is_refused() -> None:
     namespace.aura_encoding = "mulaw"  # the form bypasses argparse's choices
     with pytest.raises(ConfigError, match="--aura-encoding mulaw cannot be measured"):
         options.settings_from(namespace)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "file not found"),
+        ("[[slo]\nmetric =", "not valid TOML"),
+        ('[[slo]]\nmetric = "flux.eot"\nstat = "p95"\nlimit_ms = "600ms"\n',
+         "limit_ms: expected a number of milliseconds > 0"),
+    ],
+)
+def test_an_slo_file_that_cannot_work_is_refused_with_the_options(
+    tmp_path: Path, content: str | None, fragment: str
+) -> None:
+    path = tmp_path / "slo.toml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=fragment) as exc:
+        _parse("--slo-file", str(path))
+    assert str(exc.value).startswith(f"--slo-file {path}") and "\n" not in str(exc.value)
+
+
+def test_a_good_slo_file_is_kept() -> None:
+    shipped = Path(options.__file__).parents[1] / "data" / "slo.toml"
+    assert _parse("--slo-file", str(shipped)).slo_file == shipped
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--users", "0"], "--users 0 must be at least 1"),
+        (["--users", "-3"], "--users -3 must be at least 1"),
+    ],
+)
+def test_fewer_than_one_user_is_refused_whatever_sets_it(argv: list[str], fragment: str) -> None:
+    from voiceload.runner.options import locust_parser
+
+    parsed = locust_parser().parse_args(["-f", "x", *argv])
+    with pytest.raises(ConfigError, match=fragment):
+        options.settings_from(parsed)
+
+
+def test_users_from_a_scenario_or_the_environment_are_checked_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voiceload.runner.options import locust_parser
+
+    monkeypatch.setenv("LOCUST_USERS", "0")
+    with pytest.raises(ConfigError, match="--users 0 must be at least 1"):
+        options.settings_from(locust_parser().parse_args(["-f", "x"]))
+
+
+def test_a_worker_does_not_read_the_slo_file(tmp_path: Path) -> None:
+    from voiceload.runner.options import locust_parser
+
+    missing = tmp_path / "only-on-the-master.toml"
+    parsed = locust_parser().parse_args(["-f", "x", "--worker", "--slo-file", str(missing)])
+    assert options.settings_from(parsed).slo_file == missing

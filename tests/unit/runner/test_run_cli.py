@@ -159,11 +159,13 @@ def test_summary_table_names_metrics_errors_and_verdict() -> None:
 def test_route_and_model_options_pass_through_to_locust(
     repo_root: Path, gateway_credentials: None
 ) -> None:
+    slo_file = repo_root / "src" / "voiceload" / "data" / "slo.toml"  # checked: it must exist
     options = _locust_options(
         repo_root, "--target", "wss://voice.example.com/flux", "--aura-url",
         "wss://voice.example.com/aura", "--auth-form", "bearer", "--header", "X-Key: k1",
         "--header", "X-Team: qa", "--keyterm", "Acme", "--keyterm", "Zed", "--sample-rate",
-        "8000", "--eot-threshold", "0.8", "--aura-encoding", "linear16", "--slo-file", "s.toml",
+        "8000", "--eot-threshold", "0.8", "--aura-encoding", "linear16", "--slo-file",
+        str(slo_file),
     )  # fmt: skip
     settings, paid = run_cli.check_run_input(options)
     assert paid
@@ -173,7 +175,7 @@ def test_route_and_model_options_pass_through_to_locust(
     assert settings.keyterms == ("Acme", "Zed")
     assert (settings.sample_rate, settings.eot_threshold) == (8000, 0.8)
     assert settings.aura_encoding == "linear16"
-    assert settings.slo_file == Path("s.toml")
+    assert settings.slo_file == slo_file
     assert options.stop_timeout == 30  # the scenario's
 
 
@@ -249,3 +251,48 @@ def test_a_stop_timeout_shorter_than_the_longest_session_is_named() -> None:
     assert "--stop-timeout 15 s is shorter than the longest session" in warning
     assert "harness_error" in warning and "--stop-timeout 29" in warning  # conversation: 23.6 s
     assert run_cli.stop_timeout_warning(pools, ["aura"], 0.0) == ""  # no audio sessions
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--users", "0"], "--users 0 must be at least 1"),
+        (["--users", "-1"], "--users -1 must be at least 1"),
+        (["--spawn-rate", "0"], "--spawn-rate 0 must be greater than 0"),
+        (["--workers", "-1"], "--workers -1 must be 0"),
+        (["--slo-file", "{tmp}/missing.toml"], "file not found"),
+        (["--slo-file", "{tmp}/bad.toml"], "not valid TOML"),
+        (["--slo-file", "{tmp}/typed.toml"], "stat: expected one of"),
+        (["--emulator-config", "{tmp}/bad.toml"], "is not valid TOML"),
+    ],
+)
+def test_input_that_cannot_work_is_refused_before_any_load(
+    tmp_path: Path, repo_root: Path, argv: list[str], fragment: str
+) -> None:
+    (tmp_path / "bad.toml").write_text("[[slo]\nmetric =", encoding="utf-8")
+    (tmp_path / "typed.toml").write_text(
+        '[[slo]]\nmetric = "flux.eot"\nstat = "median"\nlimit_ms = 600\n', encoding="utf-8")
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "voiceload.cli", "run", "--reports-dir", str(reports),
+         "--no-report", *(a.format(tmp=tmp_path) for a in argv)],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not reports.exists()  # no run directory, no emulator, no Locust
+
+
+def test_failed_slos_are_named_one_per_line() -> None:
+    summary = {"slo": [
+        {"metric": "flux.eot", "stat": "p95", "limit_ms": 600.0, "measured_ms": 926.1,
+         "passed": False},
+        {"metric": "aura.ttfb", "stat": "p95", "limit_ms": 400.0, "measured_ms": 120.0,
+         "passed": True},
+        {"metric": "flux.eager_eot", "stat": "p95", "limit_ms": 400.0, "measured_ms": None,
+         "passed": None},
+    ]}  # fmt: skip
+    assert run_cli.failed_slos(summary) == ["p95 flux.eot 926.1 ms > 600 ms"]
+    assert run_cli.failed_slos({}) == []
