@@ -10,7 +10,7 @@ Steps, in order (each prints ``✓``/``✗`` with its time; after a failure the 
 6. ``flux``     one short utterance streamed in real time gets its ``EndOfTurn``;
 7. ``aura``     one short ``Speak`` + ``Flush`` gets its first audio frame.
 
-A failure is named in the setup guide's words (``../shared/reference/setup-guide.md``) — AI
+A failure is named in the setup guide's words (docs/PROTOCOLS.md §9) — AI
 Gateway not found, Unauthorized, WebSocket connection failed (with the layer), unknown model,
 daily free allocation used up (4006), rate limited — with the fix to try. Exit code 0 only when
 every step passes.

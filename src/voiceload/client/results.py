@@ -5,7 +5,7 @@ Two channels, on purpose:
 * a :class:`SampleSink` receives every latency sample **the moment it is known**
   (``record("flux.eot", 412_000)``), so the Locust glue can put it into the interval histogram
   of the right moment and phase; metric names and definitions are those of
-  ``../shared/design/metrics.md``;
+  docs/METRICS.md;
 * a :class:`SessionResult` is returned when the session ends, ok or not, and becomes one row of
   ``sessions.csv`` via :meth:`SessionResult.to_row` (columns: :data:`SESSIONS_CSV_COLUMNS`, as
   documented in docs/ARCHITECTURE.md "Artifact schemas").
@@ -103,7 +103,7 @@ class TurnRecord:
     """One expected turn of a Flux fixture and what the service did with it.
 
     Latencies are signed microseconds measured from the plan (``S(onset)``, ``S(offset)``) as
-    metrics.md defines them; what went to the histogram is clamped at 0 (a premature
+    METRICS.md defines them; what went to the histogram is clamped at 0 (a premature
     ``EndOfTurn`` is recorded as 0 and flagged ``premature``). ``transcript`` is the
     ``EndOfTurn`` transcript, ``None`` when the turn was missed.
     """

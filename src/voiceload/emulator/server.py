@@ -78,7 +78,7 @@ _HTTP_REASONS = {
 _GATEWAY_AUTH = (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTOCOL)
 _DIRECT_AUTH = (AuthForm.BEARER,)
 _DEEPGRAM_AUTH = (AuthForm.TOKEN, AuthForm.TOKEN_SUBPROTOCOL, AuthForm.BEARER)
-#: Flux's raw-audio sample rates (protocols.md §3.1); the VAD needs one of them.
+#: Flux's raw-audio sample rates (PROTOCOLS.md §3.1); the VAD needs one of them.
 FLUX_SAMPLE_RATES = (8000, 16000, 24000, 44100, 48000)
 _log = logging.getLogger("voiceload.emulator")
 _BAD_DATA = (gateway.DEEPGRAM_BAD_AUDIO.code, gateway.DEEPGRAM_BAD_AUDIO.reason)

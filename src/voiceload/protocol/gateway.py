@@ -1,6 +1,6 @@
 """AI Gateway, Workers AI and Deepgram: routes, auth forms, upgrade error bodies, sans-I/O.
 
-Reference: ``../shared/reference/protocols.md`` §1 (gateway URL forms, auth, error responses),
+Reference: docs/PROTOCOLS.md §1 (gateway URL forms, auth, error responses),
 §2.1 (direct Workers AI WebSocket), §3.2 (Flux query parameters), §3.7 and §6 (Deepgram).
 
 Both sides use this module: the load client and targets build URLs and auth headers and classify
@@ -10,7 +10,7 @@ status and body of the real service (``unauthorized()``, ``gateway_not_found()``
 
 Route errors are :class:`RouteError`, a :class:`~voiceload.errors.RemoteProtocolError`: from the
 server's side, a bad path is the peer's mistake. Bodies marked [obs] were captured by third
-parties; [inf] ones are our best guess where nothing is documented (protocols.md §8 q9).
+parties; [inf] ones are our best guess where nothing is documented (PROTOCOLS.md §8 q9).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ AURA_1_MODEL = "@cf/deepgram/aura-1"
 AURA_2_EN_MODEL = "@cf/deepgram/aura-2-en"
 AURA_2_ES_MODEL = "@cf/deepgram/aura-2-es"
 
-#: Workers AI model id -> service, for the models this harness drives (protocols.md §2.1, §4.4).
+#: Workers AI model id -> service, for the models this harness drives (PROTOCOLS.md §2.1, §4.4).
 WORKERS_AI_MODELS: Mapping[str, Service] = MappingProxyType(
     {
         FLUX_MODEL: Service.FLUX,
@@ -77,7 +77,7 @@ def deepgram_service(model: str) -> Service | None:
 
 
 class RouteForm(StrEnum):
-    """The three URL shapes (protocols.md §1.1, §2.1, §6)."""
+    """The three URL shapes (PROTOCOLS.md §1.1, §2.1, §6)."""
 
     GATEWAY = "gateway"  # /v1/{account}/{gateway}/workers-ai?model=@cf/deepgram/...&params
     WORKERS_AI = "workers-ai"  # /client/v4/accounts/{account}/ai/run/@cf/deepgram/{model}?params
@@ -451,7 +451,7 @@ ALLOCATION_EXHAUSTED_MESSAGE = (
 def allocation_exhausted() -> tuple[int, bytes]:
     """429, code 4006: Workers Free daily allocation used up [obs, measured 2026-09-29].
 
-    The body is the captured object exactly (protocols.md §1.5), with no Workers AI envelope:
+    The body is the captured object exactly (PROTOCOLS.md §1.5), with no Workers AI envelope:
     ``{"code":4006,"message":"AiError: you have used up ... continue usage."}``. The classifier
     also accepts the code inside the ``errors`` envelope other Workers AI errors use.
     """

@@ -33,7 +33,7 @@ from voiceload.errors import VoiceloadError
 from voiceload.metrics import IntervalHistogram, Phase, merged_histogram
 from voiceload.targets import is_secret_query_param, redact_url
 
-#: Every metric of ../shared/design/metrics.md (voiceload.metrics.METRICS), in table order.
+#: Every metric of docs/METRICS.md (voiceload.metrics.METRICS), in table order.
 METRICS = tuple(metrics.METRICS)
 
 #: Metrics drawn over time (p50/p99 per window), when the run measured them.
@@ -51,7 +51,7 @@ _POINTS_PER_NINE = 10
 MAX_WINDOWS = 300
 
 #: What a failure category means and what to do, in the setup guide's words where it has them
-#: (../shared/reference/setup-guide.md, "The failures the guide tells users to expect").
+#: (docs/PROTOCOLS.md §9, the failures the guide tells users to expect).
 ERROR_GUIDANCE: Mapping[str, tuple[str, str]] = {
     "gateway_not_found": (
         'AI Gateway not found ({"error": "AI Gateway not found"}): the gateway id is wrong or '

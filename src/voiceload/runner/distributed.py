@@ -6,7 +6,7 @@ are merged in ``worker_report``). This module adds what Locust's own distributed
 
 **The final-flush handshake.** Locust's master waits 0.5 s for the workers' last reports, while a
 worker first waits up to ``--stop-timeout`` for its users; everything recorded in between would be
-lost, even from Locust's own tables (measurements.md §5). So, inside the master's
+lost, even from Locust's own tables (MEASUREMENTS.md §5). So, inside the master's
 ``test_stopping`` listener (:meth:`MasterCoordinator.on_test_stopping`):
 
 1. the master stops dispatching users (:meth:`MasterCoordinator.stop_dispatching`) and sends

@@ -27,7 +27,7 @@ DEFAULT_FLUX_MODEL = "@cf/deepgram/flux"
 DEFAULT_AURA_MODEL = "@cf/deepgram/aura-1"
 DEFAULT_SAMPLE_RATE = 16_000
 SAMPLE_RATE_RANGE = (8_000, 48_000)  # Hz, Flux input (linear16)
-EOT_THRESHOLD_RANGE = (0.5, 1.0)  # protocols.md: 0.5-0.9, 1.0 suppresses natural EndOfTurn
+EOT_THRESHOLD_RANGE = (0.5, 1.0)  # PROTOCOLS.md: 0.5-0.9, 1.0 suppresses natural EndOfTurn
 #: Aura output encodings voiceload can measure: the client times audio as linear16 samples.
 AURA_ENCODINGS = ("linear16",)
 
