@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from voiceload.errors import ConfigError, RemoteProtocolError
+from voiceload.protocol.failures import ADVICE, FailureCategory
 
 # --------------------------------------------------------------------------------------------
 # Models
@@ -516,19 +517,6 @@ DEEPGRAM_TOO_BIG = CloseReason(1009, "BIG-0000")
 # --------------------------------------------------------------------------------------------
 
 
-class FailureCategory(StrEnum):
-    """Why an upgrade was refused; the values are the ``error_category`` of sessions.csv."""
-
-    UNAUTHORIZED = "unauthorized"
-    GATEWAY_NOT_FOUND = "gateway_not_found"
-    UNKNOWN_MODEL = "unknown_model"
-    ALLOCATION_EXHAUSTED = "allocation_exhausted"
-    RATE_LIMITED = "rate_limited"
-    OUT_OF_CAPACITY = "out_of_capacity"
-    BAD_REQUEST = "bad_request"
-    HANDSHAKE_REFUSED = "handshake_refused"
-
-
 _CATEGORY_BY_CODE: Mapping[int, FailureCategory] = MappingProxyType(
     {
         2009: FailureCategory.UNAUTHORIZED,
@@ -540,25 +528,6 @@ _CATEGORY_BY_CODE: Mapping[int, FailureCategory] = MappingProxyType(
         3040: FailureCategory.OUT_OF_CAPACITY,
     }
 )
-
-_HINTS: Mapping[FailureCategory, str] = MappingProxyType(
-    {
-        FailureCategory.UNAUTHORIZED: "check the token is valid, has AI Gateway Run"
-        " (or Workers AI) permission, and is sent in the auth form the route expects",
-        FailureCategory.GATEWAY_NOT_FOUND: "check the gateway id, or create the gateway"
-        " in the Cloudflare dashboard",
-        FailureCategory.UNKNOWN_MODEL: f"check the model id (e.g. {FLUX_MODEL})",
-        FailureCategory.ALLOCATION_EXHAUSTED: "the daily free allocation is used up;"
-        " wait for 00:00 UTC or move to Workers Paid",
-        FailureCategory.RATE_LIMITED: "lower the request rate or raise the gateway's rate limit",
-        FailureCategory.OUT_OF_CAPACITY: "the service is out of capacity; retry later or"
-        " lower the load",
-        FailureCategory.BAD_REQUEST: "check the query parameters (Workers AI Flux needs"
-        " encoding=linear16 and sample_rate)",
-        FailureCategory.HANDSHAKE_REFUSED: "the server refused the WebSocket upgrade",
-    }
-)
-
 
 @dataclass(frozen=True)
 class UpgradeFailure:
@@ -572,9 +541,8 @@ class UpgradeFailure:
     def describe(self) -> str:
         """One actionable line for a user."""
         code = f", code {self.code}" if self.code is not None else ""
-        return (
-            f"HTTP {self.status} ({self.category}{code}): {self.message}; {_HINTS[self.category]}"
-        )
+        fix = ADVICE[self.category].fix
+        return f"HTTP {self.status} ({self.category}{code}): {self.message}; {fix}"
 
 
 def _first_error(obj: Mapping[str, Any]) -> tuple[int | None, str | None]:
