@@ -457,7 +457,7 @@ class ValidityComparison:
 
 @dataclass(frozen=True)
 class RunData:
-    """What the comparison needs of one run, read by the caller (see compare_cli)."""
+    """What the comparison needs of one run, read by the caller (see voiceload.cli.compare)."""
 
     run_id: str
     histograms: Mapping[str, Buckets]  # steady phase, non-empty only

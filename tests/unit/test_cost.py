@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from voiceload import cost, cost_cli
+from voiceload import cost
+from voiceload.cli import cost as cost_cli
 from voiceload.errors import ConfigError
 
 

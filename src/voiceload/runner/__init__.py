@@ -4,5 +4,5 @@
 - :mod:`voiceload.runner.plugin`    Locust event listeners owning the Recorder/Aggregator/phases
 - :mod:`voiceload.runner.artifacts` ``reports/<run-id>/``: run.json, sessions.csv, summary.json
 - :mod:`voiceload.runner.validity`  is the measurement trustworthy? (pure)
-- :mod:`voiceload.runner.cli`       ``voiceload run``: emulator + Locust + report, one command
+- :mod:`voiceload.cli.run`          ``voiceload run``: emulator + Locust + report, one command
 """
