@@ -156,11 +156,9 @@ def add_arguments(parser: Any) -> None:
 def locust_parser() -> Any:
     """Locust's full option parser plus voiceload's, reading no config file and firing no
     global event (for in-process runs and tests: ``locust_parser().parse_args([...])``)."""
-    from locust import argument_parser
+    from voiceload.runner import locust_compat  # imports Locust (and gevent's patches) only now
 
-    locust_args: Any = argument_parser  # its functions are untyped
-    parser = locust_args.get_empty_argument_parser(add_help=False, default_config_files=[])
-    locust_args.setup_parser_arguments(parser)
+    parser = locust_compat.empty_locust_parser()
     add_arguments(parser)
     return parser
 

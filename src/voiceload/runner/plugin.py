@@ -44,16 +44,20 @@ import gevent
 import gevent.lock
 import psutil
 from gevent import GreenletExit
-from locust.env import Environment
-from locust.exception import StopUser
-from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
 from voiceload.credentials import load_credentials, redact_stdio
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
 from voiceload.metrics import Aggregator, Phase, Recorder, RecorderPayload
-from voiceload.runner import artifacts, distributed
+from voiceload.runner import artifacts, distributed, locust_compat
+from voiceload.runner.locust_compat import (
+    STATE_MISSING,
+    Environment,
+    MasterRunner,
+    StopUser,
+    WorkerRunner,
+)
 from voiceload.runner.options import RunSettings, add_arguments, probe_tcp, settings_from
 from voiceload.runner.sessions import SessionFactory, build_pools, check_pools
 from voiceload.runner.validity import AllFailingDetector, Budgets, Validity, WorkerHealth, judge
@@ -229,7 +233,11 @@ class RunPlugin:
         self.is_master = isinstance(runner, MasterRunner)
         self.generates = not self.is_master
         self.collects = not self.is_worker
-        self.worker_id = runner.client_id if isinstance(runner, WorkerRunner) else LOCAL_WORKER_ID
+        self.worker_id = (
+            locust_compat.worker_id_of(runner)
+            if isinstance(runner, WorkerRunner)
+            else LOCAL_WORKER_ID
+        )
         self.exit_code: int | None = None
         self.validity: Validity | None = None
         self.coordinator: distributed.Coordinator | None = None  # set by install() (issue 5)
@@ -484,7 +492,7 @@ class RunPlugin:
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
             joined = self.coordinator.workers() if self.coordinator is not None else []
-            return sorted(set(self.worker_sessions) | {c.id for c in runner.clients.all}
+            return sorted(set(self.worker_sessions) | set(locust_compat.worker_states(runner))
                           | set(joined))  # fmt: skip
         return [LOCAL_WORKER_ID]
 
@@ -502,7 +510,8 @@ class RunPlugin:
         runner = self.environment.runner
         lost: set[str] = set()
         if isinstance(runner, MasterRunner):
-            lost = {c.id for c in runner.clients.all if c.state == STATE_MISSING}
+            states = locust_compat.worker_states(runner)
+            lost = {w for w, state in states.items() if state == STATE_MISSING}
         if self.coordinator is not None:  # also workers gone from Locust's list without a final
             lost |= self.coordinator.lost_workers()
         return [
@@ -687,7 +696,7 @@ class RunPlugin:
             self.coordinator.on_quitting()
         if self.collects and self.running and not self.finalised:
             runner = environment.runner
-            if runner is not None and runner.state not in ("stopped", "stopping", "cleanup"):
+            if runner is not None and not locust_compat.is_stopping_or_stopped(runner):
                 self.interrupted = True
                 logger.warning("voiceload: interrupted; stopping users and writing artifacts")
             if runner is not None and self.generates:
@@ -699,7 +708,7 @@ class RunPlugin:
         while self._finalising and not self.finalised and time.monotonic() < deadline_s:
             gevent.sleep(0.05)  # another greenlet (an early stop) is writing the artifacts
         if self.exit_code is not None:
-            environment.process_exit_code = self.exit_code
+            locust_compat.set_process_exit_code(environment, self.exit_code)
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         """Worker: piggy-back everything measured since the last report (final after stop).
