@@ -61,7 +61,7 @@ bench-ci: $(STAMP)
 .PHONY: perf
 # The harness's own capacity and accuracy -> docs/PERFORMANCE.md (~15 min; PERF_QUICK=1: < 3 min).
 perf: $(STAMP)
-	$(BIN)/python scripts/perf/run_perf.py
+	cd scripts && $(CURDIR)/$(BIN)/python -m perf.run_perf
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_golden_run import generate_run
-from voiceload.report import cli as report_cli
+from voiceload.cli import report as report_cli
 
 RENDER_BUDGET_S = 10.0
 HTML_BUDGET_BYTES = 5 * 1024 * 1024

@@ -12,8 +12,9 @@ in the versions recorded in the manifest's [generator] table); if it does not, c
 files together with the new manifest.
 
 Nothing is installed here: if espeak-ng or sox is missing the script says what to install.
-The two CMU ARCTIC recordings are read from fixtures/audio/ (or --arctic-dir, e.g.
-../shared/fixtures/cmu_arctic) and copied unchanged; derived files are marked as modified.
+The two CMU ARCTIC recordings are read from fixtures/audio/ (or --arctic-dir, any directory
+holding the original recordings and COPYING) and copied unchanged; derived files are marked as
+modified.
 """
 
 from __future__ import annotations
@@ -395,19 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         "--arctic-dir",
         type=Path,
         default=None,
-        help="where arctic_a0007.wav, arctic_a0009.wav and COPYING are "
-        "(default: fixtures/audio, else ../shared/fixtures/cmu_arctic)",
+        help="where arctic_a0007.wav, arctic_a0009.wav and COPYING are (default: fixtures/audio)",
     )
     args = parser.parse_args(argv)
     versions = need_tools()
-    arctic_dir = args.arctic_dir
-    if arctic_dir is None:
-        committed = REPO / "fixtures" / "audio"
-        arctic_dir = (
-            committed
-            if (committed / "arctic_a0009.wav").is_file()
-            else REPO.parent / "shared" / "fixtures" / "cmu_arctic"
-        )
+    arctic_dir = args.arctic_dir if args.arctic_dir is not None else REPO / "fixtures" / "audio"
     for needed in ("arctic_a0007.wav", "arctic_a0009.wav", "COPYING"):
         if not (arctic_dir / needed).is_file():
             sys.exit(

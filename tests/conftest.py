@@ -1,5 +1,5 @@
-"""Shared test helpers: paths to the repository, its fixtures and ../shared; a listening port and a
-Locust environment with voiceload's plugin."""
+"""Shared test helpers: paths to the repository and its test data; a listening port and a Locust
+environment with voiceload's plugin."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: Data only the tests need (alignments, hashes of original recordings): tests/data/.
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture
@@ -20,10 +21,8 @@ def repo_root() -> Path:
 
 
 @pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip("../shared is not beside this checkout")
-    return SHARED
+def test_data_dir() -> Path:
+    return TEST_DATA
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """``make perf``: the harness's own capacity and accuracy, measured on this machine.
 
-Put ``scripts/`` on ``sys.path`` and import ``perf.<module>``. Pure parts (tested in
+A package rooted at ``scripts/``: run from there (``cd scripts && python -m perf.run_perf``, as
+``make perf`` does) or with ``scripts/`` on ``PYTHONPATH`` (pytest's ``pythonpath`` setting in
+pyproject.toml does this for the tests); no module edits ``sys.path``. Pure parts (tested in
 ``tests/unit/test_perf_*.py``): :mod:`perf.search` (capacity search), :mod:`perf.accuracy`
 (harness samples vs the emulator's trace), :mod:`perf.memory` (RSS slope),
 :mod:`perf.sorted_stats` (percentiles of a sorted list). I/O: :mod:`perf.harness_load` (voiceload

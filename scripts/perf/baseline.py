@@ -6,7 +6,7 @@ emulator route, sends the same fixture frames on the same absolute schedule
 (actual send − due) goes into a plain list, summarised by sorting. ``make perf`` reports
 voiceload's capacity as a ratio of this client's.
 
-    python scripts/perf/baseline.py --base-url ws://127.0.0.1:PORT --streams 500 --frame-ms 80
+    cd scripts && python -m perf.baseline --base-url ws://127.0.0.1:PORT --streams 500 --frame-ms 80
 
 Timeline and output as :mod:`perf.harness_load` (``send_lag_ms`` with count/p50/p99/max).
 """
@@ -19,14 +19,11 @@ import json
 import random
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from perf.fixture import flux_url, speech_fixture
 from perf.sorted_stats import summary

@@ -5,7 +5,7 @@ This is what a Locust worker runs, minus Locust: the real session drivers
 AuraSession`) on ``websockets.sync`` under gevent's monkey patches, every sample recorded into a
 :class:`voiceload.metrics.Recorder` under its phase, exactly as the runner plugin does.
 
-    python scripts/perf/harness_load.py --base-url ws://127.0.0.1:PORT --streams 500 \
+    cd scripts && python -m perf.harness_load --base-url ws://127.0.0.1:PORT --streams 500 \
         --frame-ms 80 [--aura-sessions 10] [--samples-out samples.jsonl]
 
 Timeline: streams start evenly over ``--ramp-s``; after ``--warmup-s`` more the steady window
@@ -34,8 +34,6 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 import psutil  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from perf.accuracy import AURA_TTFB, FLUX_EOT  # noqa: E402
 from perf.fixture import aura_url, flux_url, speech_fixture  # noqa: E402

@@ -23,7 +23,9 @@ from typing import Any
 from perf import PerfError
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = REPO / "scripts" / "perf"
+#: The directory holding the ``perf`` package: perf scripts run as ``python -m perf.<name>``
+#: with it on ``PYTHONPATH`` (no ``sys.path`` edits in the code).
+SCRIPTS_ROOT = REPO / "scripts"
 VOICELOAD = [sys.executable, "-m", "voiceload.cli"]
 READY_PREFIX = "voiceload emulator listening on "
 START_LIMIT_S = 30.0
@@ -104,25 +106,32 @@ class EmulatorProcess:
         self.stop()
 
 
+def perf_env() -> dict[str, str]:
+    """This process's environment with :data:`SCRIPTS_ROOT` first on ``PYTHONPATH``."""
+    paths = [str(SCRIPTS_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def run_json(command: Sequence[str], cpu_list: str | None, limit_s: float) -> dict[str, Any]:
     """Run a perf script pinned; return the JSON object on its last stdout line."""
+    name = command[2] if command[1:2] == ["-m"] else Path(command[1]).name
     try:
         done = subprocess.run(
-            pinned(command, cpu_list), capture_output=True, text=True, timeout=limit_s, cwd=REPO
-        )
+            pinned(command, cpu_list), capture_output=True, text=True, timeout=limit_s, cwd=REPO,
+            env=perf_env(),
+        )  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise PerfError(f"{Path(command[1]).name} did not finish within {limit_s:g} s") from None
+        raise PerfError(f"{name} did not finish within {limit_s:g} s") from None
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
-        raise PerfError(
-            f"{Path(command[1]).name} failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
-        )
+        raise PerfError(f"{name} failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
-def script(name: str, *args: object) -> list[str]:
-    return [sys.executable, str(SCRIPTS / name), *map(str, args)]
+def script(module: str, *args: object) -> list[str]:
+    """The command running ``perf.<module>`` (e.g. ``"baseline"``) with ``args``."""
+    return [sys.executable, "-m", f"perf.{module}", *map(str, args)]
 
 
 def voiceload_run(

@@ -1,7 +1,10 @@
 """``make perf``: measure the harness's own capacity and accuracy; write docs/PERFORMANCE.md.
 
-    .venv/bin/python scripts/perf/run_perf.py            # full, about 15 minutes on 2 cores
-    PERF_QUICK=1 .venv/bin/python scripts/perf/run_perf.py   # under 3 minutes, coarser
+    make perf                # full, about 15 minutes on 2 cores
+    PERF_QUICK=1 make perf   # under 3 minutes, coarser
+
+(``make perf`` runs ``python -m perf.run_perf`` from ``scripts/``, the directory that holds the
+``perf`` package and the scripts it imports.)
 
 Sections (issue 9), all on loopback, load generators on core 0, emulator on the last core:
 
@@ -34,8 +37,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from perf import PerfError
 from perf.accuracy import AURA_TTFB, FLUX_EOT, HarnessSample, error_summary_ms, match, read_trace
@@ -166,7 +167,7 @@ def baseline_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | 
 ]:
     def trial(n: int) -> dict[str, Any]:
         cpu0, t0 = emu.cpu_seconds(), time.monotonic()
-        out = run_json(script("baseline.py", *load_args(plan, emu.url, n, frame_ms)), cpus,
+        out = run_json(script("baseline", *load_args(plan, emu.url, n, frame_ms)), cpus,
                        limit_s(plan))  # fmt: skip
         emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
         lag = out["send_lag_ms"]
@@ -195,7 +196,7 @@ def accuracy(
             cpu0, t0 = emu.cpu_seconds(), time.monotonic()
             args = [*load_args(plan, emu.url, n, 80), "--aura-sessions", aura,
                     "--aura-interval-s", AURA_INTERVAL_S, "--samples-out", samples_path]
-            out = run_json(script("harness_load.py", *args), cpus[0], limit_s(plan))
+            out = run_json(script("harness_load", *args), cpus[0], limit_s(plan))
             emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
         truth = read_trace(trace.read_text(encoding="utf-8").splitlines())
         samples = [HarnessSample(**json.loads(line))
@@ -267,9 +268,8 @@ def emulator_capacity(processes: int, plan: Plan, cpus: tuple[str | None, str | 
 
 
 def report_rendering() -> dict[str, Any]:
-    sys.path.insert(0, str(REPO / "scripts"))
     from make_golden_run import generate_run  # bench_report.py's synthetic one-hour run
-    from voiceload.report import cli as report_cli
+    from voiceload.cli import report as report_cli
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"

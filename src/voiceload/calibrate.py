@@ -1,6 +1,6 @@
 """Fit the emulator's latency model to a measured run, so CI against the emulator mirrors it (pure).
 
-``voiceload calibrate RUN_DIR -o emulator.toml`` (:mod:`voiceload.calibrate_cli`) reads a run's
+``voiceload calibrate RUN_DIR -o emulator.toml`` (:mod:`voiceload.cli.calibrate`) reads a run's
 steady-phase histograms and its ``sessions.csv`` and writes an emulator config
 (:mod:`voiceload.emulator.behaviour`'s format) whose delays reproduce what the run measured.
 Everything here is arithmetic on numbers already read; nothing touches a file or a clock.

@@ -24,7 +24,7 @@ make no distributional assumption:
    matter, is never a regression: ``floor = max(harness error at that percentile, relative_floor
    x baseline)``. The harness error is the run's own send-lag + receive-delay percentile
    (``flux.send_lag`` + ``harness.recv_delay``, the larger of the two runs), and never less
-   than the error measured on this kind of machine (measurements.md §2.3: +1 ms p50, +3.5 ms
+   than the error measured on this kind of machine (MEASUREMENTS.md §2.3: +1 ms p50, +3.5 ms
    p99). A loaded load generator lags more, so its own numbers raise the floor.
 3. **Verdict.** *regressed* only when the whole CI lies above ``+floor``; *improved* only when
    it lies below ``-floor``; otherwise *within noise*. A 2 ms change on 30 samples is noise
@@ -81,7 +81,7 @@ from voiceload.errors import ConfigError
 #: Percentiles compared, by their summary.json key.
 COMPARED_STATS: Final[dict[str, float]] = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
 #: Harness error (ms) added to speech latencies on this kind of machine at or below the
-#: recommended per-worker load (measurements.md §2.3), used when a run did not measure its own.
+#: recommended per-worker load (MEASUREMENTS.md §2.3), used when a run did not measure its own.
 DEFAULT_HARNESS_ERROR_MS: Final[dict[str, float]] = {"p50": 1.0, "p90": 2.0, "p99": 3.5}
 #: The metrics whose percentiles add up to the harness's own error.
 HARNESS_ERROR_METRICS: Final = ("flux.send_lag", "harness.recv_delay")
@@ -469,7 +469,7 @@ class ValidityComparison:
 
 @dataclass(frozen=True)
 class RunData:
-    """What the comparison needs of one run, read by the caller (see compare_cli)."""
+    """What the comparison needs of one run, read by the caller (see voiceload.cli.compare)."""
 
     run_id: str
     histograms: Mapping[str, Buckets]  # steady phase, non-empty only

@@ -1,6 +1,6 @@
 """Credentials: loaded from ``.env.local`` and the environment, and never printed.
 
-The names are exactly the setup guide's (``../shared/reference/setup-guide.md``), so a user who
+The names are exactly the setup guide's (docs/PROTOCOLS.md §9), so a user who
 followed it needs no new configuration:
 
 ==========================  ==========================================================

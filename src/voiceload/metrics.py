@@ -1,6 +1,6 @@
 """The one typed wrapper over HdrHistogram (package ``hdrhistogram``, module ``hdrh``).
 
-Every latency voiceload reports lives in a histogram defined here (``../shared/design/metrics.md``):
+Every latency voiceload reports lives in a histogram defined here (docs/METRICS.md):
 integer **microseconds**, 1 µs .. 1 hour, 3 significant digits, one histogram per metric name
 and run phase. Samples flow one way::
 
@@ -18,7 +18,7 @@ Rules this module enforces:
 - **No sample is dropped silently.** A value outside ``0 .. MAX_VALUE_US`` (negative included)
   is not recorded; it is counted per metric and phase, travels in the payload, shows in
   :meth:`Aggregator.summary`, and makes the run invalid. (0 is in range: HdrHistogram's lowest
-  trackable value of 1 µs is its resolution, and metrics.md records a premature ``EndOfTurn`` as
+  trackable value of 1 µs is its resolution, and METRICS.md records a premature ``EndOfTurn`` as
   0.)
 - **Phases.** Each sample is filed under the :class:`Phase` current when it was recorded; the
   headline numbers use :attr:`Phase.STEADY`.
@@ -26,7 +26,7 @@ Rules this module enforces:
   target or model when a run mixes them: ``aura.ttfb[aura-2-en]``. Labels are file-name safe
   (``[A-Za-z0-9][A-Za-z0-9._-]*``) because each metric gets its own ``<metric>.hlog``.
 
-Pitfalls of ``hdrh`` 0.10.8 this wrapper works around (measurements.md §4): its
+Pitfalls of ``hdrh`` 0.10.8 this wrapper works around (MEASUREMENTS.md §4): its
 ``output_start_time`` is broken (we write the headers by hand), ``output_percentile_distribution``
 writes bytes (we open ``.hgrm`` files in binary mode), its log reader takes a file name, skips
 unparseable lines and intervals stamped before ``StartTime`` without a word (we parse ``.hlog``
@@ -87,7 +87,7 @@ class Phase(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """One metric of metrics.md: its name, what it measures, and whether it judges the harness."""
+    """One metric of METRICS.md: its name, what it measures, and whether it judges the harness."""
 
     name: str
     description: str
@@ -276,7 +276,7 @@ class RecorderPayload(TypedDict):
 class RecordedInterval:
     """One interval taken from a :class:`Recorder` (:meth:`Recorder.take`), not yet encoded.
 
-    Encoding is the costly part of a drain (~0.1-0.3 ms per histogram, measurements.md §4), so
+    Encoding is the costly part of a drain (~0.1-0.3 ms per histogram, MEASUREMENTS.md §4), so
     a caller that shares its thread with latency-sensitive work (gevent users sending frames)
     encodes it piece by piece with :meth:`pieces`, yielding in between; :meth:`payload`
     encodes it all at once. Both give the same samples.

@@ -1,7 +1,7 @@
 """Absolute schedule maths for paced audio streaming (pure: no clock, no sleep).
 
 A Flux session streams a fixture as if a person were speaking into a microphone right now
-(``../shared/design/metrics.md``, "Clock and timeline"):
+(docs/METRICS.md, "Clock and timeline"):
 
 - audio offset ``a`` seconds into the fixture is *spoken* at ``S(a) = t0 + a``;
 - with frames of ``f`` ms, frame ``k`` holds audio ``[k·f, (k+1)·f)`` and is **due** at
@@ -26,7 +26,7 @@ from voiceload.errors import ConfigError
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 
-#: Flux's own default for ``eot_timeout_ms`` (protocols.md §3.2).
+#: Flux's own default for ``eot_timeout_ms`` (PROTOCOLS.md §3.2).
 DEFAULT_EOT_TIMEOUT_MS = 5_000
 #: How long past ``eot_timeout_ms`` a session keeps streaming silence waiting for ``EndOfTurn``.
 DEFAULT_TRAILING_MARGIN_MS = 5_000
@@ -71,7 +71,7 @@ def trailing_silence_deadline_ns(
     Flux only ends a turn after hearing silence, and at the latest ``eot_timeout_ms`` after the
     speech stopped; the session therefore keeps streaming silence until ``EndOfTurn`` arrives
     or this bound passes: ``S(last_offset_s) + eot_timeout_ms + margin_ms``, where
-    ``last_offset_s`` is the last turn's speech offset (metrics.md: "default 5 s past
+    ``last_offset_s`` is the last turn's speech offset (METRICS.md: "default 5 s past
     eot_timeout_ms").
     """
     if eot_timeout_ms < 0 or margin_ms < 0:

@@ -10,9 +10,10 @@ Steps, in order (each prints ``✓``/``✗`` with its time; after a failure the 
 6. ``flux``     one short utterance streamed in real time gets its ``EndOfTurn``;
 7. ``aura``     one short ``Speak`` + ``Flush`` gets its first audio frame.
 
-A failure is named in the setup guide's words (``../shared/reference/setup-guide.md``) — AI
-Gateway not found, Unauthorized, WebSocket connection failed (with the layer), unknown model,
-daily free allocation used up (4006), rate limited — with the fix to try. Exit code 0 only when
+A failure is named in the setup guide's words (docs/PROTOCOLS.md §9; the project's one table,
+:data:`voiceload.protocol.failures.ADVICE`) — AI Gateway not found, Unauthorized, WebSocket
+connection failed (with the layer), unknown model, daily free allocation used up (4006), rate
+limited — with the fix to try. Exit code 0 only when
 every step passes.
 
 The decisions (what a failure means, what to print) are pure functions of what was observed
@@ -47,8 +48,9 @@ from voiceload.credentials import (
 )
 from voiceload.errors import ConfigError, FixtureError, RemoteProtocolError
 from voiceload.fixtures import load_manifest
+from voiceload.protocol.failures import ADVICE, FailureCategory
 from voiceload.protocol.flux import FluxError, TurnEvent, TurnInfo, parse_server_message
-from voiceload.protocol.gateway import AuthForm, FailureCategory, classify_upgrade_failure
+from voiceload.protocol.gateway import AuthForm, classify_upgrade_failure
 from voiceload.targets import NAMED_TARGETS, ModelParams, Target, resolve_target
 
 STEPS: Final = ("config", "dns", "tcp", "tls", "upgrade", "flux", "aura")
@@ -80,48 +82,6 @@ class StepResult:
 
 # --- pure: what a failure means ----------------------------------------------------------------
 
-_TOKEN_FIX = (
-    "check CLOUDFLARE_API_TOKEN is valid and not expired, has Workers AI Read + AI Gateway Read, "
-    "and that the cf-aig-authorization header is actually sent (try --auth-form aig-bearer)"
-)
-#: A refused upgrade, in the setup guide's words, with the fix to try.
-UPGRADE_DIAGNOSES: Final[dict[FailureCategory, Diagnosis]] = {
-    FailureCategory.GATEWAY_NOT_FOUND: Diagnosis(
-        "AI Gateway not found",
-        "check the gateway exists, CLOUDFLARE_GATEWAY_ID matches the dashboard, and it is in "
-        "the account CLOUDFLARE_ACCOUNT_ID names",
-    ),
-    FailureCategory.UNAUTHORIZED: Diagnosis("Unauthorized (token invalid, lacking Workers AI "
-                                            "Read / AI Gateway Read, or header not sent)",
-                                            _TOKEN_FIX),
-    FailureCategory.UNKNOWN_MODEL: Diagnosis(
-        "unknown model",
-        "check --flux-model / --aura-model: Workers AI serves @cf/deepgram/flux, "
-        "@cf/deepgram/aura-1, @cf/deepgram/aura-2-en, @cf/deepgram/aura-2-es",
-    ),
-    FailureCategory.ALLOCATION_EXHAUSTED: Diagnosis(
-        "allocation used up (4006): the daily free 10,000 Neurons are spent",
-        "wait for the reset at 00:00 UTC, or move the account to Workers Paid",
-    ),
-    FailureCategory.RATE_LIMITED: Diagnosis(
-        "rate limited (429)",
-        "lower the load or wait a minute; check the gateway's rate-limiting settings",
-    ),
-    FailureCategory.OUT_OF_CAPACITY: Diagnosis(
-        "rate limited: Workers AI is out of capacity (3040)", "retry later or lower the load"
-    ),
-    FailureCategory.BAD_REQUEST: Diagnosis(
-        "WebSocket connection failed at the upgrade layer: bad request (400)",
-        "check the model parameters (Workers AI Flux needs encoding=linear16 and a numeric "
-        "sample_rate; thresholds in range)",
-    ),
-    FailureCategory.HANDSHAKE_REFUSED: Diagnosis(
-        "WebSocket connection failed at the upgrade layer: the server refused the upgrade",
-        "check the URL format wss://gateway.ai.cloudflare.com/v1/{account_id}/{gateway_id}"
-        "/workers-ai?model=... ; isolate with a plain HTTP request",
-    ),
-}
-
 #: What to try when a layer fails for a reason other than a refused upgrade.
 LAYER_FIXES: Final[dict[str, str]] = {
     "dns": "check the host name and this machine's DNS (try: getent hosts <host>)",
@@ -152,7 +112,8 @@ def diagnose_upgrade(status: int, body: bytes, target_name: str = "gateway"
     Classification is :func:`~voiceload.protocol.gateway.classify_upgrade_failure`'s; the
     Unauthorized fix names the credential ``target_name`` uses."""
     failure = classify_upgrade_failure(status, body)
-    diagnosis = UPGRADE_DIAGNOSES[failure.category]
+    advice = ADVICE[failure.category]
+    diagnosis = Diagnosis(advice.problem, advice.fix)
     if failure.category is FailureCategory.UNAUTHORIZED and target_name in (
         _UNAUTHORIZED_FIX_BY_TARGET
     ):
@@ -446,8 +407,8 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     stream = out or sys.stdout
     if args.target != "emulator" or args.emulator_url is not None:
         return _check(args, stream, args.emulator_url)
+    from voiceload.cli.run import Emulator  # the one `voiceload run` uses
     from voiceload.emulator.behaviour import load_config
-    from voiceload.runner.cli import Emulator  # the one `voiceload run` uses
 
     if args.emulator_config is not None:
         load_config(args.emulator_config)  # one line for a bad config, before starting it

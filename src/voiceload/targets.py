@@ -20,9 +20,9 @@ target           Flux / Aura endpoint, auth
                  as secrets
 ===============  ==========================================================================
 
-Model parameters travel as query parameters on every route (protocols.md §1.1, §1.3, §3.2,
+Model parameters travel as query parameters on every route (PROTOCOLS.md §1.1, §1.3, §3.2,
 §4.4, §6); ``keyterm`` repeats. Where the wire name is unconfirmed (Aura's voice on Workers AI,
-protocols.md §8 q6) it is a field of :class:`ModelParams` the user can change, and
+PROTOCOLS.md §8 q6) it is a field of :class:`ModelParams` the user can change, and
 ``extra_flux_params`` / ``extra_aura_params`` add any other pair.
 
 ``base_url`` (``--base-url ws://127.0.0.1:PORT``) replaces the scheme and host of the gateway,
@@ -80,11 +80,11 @@ _SECRET_QUERY_NAMES: Final = frozenset(
 )
 _SECRET_QUERY_SUFFIXES: Final = ("token", "key", "secret", "password", "signature")
 
-# Workers AI's default speaker per Aura model (protocols.md §4.4), for Deepgram model names.
+# Workers AI's default speaker per Aura model (PROTOCOLS.md §4.4), for Deepgram model names.
 _DEFAULT_AURA_VOICE: Final = {"aura-1": "angus", "aura-2-en": "luna", "aura-2-es": "aquila"}
 
 
-#: The auth forms each named route accepts; the first is the default (protocols.md §1.2, §6).
+#: The auth forms each named route accepts; the first is the default (PROTOCOLS.md §1.2, §6).
 AUTH_FORMS: Final[dict[str, tuple[AuthForm, ...]]] = {
     "emulator": (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTOCOL),
     "gateway": (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTOCOL),
@@ -282,7 +282,7 @@ def _short_model(model: str) -> str:
 
 
 def flux_params(params: ModelParams) -> list[tuple[str, str]]:
-    """Flux query pairs in the Workers AI schema's names (protocols.md §3.2); keyterm repeats."""
+    """Flux query pairs in the Workers AI schema's names (PROTOCOLS.md §3.2); keyterm repeats."""
     pairs = [("encoding", params.encoding), ("sample_rate", str(params.sample_rate))]
     if params.eot_threshold is not None:
         pairs.append(("eot_threshold", _num(params.eot_threshold)))
@@ -311,7 +311,7 @@ def aura_params(params: ModelParams, *, with_voice: bool = True) -> list[tuple[s
 
 def deepgram_aura_model(params: ModelParams) -> str:
     """Deepgram's model name for ``params.aura_model`` + voice: Aura-1 ``aura-<voice>-en``,
-    Aura-2 ``aura-2-<voice>-<lang>`` (protocols.md §4.1); ``deepgram_aura_model`` wins."""
+    Aura-2 ``aura-2-<voice>-<lang>`` (PROTOCOLS.md §4.1); ``deepgram_aura_model`` wins."""
     if params.deepgram_aura_model:
         return params.deepgram_aura_model
     model = _short_model(params.aura_model)
@@ -357,7 +357,7 @@ def gateway_endpoints(
     account_id: str, gateway_id: str, token: Secret, params: ModelParams, *,
     form: AuthForm = AuthForm.AIG_HEADER, base: str = GATEWAY_BASE,
 ) -> tuple[Endpoint, Endpoint]:
-    """AI Gateway's realtime route (protocols.md §1.1): ``model`` and every model parameter in
+    """AI Gateway's realtime route (PROTOCOLS.md §1.1): ``model`` and every model parameter in
     the query of ``/v1/{account}/{gateway}/workers-ai``."""
     headers, protocols = auth(form, token)
     flux = gateway_url(base, account_id, gateway_id, params.flux_model, flux_params(params))
@@ -369,7 +369,7 @@ def workers_ai_endpoints(
     account_id: str, token: Secret, params: ModelParams, *,
     form: AuthForm = AuthForm.BEARER, base: str = WORKERS_AI_BASE,
 ) -> tuple[Endpoint, Endpoint]:
-    """The direct Workers AI route (protocols.md §2.1) with ``Authorization: Bearer``; model
+    """The direct Workers AI route (PROTOCOLS.md §2.1) with ``Authorization: Bearer``; model
     parameters in the query, as the Worker binding passes its inputs (§1.3)."""
     headers, protocols = auth(form, token)
     flux = workers_ai_url(base, account_id, params.flux_model, flux_params(params))
@@ -381,7 +381,7 @@ def deepgram_endpoints(
     key: Secret, params: ModelParams, *,
     form: AuthForm = AuthForm.TOKEN, base: str = DEEPGRAM_BASE,
 ) -> tuple[Endpoint, Endpoint]:
-    """Deepgram's own API (protocols.md §6): ``/v2/listen`` and ``/v1/speak`` with
+    """Deepgram's own API (PROTOCOLS.md §6): ``/v2/listen`` and ``/v1/speak`` with
     ``Authorization: Token <key>``; Deepgram model names."""
     headers, protocols = auth(form, key)
     flux_model = params.deepgram_flux_model or DEFAULT_DEEPGRAM_FLUX_MODEL

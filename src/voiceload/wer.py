@@ -1,4 +1,4 @@
-"""Word error rate, exactly as ../shared/design/metrics.md defines it.
+"""Word error rate, exactly as docs/METRICS.md defines it.
 
 Standard WER: word-level edit distance (substitutions + deletions + insertions) divided by the
 number of reference words, computed by the ``jiwer`` library after both texts are lower-cased and

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from voiceload import compare, cost
-from voiceload.compare_cli import load_run_data
+from voiceload.cli.compare import load_run_data
 from voiceload.emulator.behaviour import load_config
 
 pytestmark = pytest.mark.slow

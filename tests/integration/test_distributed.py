@@ -37,10 +37,10 @@ from typing import Any
 
 import pytest
 
+from voiceload.cli.run import Emulator
 from voiceload.client.results import SESSIONS_CSV_COLUMNS
 from voiceload.metrics import Phase, merged_histogram, new_histogram, read_hlog
 from voiceload.runner import distributed
-from voiceload.runner.cli import Emulator
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,8 @@ from websockets.frames import Frame, Opcode
 from websockets.sync.client import ClientConnection, connect
 
 from voiceload.audio import prepare
+from voiceload.cli.emulate import load_references
 from voiceload.emulator.behaviour import parse_config
-from voiceload.emulator.cli import load_references
 from voiceload.emulator.flux_stream import FluxStream
 from voiceload.emulator.server import BackgroundEmulator, ServerOptions
 from voiceload.emulator.trace import TraceWriter

@@ -16,7 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from voiceload.emulator.cli import READY_PREFIX
+from voiceload.cli.emulate import READY_PREFIX
 
 pytestmark = pytest.mark.slow
 

@@ -163,7 +163,7 @@ def test_quitting_while_running_is_an_interrupted_run(
     env, plugin = environment(StandInUser, listening_port, run_dir)
     assert env.runner is not None
     env.runner.start(2, spawn_rate=100)
-    _wait_until(lambda: bool(plugin.rows) or bool(plugin._pending_rows))
+    _wait_until(lambda: bool(plugin.rows) or bool(plugin.outbox.rows))
     env.events.quitting.fire(environment=env)  # what Locust does first on Ctrl-C / SIGTERM
 
     run = json.loads((run_dir / "run.json").read_text())

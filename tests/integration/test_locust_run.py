@@ -20,9 +20,9 @@ import pytest
 from locust.env import Environment
 from locust.event import Events
 
+from voiceload.cli.run import Emulator
 from voiceload.metrics import Phase, merged_histogram, read_hlog
 from voiceload.runner import plugin as vl_plugin
-from voiceload.runner.cli import Emulator
 from voiceload.runner.options import locust_parser
 
 EOT_DELAY_MS = 200

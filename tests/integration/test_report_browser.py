@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from voiceload import slo
-from voiceload.report import cli as report_cli
+from voiceload.cli import report as report_cli
 
 pytestmark = pytest.mark.browser
 

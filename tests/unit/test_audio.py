@@ -24,7 +24,10 @@ from voiceload.audio import (
 )
 from voiceload.errors import ConfigError, FixtureError
 
-ARCTIC = "fixtures/cmu_arctic"
+REPO = Path(__file__).resolve().parents[2]
+#: The two CMU ARCTIC recordings (committed, unmodified) and a0009's phone alignment.
+AUDIO = REPO / "fixtures" / "audio"
+A0009_LAB = REPO / "tests" / "data" / "cmu_arctic" / "arctic_a0009_phone.lab"
 
 
 def _tone(freq_hz: float, rate: int, seconds: float, amplitude: float = 0.5) -> np.ndarray:
@@ -172,21 +175,21 @@ def _lab_speech_span_s(lab: Path) -> tuple[float, float]:
     return spans[0][0], spans[-1][1]
 
 
-def test_vad_agrees_with_phone_alignment_of_arctic_a0009(shared_dir: Path) -> None:
-    onset_s, offset_s = _lab_speech_span_s(shared_dir / ARCTIC / "arctic_a0009_phone.lab")
+def test_vad_agrees_with_phone_alignment_of_arctic_a0009() -> None:
+    onset_s, offset_s = _lab_speech_span_s(A0009_LAB)
     assert (onset_s, offset_s) == pytest.approx((0.13, 2.925))
-    pcm = load_linear16(shared_dir / ARCTIC / "arctic_a0009.wav")
+    pcm = load_linear16(AUDIO / "arctic_a0009.wav")
     turns = detect_speech(pcm, 16000)
     assert len(turns) == 1
     assert turns[0].onset_s == pytest.approx(onset_s, abs=0.030)
     assert turns[0].offset_s == pytest.approx(offset_s, abs=0.030)
 
 
-def test_vad_ignores_mains_hum_below_the_speech_band(shared_dir: Path) -> None:
+def test_vad_ignores_mains_hum_below_the_speech_band() -> None:
     # a 60 Hz tone is 0.6 cycles per 10 ms window: untapered, it leaked into the 200-4000 Hz
     # band and held the turn open through 3 s of trailing "silence" (offset 5.03 s)
-    onset_s, offset_s = _lab_speech_span_s(shared_dir / ARCTIC / "arctic_a0009_phone.lab")
-    a9 = load_linear16(shared_dir / ARCTIC / "arctic_a0009.wav") / 32768.0
+    onset_s, offset_s = _lab_speech_span_s(A0009_LAB)
+    a9 = load_linear16(AUDIO / "arctic_a0009.wav") / 32768.0
     audio = np.concatenate([a9, np.zeros(3 * 16000)])
     hum = 10 ** (-40 / 20) * np.sin(2 * np.pi * 60.0 * np.arange(audio.size) / 16000)  # -40 dBFS
     (turn,) = detect_speech(audio + hum, 16000)
@@ -195,28 +198,28 @@ def test_vad_ignores_mains_hum_below_the_speech_band(shared_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("gain_db", [-20.0, 3.0])
-def test_vad_turn_does_not_move_with_recording_level(shared_dir: Path, gain_db: float) -> None:
+def test_vad_turn_does_not_move_with_recording_level(gain_db: float) -> None:
     # the thresholds follow the measured noise floor, so a quieter (or louder) recording of the
     # same speech gives the same turn; a fixed floor clamp made -20 dB start 60 ms late
-    onset_s, offset_s = _lab_speech_span_s(shared_dir / ARCTIC / "arctic_a0009_phone.lab")
-    a9 = load_linear16(shared_dir / ARCTIC / "arctic_a0009.wav") / 32768.0
+    onset_s, offset_s = _lab_speech_span_s(A0009_LAB)
+    a9 = load_linear16(AUDIO / "arctic_a0009.wav") / 32768.0
     (turn,) = detect_speech(a9 * 10 ** (gain_db / 20), 16000)
     assert turn.onset_s == pytest.approx(onset_s, abs=0.030)
     assert turn.offset_s == pytest.approx(offset_s, abs=0.030)
 
 
-def _conversation(shared: Path) -> np.ndarray:
+def _conversation() -> np.ndarray:
     """a0009, 2 s pause, a0007 then a0009: two turns (the ~0.7 s pause between a0007's last
     speech and a0009's first merges; the 2 s one does not)."""
-    a9 = load_linear16(shared / ARCTIC / "arctic_a0009.wav")
-    a7 = load_linear16(shared / ARCTIC / "arctic_a0007.wav")
+    a9 = load_linear16(AUDIO / "arctic_a0009.wav")
+    a7 = load_linear16(AUDIO / "arctic_a0007.wav")
     gap = np.zeros(32000, dtype=np.int16)
     return np.concatenate([a9, gap, a7, a9])
 
 
-def test_vad_turns_merge_short_pauses_and_split_long_ones(shared_dir: Path) -> None:
-    pcm = _conversation(shared_dir)
-    single = detect_speech(load_linear16(shared_dir / ARCTIC / "arctic_a0009.wav"), 16000)[0]
+def test_vad_turns_merge_short_pauses_and_split_long_ones() -> None:
+    pcm = _conversation()
+    single = detect_speech(load_linear16(AUDIO / "arctic_a0009.wav"), 16000)[0]
     turns = detect_speech(pcm, 16000)
     assert len(turns) == 2
     assert turns[0] == single
@@ -249,8 +252,8 @@ def test_vad_ignores_a_click_shorter_than_min_speech() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_incremental_detector_matches_batch_for_any_chunking(shared_dir: Path, seed: int) -> None:
-    pcm = _conversation(shared_dir)
+def test_incremental_detector_matches_batch_for_any_chunking(seed: int) -> None:
+    pcm = _conversation()
     batch = detect_speech(pcm, 16000)
     rng = np.random.default_rng(seed)
     det = SpeechDetector(16000)
@@ -503,15 +506,13 @@ def test_vad_reports_pause_and_resume_inside_a_turn_when_asked() -> None:
     assert detect_speech(pcm, 16000) == [SpeechSegment(0.5, 28799 / 16000)]
 
 
-def test_vad_pause_events_do_not_change_turns_and_do_not_depend_on_chunking(
-    shared_dir: Path,
-) -> None:
+def test_vad_pause_events_do_not_change_turns_and_do_not_depend_on_chunking() -> None:
     # the conversation (two turns, the second holding a ~0.7 s pause) and every fixture: the
     # same events for any chunking; onset/offset exactly those of pauses=False; each turn reads
     # onset (pause resume)* [pause] offset
     from voiceload.fixtures import load_manifest
 
-    signals = [_conversation(shared_dir), (_two_bursts() * 32767).astype(np.int16)]
+    signals = [_conversation(), (_two_bursts() * 32767).astype(np.int16)]
     signals += [load_linear16(f.path, 16000) for f in load_manifest().fixtures]
     resumes = 0
     for pcm in signals:

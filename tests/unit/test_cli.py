@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from voiceload import cli
@@ -63,7 +67,7 @@ def test_error_messages_are_redacted(
 def test_emulate_runs_on_uvloop_unless_asked_for_asyncio() -> None:
     import asyncio
 
-    from voiceload.emulator import cli as emulate_cli
+    from voiceload.cli import emulate as emulate_cli
 
     async def loop_module() -> str:
         return type(asyncio.get_running_loop()).__module__
@@ -72,3 +76,24 @@ def test_emulate_runs_on_uvloop_unless_asked_for_asyncio() -> None:
     assert args.loop == "uvloop"
     assert emulate_cli._run(loop_module(), args.loop).startswith("uvloop")
     assert emulate_cli._run(loop_module(), "asyncio").startswith("asyncio")
+
+
+def test_every_command_is_a_module_of_the_cli_package_named_after_it() -> None:
+    # one package, one naming: voiceload/cli/<command>.py, and no CLI module anywhere else
+    assert {name: module for name, (module, _) in cli.COMMANDS.items()} == {
+        name: f"voiceload.cli.{name}" for name in cli.COMMANDS
+    }
+    src = Path(cli.__file__).resolve().parents[1]
+    strays = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if (p.name == "cli.py" or p.stem.endswith("_cli")) and p.parent.name != "cli"
+    ]
+    assert strays == []
+
+
+def test_python_dash_m_runs_the_dispatcher() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "voiceload.cli", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "COMMAND" in out.stdout

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from voiceload import cost, cost_cli
+from voiceload import cost
+from voiceload.cli import cost as cost_cli
 from voiceload.errors import ConfigError
 
 
@@ -73,7 +74,7 @@ def test_worked_example_of_protocols_5_3(pricing: cost.Pricing) -> None:
 
 
 def test_ten_seconds_of_flux_alone(pricing: cost.Pricing) -> None:
-    # protocols.md 5.3: "Even 1,000 x 10 s of Flux alone ~ $1.17/day ~ $35 per 30 days"
+    # PROTOCOLS.md 5.3: "Even 1,000 x 10 s of Flux alone ~ $1.17/day ~ $35 per 30 days"
     u = cost.SessionUsage(flux_audio_minutes=10 / 60, aura_chars={}, flux_requests=1,
                           aura_requests=0, connections=1, duration_s=10)
     p = cost.project(u, 1000, pricing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import shutil
 from pathlib import Path
@@ -24,6 +25,8 @@ from voiceload.fixtures import (
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "fixtures" / "audio" / "manifest.toml"
+#: Attribution, licence and hashes of the original CMU ARCTIC recordings.
+ARCTIC_DATA = REPO / "tests" / "data" / "cmu_arctic"
 
 
 def _speech_s(name: str) -> float:
@@ -67,15 +70,23 @@ def test_committed_set_covers_what_a_voice_app_meets() -> None:
         assert bool(f.modified_from) == bool(f.modifications), f.name
 
 
-def test_every_changed_cmu_arctic_file_says_how_it_was_modified(shared_dir: Path) -> None:
+def _original_arctic_sha256() -> dict[str, str]:
+    """File name -> SHA-256 of the original CMU ARCTIC recordings (tests/data/cmu_arctic)."""
+    lines = (ARCTIC_DATA / "SHA256SUMS").read_text().splitlines()
+    return {name: digest for digest, name in (line.split() for line in lines if line.strip())}
+
+
+def test_every_changed_cmu_arctic_file_says_how_it_was_modified() -> None:
     # the CMU ARCTIC licence (COPYING) requires changes to be marked: any file under it whose
     # bytes are not one of the original recordings must name its source and its modifications
-    originals = {
-        p.read_bytes() for p in (shared_dir / "fixtures" / "cmu_arctic").glob("arctic_a*.wav")
-    }
+    originals = set(_original_arctic_sha256().values())
     assert len(originals) == 2
     arctic_licensed = [f for f in load_manifest(MANIFEST).fixtures if "CMU ARCTIC" in f.licence]
-    changed = [f for f in arctic_licensed if f.path.read_bytes() not in originals]
+    changed = [
+        f
+        for f in arctic_licensed
+        if hashlib.sha256(f.path.read_bytes()).hexdigest() not in originals
+    ]
     assert len(changed) >= 3  # the noisy, 24-bit and conversation files at least
     for f in changed:
         assert f.modifications.startswith("modified by voiceload:"), f.name
@@ -111,16 +122,16 @@ def test_noisy_variant_is_about_10_db_snr_and_keeps_the_turn() -> None:
     assert noisy_turn.offset_s == pytest.approx(turn.offset_s, abs=0.15)
 
 
-def test_arctic_copies_are_unmodified_with_readme_transcripts(shared_dir: Path) -> None:
+def test_arctic_copies_are_unmodified_with_readme_transcripts() -> None:
     m = load_manifest(MANIFEST)
-    arctic = shared_dir / "fixtures" / "cmu_arctic"
-    readme = (arctic / "README.md").read_text()
+    readme = (ARCTIC_DATA / "README.md").read_text()
+    originals = _original_arctic_sha256()
     for name in ("arctic_a0007", "arctic_a0009"):
         f = m.get(name)
-        assert f.path.read_bytes() == (arctic / f"{name}.wav").read_bytes()
+        assert hashlib.sha256(f.path.read_bytes()).hexdigest() == originals[f"{name}.wav"]
         assert f.modified_from == ""
         assert f"| `{name}.wav` |" in readme and f.transcript in readme
-    assert (MANIFEST.parent / "COPYING").read_bytes() == (arctic / "COPYING").read_bytes()
+    assert (MANIFEST.parent / "COPYING").read_bytes() == (ARCTIC_DATA / "COPYING").read_bytes()
 
 
 def test_aura_texts_have_the_three_lengths() -> None:

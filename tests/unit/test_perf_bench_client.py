@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import bench_emulator
 from voiceload.emulator.server import BackgroundEmulator

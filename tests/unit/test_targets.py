@@ -1,4 +1,4 @@
-"""Each target builds the documented URL, headers and subprotocols (protocols.md §1, §2, §6)."""
+"""Each target builds the documented URL, headers and subprotocols (PROTOCOLS.md §1, §2, §6)."""
 
 from __future__ import annotations
 

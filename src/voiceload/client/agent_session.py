@@ -6,7 +6,7 @@ The caller's side of the conversation fixture streams into Flux exactly as a
 language model) and speaks that turn's scripted reply on an Aura socket opened at the start and
 kept for the whole conversation. Replies run one after another, like a real agent's.
 
-``agent.voice_to_voice`` (``../shared/design/metrics.md``) = first audible reply audio (first
+``agent.voice_to_voice`` (docs/METRICS.md) = first audible reply audio (first
 byte + leading silence, as in ``aura.ttfa``) − ``S(offset_i)``: the pause the caller hears
 after they stop talking, think time included; ``TurnRecord.think_ms`` reports it beside. The
 reply's own ``aura.*`` metrics are recorded too, measured from its scheduled time

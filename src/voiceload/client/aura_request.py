@@ -2,7 +2,7 @@
 
 A request is ``Speak{text}`` + ``Flush`` scheduled at ``r`` (``scheduled_ns``); the driver
 stamps every frame on arrival and calls :meth:`AuraRequest.on_audio` / :meth:`on_flushed`.
-Definitions (``../shared/design/metrics.md``):
+Definitions (docs/METRICS.md):
 
 * ``aura.ttfb`` = first binary frame − ``r``;
 * ``aura.ttfa`` = ``ttfb`` + leading silence of the returned audio (energy onset,

@@ -1,6 +1,6 @@
 """Opening a WebSocket the one way every session does it, and the session's clock hooks.
 
-``websockets.sync`` works under Locust's gevent patches (``../shared/reference/measurements.md``
+``websockets.sync`` works under Locust's gevent patches (docs/MEASUREMENTS.md
 §1): its threads become greenlets. The options are fixed here: no compression (PCM does not
 compress, and deflate costs CPU), no proxy (load must never leave for a proxy), no keepalive
 pings, ``close_timeout=2`` and no message size limit. For ``wss://`` the TLS context is

@@ -3,8 +3,8 @@
 * A refused upgrade (non-101 answer) is classified by the service's own error body through
   :func:`voiceload.protocol.gateway.classify_upgrade_failure` (401 + 2009 -> unauthorized,
   2001 -> gateway_not_found, 5007 -> unknown_model, 4006 -> allocation_exhausted, 429 ->
-  rate_limited, ...), so the client and the emulator share one table; the category values are
-  the same strings.
+  rate_limited, ...), so the client and the emulator share one table and one enum
+  (:class:`voiceload.protocol.failures.FailureCategory`).
 * A connection that never reached HTTP says which layer failed: DNS, TCP, TLS, or a timeout.
 * A close by the peer keeps its close code and reason.
 
@@ -31,13 +31,6 @@ from voiceload.credentials import redact
 from voiceload.protocol.gateway import classify_upgrade_failure
 
 
-def _category(value: object) -> ErrorCategory:
-    try:
-        return ErrorCategory(str(value))
-    except ValueError:
-        return ErrorCategory.HANDSHAKE_REFUSED
-
-
 def classify_connect_error(exc: BaseException, service: str) -> SessionError:
     """The :class:`SessionError` for an exception raised while opening a WebSocket.
 
@@ -49,7 +42,7 @@ def classify_connect_error(exc: BaseException, service: str) -> SessionError:
         body = bytes(response.body or b"")
         failure = classify_upgrade_failure(response.status_code, body)
         return SessionError(
-            _category(failure.category),
+            failure.category,
             f"{service} refused the WebSocket upgrade: {redact(failure.describe())}",
             http_status=response.status_code,
             service_code=failure.code,

@@ -4,7 +4,7 @@ The driver only moves data and stamps times; decisions live in pure code
 (:mod:`voiceload.pacing` for the schedule, :class:`~voiceload.client.flux_turns.FluxTurnTracker`
 for the metrics, :class:`voiceload.protocol.flux.TurnChecker` for the protocol rules).
 
-Timeline (``../shared/design/metrics.md``):
+Timeline (docs/METRICS.md):
 
 1. ``flux.connect``: the opening handshake is timed (connect call -> open).
 2. ``t0 = start_time_ns(now, frame_ms, rng)``: the scheduled start, with a random phase so

@@ -6,7 +6,7 @@ and calls :meth:`FluxTurnTracker.on_text`; the tracker parses it
 (:class:`voiceload.protocol.flux.TurnChecker`) and returns the samples it completes, which the
 driver forwards to its sink at once.
 
-Definitions (``../shared/design/metrics.md``; ``S(a) = t0 + a``):
+Definitions (docs/METRICS.md; ``S(a) = t0 + a``):
 
 * ``flux.first_response`` = first ``TurnInfo`` − due time of the first frame (``t0 + frame_ms``);
 * ``flux.ttft`` = first message of turn ``i`` with a non-empty transcript − ``S(onset_i)``;

@@ -1,7 +1,7 @@
 """Pure helpers for received TTS audio: playback-stall simulation and leading silence.
 
 No sockets, no clocks: arrival times are passed in as monotonic nanoseconds. Definitions are
-those of ``../shared/design/metrics.md`` (``aura.stall``, ``aura.ttfa``).
+those of docs/METRICS.md (``aura.stall``, ``aura.ttfa``).
 """
 
 from __future__ import annotations

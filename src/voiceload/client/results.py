@@ -5,7 +5,7 @@ Two channels, on purpose:
 * a :class:`SampleSink` receives every latency sample **the moment it is known**
   (``record("flux.eot", 412_000)``), so the Locust glue can put it into the interval histogram
   of the right moment and phase; metric names and definitions are those of
-  ``../shared/design/metrics.md``;
+  docs/METRICS.md;
 * a :class:`SessionResult` is returned when the session ends, ok or not, and becomes one row of
   ``sessions.csv`` via :meth:`SessionResult.to_row` (columns: :data:`SESSIONS_CSV_COLUMNS`, as
   documented in docs/ARCHITECTURE.md "Artifact schemas").
@@ -16,33 +16,15 @@ A failed session still returns everything it measured before it failed; ``error`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
+from voiceload.protocol.failures import FailureCategory
 from voiceload.protocol.flux import Finding
 from voiceload.wer import word_error_rate
 
-
-class ErrorCategory(StrEnum):
-    """Why a session failed; one label per cause a user can act on (counted, never raised).
-
-    A superset of :class:`voiceload.protocol.gateway.FailureCategory` (refused upgrades), with
-    the same values, plus what can go wrong after the upgrade.
-    """
-
-    HANDSHAKE_REFUSED = "handshake_refused"  # upgrade answered non-101, not one of the below
-    UNAUTHORIZED = "unauthorized"  # 401/403: token missing, invalid or lacking permission
-    GATEWAY_NOT_FOUND = "gateway_not_found"  # AI Gateway 2001: gateway id does not exist
-    UNKNOWN_MODEL = "unknown_model"  # Workers AI 5007 / 3042
-    RATE_LIMITED = "rate_limited"  # 429: gateway or service rate limit
-    ALLOCATION_EXHAUSTED = "allocation_exhausted"  # 429 + 4006/3036: daily free neurons used up
-    OUT_OF_CAPACITY = "out_of_capacity"  # 429 + 3040: no data centre could take the request
-    BAD_REQUEST = "bad_request"  # 400/413/422 without a known code: bad query parameters
-    CONNECTION_FAILED = "connection_failed"  # DNS, TCP, TLS or handshake timeout (detail says)
-    CLOSED_BY_SERVER = "closed_by_server"  # the peer closed (or sent Error) before we were done
-    PROTOCOL_VIOLATION = "protocol_violation"  # the peer broke the Flux/Aura protocol
-    TRANSCRIPT_TIMEOUT = "transcript_timeout"  # expected EndOfTurn / Flushed never came
-    HARNESS_ERROR = "harness_error"  # a bug or overload in voiceload itself
+#: Why a session failed: the one failure taxonomy of :mod:`voiceload.protocol.failures` (an
+#: alias, not a second enum, so ``ErrorCategory.X is FailureCategory.X``).
+ErrorCategory = FailureCategory
 
 
 @dataclass(frozen=True)
@@ -103,7 +85,7 @@ class TurnRecord:
     """One expected turn of a Flux fixture and what the service did with it.
 
     Latencies are signed microseconds measured from the plan (``S(onset)``, ``S(offset)``) as
-    metrics.md defines them; what went to the histogram is clamped at 0 (a premature
+    METRICS.md defines them; what went to the histogram is clamped at 0 (a premature
     ``EndOfTurn`` is recorded as 0 and flagged ``premature``). ``transcript`` is the
     ``EndOfTurn`` transcript, ``None`` when the turn was missed.
     """

@@ -2,5 +2,5 @@
 
 ``behaviour`` (seeded latency and fault model, TOML config), ``flux_stream`` / ``aura_stream``
 (one conversation each, sans-I/O), ``server`` (asyncio websockets: routes, auth, faults),
-``trace`` (JSON-lines timestamps), ``cli`` (``voiceload emulate``).
+``trace`` (JSON-lines timestamps); ``voiceload emulate`` is :mod:`voiceload.cli.emulate`.
 """

@@ -211,7 +211,7 @@ class AuraStream:
 def error_message() -> str:
     """The fatal error frame of the ``error_message`` fault.
 
-    Deepgram documents no fatal Aura message (protocols.md §4.1); this mirrors ``Warning``'s
+    Deepgram documents no fatal Aura message (PROTOCOLS.md §4.1); this mirrors ``Warning``'s
     fields with ``"type": "Error"`` [inf].
     """
     return json.dumps(

@@ -81,7 +81,7 @@ FAULT_KINDS = (*UPGRADE_FAULTS, *STREAM_FAULTS, "slow_handshake")
 
 #: What a Flush over Aura's limit (20 per 60 s) does besides the Warning, which is documented
 #: ("you will receive a warning message stating that we cannot process any more flush messages
-#: until the 60-second time window has passed", protocols.md §4.2). ``keep_text`` (default, the
+#: until the 60-second time window has passed", PROTOCOLS.md §4.2). ``keep_text`` (default, the
 #: documented reading): the Flush is not processed (no audio, no ``Flushed``) and its text stays
 #: in the buffer for the next accepted Flush or Close. What the real service does with that text
 #: is unconfirmed, so ``drop_text`` discards it and ``synthesize`` processes the Flush anyway.

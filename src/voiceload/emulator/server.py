@@ -12,7 +12,8 @@ token (only when one is configured) -> 401; account / gateway (only when configu
 :class:`~.behaviour.ConnectionPlan`: an injected upgrade error, the handshake delay, and maybe
 a mid-stream fault.
 
-Flux audio takes a short cut (:class:`EmulatorConnection`): a whole binary frame is fed to the
+Flux audio takes a short cut (:class:`EmulatorConnection`; the websockets internals it needs are
+in :mod:`voiceload.emulator.ws_compat`): a whole binary frame is fed to the
 stream as websockets parses it, inside the connection's ``data_received``, instead of being
 queued for the handler task's ``recv``, and the messages it makes due (an ``Update`` about
 every third 80 ms frame) are sent from there too while the handler task is idle in ``recv``.
@@ -40,12 +41,10 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 from websockets.typing import Subprotocol
 
-from voiceload.emulator import aura_stream, flux_stream
+from voiceload.emulator import aura_stream, flux_stream, ws_compat
 from voiceload.emulator.behaviour import (
     Behaviour,
     ConnectionPlan,
@@ -78,7 +77,7 @@ _HTTP_REASONS = {
 _GATEWAY_AUTH = (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTOCOL)
 _DIRECT_AUTH = (AuthForm.BEARER,)
 _DEEPGRAM_AUTH = (AuthForm.TOKEN, AuthForm.TOKEN_SUBPROTOCOL, AuthForm.BEARER)
-#: Flux's raw-audio sample rates (protocols.md §3.1); the VAD needs one of them.
+#: Flux's raw-audio sample rates (PROTOCOLS.md §3.1); the VAD needs one of them.
 FLUX_SAMPLE_RATES = (8000, 16000, 24000, 44100, 48000)
 _log = logging.getLogger("voiceload.emulator")
 _BAD_DATA = (gateway.DEEPGRAM_BAD_AUDIO.code, gateway.DEEPGRAM_BAD_AUDIO.reason)
@@ -145,31 +144,10 @@ def _offered_subprotocols(request: Request) -> list[str]:
     ]
 
 
-class EmulatorConnection(ServerConnection):
-    """A websockets server connection that can hand whole binary frames to ``audio_sink``.
-
-    ``audio_sink`` (set by the Flux handler while it serves) gets the payload of each complete
-    binary frame, in ``data_received``, when no earlier frame is still queued for ``recv``; it
-    returns False to let the frame take the ordinary way (into the queue ``recv`` reads).
-    ``sunk`` counts the frames it took.
-    """
-
-    audio_sink: Callable[[bytes], bool] | None = None
-    sunk = 0
-
-    def process_event(self, event: Any) -> None:
-        sink = self.audio_sink
-        if (
-            sink is not None
-            and type(event) is Frame
-            and event.opcode is Opcode.BINARY
-            and event.fin
-            and not self.recv_messages.frames  # nothing earlier waits for recv: order kept
-            and sink(bytes(event.data))
-        ):
-            self.sunk += 1
-            return
-        super().process_event(event)
+#: The connection class the server creates: whole binary frames can go to ``audio_sink`` as they
+#: are parsed (:class:`voiceload.emulator.ws_compat.AudioTapConnection`, where every use of
+#: websockets internals lives).
+EmulatorConnection = ws_compat.AudioTapConnection
 
 
 class EmulatorApp:
@@ -604,7 +582,7 @@ class _Conn:
         self.fault = None
         match fault.kind:
             case "disconnect":  # abrupt: no close frame
-                self.ws.transport.abort()
+                ws_compat.abort(self.ws)
                 return False
             case "stall":
                 await self._drain()
@@ -639,22 +617,18 @@ class _Conn:
     def can_send_now(self) -> bool:
         """Whether :meth:`send_now` may write: open, no planned fault to apply, not paused."""
         ws = self.ws
-        return self.fault is None and ws.protocol.state is State.OPEN and not ws.paused
+        return self.fault is None and ws_compat.can_write_now(ws)
 
     def send_now(self, messages: Sequence[flux_stream.Outgoing], recv_ns: int) -> None:
         """Send Flux messages from outside the handler task (the audio short cut); call only
         when :meth:`can_send_now` and the task has nothing unsent, so the order holds."""
-        ws = self.ws
-        records = []
+        texts, records = [], []
         for msg in messages:
             if isinstance(msg, Close):
                 raise RuntimeError("the audio short cut cannot close a stream")
-            ws.protocol.send_text(serialize_server_message(msg).encode())
+            texts.append(serialize_server_message(msg))
             records.append(_flux_record(msg))
-        try:
-            ws.send_data()
-        except Exception as exc:  # as websockets' own data_received does
-            ws.set_connection_exc(exc)
+        ws_compat.write_texts_now(self.ws, texts)
         for record in records:
             self._sent(record, recv_ns)
 
@@ -683,15 +657,14 @@ class _Conn:
             while True:
                 async with asyncio.timeout(self.idle_timeout_s):
                     await self.ws.recv()
-        self.ws.transport.abort()
+        ws_compat.abort(self.ws)
 
     async def close(self, code: int | None, reason: str = "") -> None:
         """Close with ``code`` (None: a close frame without status code, as Flux does)."""
         self.close_code = code
         if code is None:
             with contextlib.suppress(ConnectionClosed):
-                async with self.ws.send_context():
-                    self.ws.protocol.send_close()
+                await ws_compat.close_without_status(self.ws)
         else:
             await self.ws.close(code, reason)
 

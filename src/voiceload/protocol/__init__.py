@@ -1,7 +1,7 @@
 """Sans-I/O protocol core shared by the load client and the emulator.
 
 No sockets, no clocks, no asyncio: only message types, parse/serialise functions, the Flux turn
-state machine and the gateway's URL, auth and error-body rules (protocols.md §1-§4, §6).
+state machine and the gateway's URL, auth and error-body rules (PROTOCOLS.md §1-§4, §6).
 
 - :mod:`voiceload.protocol.flux`     Deepgram Flux (STT) messages and the turn state machine
 - :mod:`voiceload.protocol.aura`     Deepgram Aura (TTS) messages and limits

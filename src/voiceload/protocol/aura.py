@@ -1,6 +1,6 @@
 """Deepgram Aura (streaming text-to-speech) wire protocol and limits, sans-I/O.
 
-Reference: ``../shared/reference/protocols.md`` §4 (Deepgram ``speak.v1`` AsyncAPI, the streaming
+Reference: docs/PROTOCOLS.md §4 (Deepgram ``speak.v1`` AsyncAPI, the streaming
 TTS limits page) and §4.4 (Aura on Workers AI). Binary frames from the server are raw audio
 (linear16, 24 kHz mono by default) and need no wrapper.
 
@@ -9,7 +9,7 @@ Parsing follows the Flux rules: unknown fields are tolerated (``Metadata`` keeps
 :class:`~voiceload.errors.RemoteProtocolError` with one line naming the field.
 
 **Over-long Speak.** Deepgram documents that more than 2,000 characters "can result in a 413:
-Input Text Exceeds Character Limits error" but not how a WebSocket carries it (protocols.md §4.2,
+Input Text Exceeds Character Limits error" but not how a WebSocket carries it (PROTOCOLS.md §4.2,
 §8 q6). :func:`oversize_speak_response` therefore takes an :class:`OversizePolicy`; the default
 (``warning-close``) sends a ``Warning`` with code ``"413"`` and that description, then closes with
 1009 ``BIG-0000`` (Deepgram's TTS "message too big" close code) [inf].

@@ -1,6 +1,6 @@
 """Deepgram Flux (streaming speech-to-text) wire protocol, sans-I/O.
 
-Reference: ``../shared/reference/protocols.md`` §3 (Deepgram AsyncAPI ``listen.v2`` and the Flux
+Reference: docs/PROTOCOLS.md §3 (Deepgram AsyncAPI ``listen.v2`` and the Flux
 state-machine page). This module owns three things, and nothing here touches a socket or a clock:
 
 1. **Messages.** Typed, frozen objects for every server message (:class:`Connected`,
@@ -258,7 +258,7 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
     """Decode one Flux JSON text frame sent by the server.
 
     A message without ``type`` but with an ``event`` field is read as ``TurnInfo``: the Workers AI
-    output schema omits ``type`` (protocols.md §8 q3). Raises :class:`RemoteProtocolError` on
+    output schema omits ``type`` (PROTOCOLS.md §8 q3). Raises :class:`RemoteProtocolError` on
     invalid JSON, an unknown ``type``, or a missing/mistyped required field.
     """
     obj = _json.loads_object(data, "Flux server message")

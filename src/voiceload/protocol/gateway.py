@@ -1,6 +1,6 @@
 """AI Gateway, Workers AI and Deepgram: routes, auth forms, upgrade error bodies, sans-I/O.
 
-Reference: ``../shared/reference/protocols.md`` §1 (gateway URL forms, auth, error responses),
+Reference: docs/PROTOCOLS.md §1 (gateway URL forms, auth, error responses),
 §2.1 (direct Workers AI WebSocket), §3.2 (Flux query parameters), §3.7 and §6 (Deepgram).
 
 Both sides use this module: the load client and targets build URLs and auth headers and classify
@@ -10,7 +10,7 @@ status and body of the real service (``unauthorized()``, ``gateway_not_found()``
 
 Route errors are :class:`RouteError`, a :class:`~voiceload.errors.RemoteProtocolError`: from the
 server's side, a bad path is the peer's mistake. Bodies marked [obs] were captured by third
-parties; [inf] ones are our best guess where nothing is documented (protocols.md §8 q9).
+parties; [inf] ones are our best guess where nothing is documented (PROTOCOLS.md §8 q9).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from voiceload.errors import ConfigError, RemoteProtocolError
+from voiceload.protocol.failures import ADVICE, FailureCategory
 
 # --------------------------------------------------------------------------------------------
 # Models
@@ -43,7 +44,7 @@ AURA_1_MODEL = "@cf/deepgram/aura-1"
 AURA_2_EN_MODEL = "@cf/deepgram/aura-2-en"
 AURA_2_ES_MODEL = "@cf/deepgram/aura-2-es"
 
-#: Workers AI model id -> service, for the models this harness drives (protocols.md §2.1, §4.4).
+#: Workers AI model id -> service, for the models this harness drives (PROTOCOLS.md §2.1, §4.4).
 WORKERS_AI_MODELS: Mapping[str, Service] = MappingProxyType(
     {
         FLUX_MODEL: Service.FLUX,
@@ -77,7 +78,7 @@ def deepgram_service(model: str) -> Service | None:
 
 
 class RouteForm(StrEnum):
-    """The three URL shapes (protocols.md §1.1, §2.1, §6)."""
+    """The three URL shapes (PROTOCOLS.md §1.1, §2.1, §6)."""
 
     GATEWAY = "gateway"  # /v1/{account}/{gateway}/workers-ai?model=@cf/deepgram/...&params
     WORKERS_AI = "workers-ai"  # /client/v4/accounts/{account}/ai/run/@cf/deepgram/{model}?params
@@ -451,7 +452,7 @@ ALLOCATION_EXHAUSTED_MESSAGE = (
 def allocation_exhausted() -> tuple[int, bytes]:
     """429, code 4006: Workers Free daily allocation used up [obs, measured 2026-09-29].
 
-    The body is the captured object exactly (protocols.md §1.5), with no Workers AI envelope:
+    The body is the captured object exactly (PROTOCOLS.md §1.5), with no Workers AI envelope:
     ``{"code":4006,"message":"AiError: you have used up ... continue usage."}``. The classifier
     also accepts the code inside the ``errors`` envelope other Workers AI errors use.
     """
@@ -516,19 +517,6 @@ DEEPGRAM_TOO_BIG = CloseReason(1009, "BIG-0000")
 # --------------------------------------------------------------------------------------------
 
 
-class FailureCategory(StrEnum):
-    """Why an upgrade was refused; the values are the ``error_category`` of sessions.csv."""
-
-    UNAUTHORIZED = "unauthorized"
-    GATEWAY_NOT_FOUND = "gateway_not_found"
-    UNKNOWN_MODEL = "unknown_model"
-    ALLOCATION_EXHAUSTED = "allocation_exhausted"
-    RATE_LIMITED = "rate_limited"
-    OUT_OF_CAPACITY = "out_of_capacity"
-    BAD_REQUEST = "bad_request"
-    HANDSHAKE_REFUSED = "handshake_refused"
-
-
 _CATEGORY_BY_CODE: Mapping[int, FailureCategory] = MappingProxyType(
     {
         2009: FailureCategory.UNAUTHORIZED,
@@ -540,25 +528,6 @@ _CATEGORY_BY_CODE: Mapping[int, FailureCategory] = MappingProxyType(
         3040: FailureCategory.OUT_OF_CAPACITY,
     }
 )
-
-_HINTS: Mapping[FailureCategory, str] = MappingProxyType(
-    {
-        FailureCategory.UNAUTHORIZED: "check the token is valid, has AI Gateway Run"
-        " (or Workers AI) permission, and is sent in the auth form the route expects",
-        FailureCategory.GATEWAY_NOT_FOUND: "check the gateway id, or create the gateway"
-        " in the Cloudflare dashboard",
-        FailureCategory.UNKNOWN_MODEL: f"check the model id (e.g. {FLUX_MODEL})",
-        FailureCategory.ALLOCATION_EXHAUSTED: "the daily free allocation is used up;"
-        " wait for 00:00 UTC or move to Workers Paid",
-        FailureCategory.RATE_LIMITED: "lower the request rate or raise the gateway's rate limit",
-        FailureCategory.OUT_OF_CAPACITY: "the service is out of capacity; retry later or"
-        " lower the load",
-        FailureCategory.BAD_REQUEST: "check the query parameters (Workers AI Flux needs"
-        " encoding=linear16 and sample_rate)",
-        FailureCategory.HANDSHAKE_REFUSED: "the server refused the WebSocket upgrade",
-    }
-)
-
 
 @dataclass(frozen=True)
 class UpgradeFailure:
@@ -572,9 +541,8 @@ class UpgradeFailure:
     def describe(self) -> str:
         """One actionable line for a user."""
         code = f", code {self.code}" if self.code is not None else ""
-        return (
-            f"HTTP {self.status} ({self.category}{code}): {self.message}; {_HINTS[self.category]}"
-        )
+        fix = ADVICE[self.category].fix
+        return f"HTTP {self.status} ({self.category}{code}): {self.message}; {fix}"
 
 
 def _first_error(obj: Mapping[str, Any]) -> tuple[int | None, str | None]:

@@ -31,9 +31,10 @@ from voiceload import cost, metrics, slo
 from voiceload.credentials import REDACTED, redact
 from voiceload.errors import VoiceloadError
 from voiceload.metrics import IntervalHistogram, Phase, merged_histogram
+from voiceload.protocol.failures import ADVICE, UnknownFailureCategoryError, parse_category
 from voiceload.targets import is_secret_query_param, redact_url
 
-#: Every metric of ../shared/design/metrics.md (voiceload.metrics.METRICS), in table order.
+#: Every metric of docs/METRICS.md (voiceload.metrics.METRICS), in table order.
 METRICS = tuple(metrics.METRICS)
 
 #: Metrics drawn over time (p50/p99 per window), when the run measured them.
@@ -49,47 +50,6 @@ SUMMARY_FALLBACK = "summary.report.json"
 _POINTS_PER_NINE = 10
 #: The over-time figure never draws more windows than this; adjacent intervals are merged.
 MAX_WINDOWS = 300
-
-#: What a failure category means and what to do, in the setup guide's words where it has them
-#: (../shared/reference/setup-guide.md, "The failures the guide tells users to expect").
-ERROR_GUIDANCE: Mapping[str, tuple[str, str]] = {
-    "gateway_not_found": (
-        'AI Gateway not found ({"error": "AI Gateway not found"}): the gateway id is wrong or '
-        "in another account",
-        "check that the gateway exists, that CLOUDFLARE_GATEWAY_ID matches the dashboard, and "
-        "that it is in the same account as the Worker",
-    ),
-    "unauthorized": (
-        'Unauthorized ({"error": "Unauthorized", "status": 401}): the token is missing, expired '
-        "or lacks permissions",
-        "check the token is valid, has Workers AI Read + AI Gateway Read, and that the "
-        "cf-aig-authorization header is actually sent",
-    ),
-    "connection_failed": (
-        "WebSocket connection to 'wss://...' failed: client vs server problem unclear",
-        "check the URL format wss://gateway.ai.cloudflare.com/v1/{account_id}/{gateway_id}/"
-        "workers-ai?model=...; isolate with a plain HTTP request",
-    ),
-    "handshake_refused": (
-        "WebSocket connection to 'wss://...' failed: the upgrade was answered with an HTTP "
-        "error (status in the message)",
-        "check the URL format wss://gateway.ai.cloudflare.com/v1/{account_id}/{gateway_id}/"
-        "workers-ai?model=...; isolate with a plain HTTP request",
-    ),
-    "allocation_exhausted": (
-        "the daily free allocation of 10,000 Neurons is used up (429, error 4006/3036)",
-        "upgrade to Workers Paid, or wait for the 00:00 UTC reset; see the cost section",
-    ),
-    "unknown_model": (
-        "Workers AI does not know the model (5007 / 3042)",
-        "check the model name: @cf/deepgram/flux, aura-1, aura-2-en, aura-2-es",
-    ),
-    "rate_limited": (
-        "429 Too Many Requests: a gateway rate limit or Workers AI capacity (3040)",
-        "lower the load or the gateway's rate limit; compare with the 720 requests/min ASR limit",
-    ),
-}
-
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
@@ -677,13 +637,25 @@ def _session_summary(sessions: Sequence[Mapping[str, str]]) -> dict[str, Any]:
             "with_findings": with_findings, "turns": turns}
 
 
+def _guidance(category: str) -> tuple[str, str]:
+    """(cause, fix) of a failure category, from the one advice table
+    (:data:`voiceload.protocol.failures.ADVICE`). A run's files may hold a category this version
+    does not know (``unknown`` for a row without one, or a file from another version): the row is
+    shown, and says so."""
+    try:
+        advice = ADVICE[parse_category(category)]
+    except UnknownFailureCategoryError:
+        return f"not a failure category this voiceload version knows ({category!r})", ""
+    return advice.problem, advice.fix
+
+
 def _errors(summary_errors: object, from_sessions: Mapping[str, Any]) -> list[ErrorRow]:
     source: Mapping[str, Any] = from_sessions
     if isinstance(summary_errors, dict) and summary_errors:
         source = summary_errors
     rows = []
     for cat, e in sorted(source.items(), key=lambda kv: (-int(kv[1].get("count", 0)), kv[0])):
-        cause, fix = ERROR_GUIDANCE.get(cat, ("", ""))
+        cause, fix = _guidance(cat)
         rows.append(ErrorRow(category=cat, count=int(e.get("count", 0)),
                              first_message=scrub_text(str(e.get("first_message") or "")),
                              cause=cause, fix=fix))

@@ -6,7 +6,7 @@ are merged in ``worker_report``). This module adds what Locust's own distributed
 
 **The final-flush handshake.** Locust's master waits 0.5 s for the workers' last reports, while a
 worker first waits up to ``--stop-timeout`` for its users; everything recorded in between would be
-lost, even from Locust's own tables (measurements.md §5). So, inside the master's
+lost, even from Locust's own tables (MEASUREMENTS.md §5). So, inside the master's
 ``test_stopping`` listener (:meth:`MasterCoordinator.on_test_stopping`):
 
 1. the master stops dispatching users (:meth:`MasterCoordinator.stop_dispatching`) and sends
@@ -55,17 +55,17 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.event
 import gevent.lock
-from locust.runners import (
+
+from voiceload.errors import ConfigError
+from voiceload.runner import locust_compat
+from voiceload.runner.locust_compat import (
     STATE_INIT,
     STATE_MISSING,
     STATE_RUNNING,
     STATE_SPAWNING,
-    STATE_STOPPING,
     MasterRunner,
     WorkerRunner,
 )
-
-from voiceload.errors import ConfigError
 
 if TYPE_CHECKING:
     from voiceload.runner.plugin import RunPlugin
@@ -229,7 +229,7 @@ class MasterCoordinator(Coordinator):
         runner.register_message(HDR_FINAL, self._on_final)
 
     def _states(self) -> dict[str, str]:
-        return {client.id: client.state for client in self.runner.clients.all}
+        return locust_compat.worker_states(self.runner)
 
     def _observe(self) -> None:
         for worker_id in self.roster.observe(self._states()):
@@ -257,7 +257,7 @@ class MasterCoordinator(Coordinator):
             and isinstance(dispatcher, gevent.Greenlet)
             and dispatcher is not gevent.getcurrent()  # a stop from inside start() itself
             and not dispatcher.dead
-            and dispatcher not in self.runner.greenlet  # never the runner's own loops
+            and not locust_compat.is_runner_greenlet(self.runner, dispatcher)  # never its loops
         ):
             logger.info("voiceload: stopping the ramp-up: no more users go to the workers")
             dispatcher.kill(block=True)
@@ -292,7 +292,7 @@ class MasterCoordinator(Coordinator):
         it as Locust's ``quit`` would (``test_stopping`` runs the handshake); if a handshake is
         under way (a signal during the stop), wait for it."""
         if self._flush_done is None and self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
-            self.runner.stop(send_stop_to_client=False)
+            locust_compat.stop_without_telling_workers(self.runner)
         self.collect_finals()
 
     def collect_finals(self) -> None:
@@ -308,7 +308,7 @@ class MasterCoordinator(Coordinator):
         if self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
             # What Locust's stop() does right after this listener, done first: a worker that
             # quits or reconnects during the wait must not make the master re-dispatch users.
-            self.runner.update_state(STATE_STOPPING)
+            locust_compat.mark_stopping(self.runner)
         try:
             self._observe()
             asked = self.roster.pending()
@@ -339,13 +339,13 @@ class MasterCoordinator(Coordinator):
             if self.runner.state != STATE_INIT:
                 return  # the test started: every expected worker joined
             gevent.sleep(min(JOIN_POLL_S, max(0.0, deadline_s - time.monotonic())))
-        joined = len(self.runner.clients.ready)
+        joined = locust_compat.ready_worker_count(self.runner)
         if self.runner.state != STATE_INIT or joined >= expected:
             return
         logger.error("voiceload: %s", join_problem(joined, expected, max_wait_s, master))
-        for client in list(self.runner.clients.all):
+        for worker_id in locust_compat.worker_states(self.runner):
             with contextlib.suppress(Exception):  # best effort: the process exits next
-                self.runner.send_message("quit", None, client_id=client.id)
+                locust_compat.tell_worker_to_quit(self.runner, worker_id)
         raise SystemExit(EXIT_WORKERS_MISSING)  # gevent re-raises it in the main greenlet
 
 
@@ -370,6 +370,7 @@ class WorkerCoordinator(Coordinator):
     def __init__(self, plugin: RunPlugin, runner: WorkerRunner) -> None:
         self.plugin = plugin
         self.runner = runner
+        self.worker_id = locust_compat.worker_id_of(runner)
         self.sessions_counted = 0
         self.answered = False
         self.stopping = False  # this test's final flush has begun: no more users start
@@ -379,10 +380,9 @@ class WorkerCoordinator(Coordinator):
         events.test_start.add_listener(self._on_test_start)
         runner.register_message(HDR_STOP, lambda environment, msg, **_: self.flush(),
                                 concurrent=True)  # fmt: skip
-        self._start_worker = runner.start_worker
-        runner.start_worker = self._start_users  # type: ignore[method-assign]
+        self._start_worker = locust_compat.intercept_spawn(runner, self._start_users)
         interrupt_main_greenlet_on_sigint()
-        logger.info("voiceload: worker %s is pid %d", runner.client_id, os.getpid())
+        logger.info("voiceload: worker %s is pid %d", self.worker_id, os.getpid())
 
     def _on_request(self, name: str, **_: Any) -> None:
         if name == "session":  # the plugin fires one "session" request per finished session
@@ -400,7 +400,7 @@ class WorkerCoordinator(Coordinator):
         final report, their first samples counted and their rows lost."""
         if self.stopping:
             logger.info("voiceload: worker %s starts no users after its final flush began",
-                        self.runner.client_id)  # fmt: skip
+                        self.worker_id)  # fmt: skip
             return
         self._start_worker(user_classes_count, **kwargs)
 
@@ -417,15 +417,12 @@ class WorkerCoordinator(Coordinator):
             self.stopping = True
             runner = self.runner
             runner.stop()  # fires test_stop: the plugin marks its next payload final
-            data: dict[str, Any] = {}  # what Locust's stats reporter sends, now, not in 3 s
-            events: Any = self.plugin.environment.events
-            events.report_to_master.fire(client_id=runner.client_id, data=data)
-            runner.send_message("stats", data)
-            runner.send_message(HDR_FINAL, {"worker": runner.client_id,
+            locust_compat.send_stats_now(runner, self.plugin.environment)  # now, not in 3 s
+            runner.send_message(HDR_FINAL, {"worker": self.worker_id,
                                             "sessions": self.sessions_counted})  # fmt: skip
             self.answered = True
             logger.info("voiceload: worker %s sent its final report: %d sessions counted",
-                        runner.client_id, self.sessions_counted)  # fmt: skip
+                        self.worker_id, self.sessions_counted)  # fmt: skip
 
 
 def install(plugin: RunPlugin) -> Coordinator | None:

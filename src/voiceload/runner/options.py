@@ -28,7 +28,7 @@ DEFAULT_FLUX_MODEL = "@cf/deepgram/flux"
 DEFAULT_AURA_MODEL = "@cf/deepgram/aura-1"
 DEFAULT_SAMPLE_RATE = 16_000
 SAMPLE_RATE_RANGE = (8_000, 48_000)  # Hz, Flux input (linear16)
-EOT_THRESHOLD_RANGE = (0.5, 1.0)  # protocols.md: 0.5-0.9, 1.0 suppresses natural EndOfTurn
+EOT_THRESHOLD_RANGE = (0.5, 1.0)  # PROTOCOLS.md: 0.5-0.9, 1.0 suppresses natural EndOfTurn
 #: Aura output encodings voiceload can measure: the client times audio as linear16 samples.
 AURA_ENCODINGS = ("linear16",)
 
@@ -157,11 +157,9 @@ def add_arguments(parser: Any) -> None:
 def locust_parser() -> Any:
     """Locust's full option parser plus voiceload's, reading no config file and firing no
     global event (for in-process runs and tests: ``locust_parser().parse_args([...])``)."""
-    from locust import argument_parser
+    from voiceload.runner import locust_compat  # imports Locust (and gevent's patches) only now
 
-    locust_args: Any = argument_parser  # its functions are untyped
-    parser = locust_args.get_empty_argument_parser(add_help=False, default_config_files=[])
-    locust_args.setup_parser_arguments(parser)
+    parser = locust_compat.empty_locust_parser()
     add_arguments(parser)
     return parser
 

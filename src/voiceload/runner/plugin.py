@@ -5,18 +5,20 @@ One :class:`RunPlugin` lives in every Locust process, created by the ``init`` ev
 serves a local run and a distributed one:
 
 * a **generator** (local runner or worker) runs users. Each session records its samples, the
-  moment they are known, through :meth:`RunPlugin.sink` into a :class:`voiceload.metrics.Recorder`
-  under the current phase, and fires Locust ``request`` events so Locust's console, web UI and
-  ``--csv`` files show live numbers; its finished :class:`SessionResult` becomes a sessions.csv
-  row. A greenlet samples the process's CPU every second.
-* a **collector** (local runner or master) owns the run directory, a
-  :class:`voiceload.metrics.Aggregator` (which writes the ``.hlog``/``.hgrm`` files), sessions.csv,
-  run.json and summary.json.
+  moment they are known, through a :class:`voiceload.runner.sink.SessionSink` into a
+  :class:`voiceload.metrics.Recorder` under the current phase (live numbers go to Locust's own
+  statistics too); its finished :class:`SessionResult` becomes a sessions.csv row in the
+  :class:`voiceload.runner.sink.Outbox`. A greenlet samples the process's CPU every second.
+* a **collector** (local runner or master) owns the run's artifacts through a
+  :class:`voiceload.runner.collector.Collector` (run directory, merged histograms, sessions.csv)
+  and writes run.json and summary.json.
 
 Generators hand collectors a plain-dict *payload* (:meth:`RunPlugin.take_payload`: drained
 histograms, new session rows, CPU samples). Locally a greenlet passes it every reporting interval;
 on a worker it piggy-backs on ``report_to_master`` and the master merges it in ``worker_report``.
-Both end in :meth:`RunPlugin.absorb`.
+Both end in :meth:`Collector.absorb <voiceload.runner.collector.Collector.absorb>`. This module
+keeps the listeners and the lifecycle (:class:`Role`, :class:`RunState`); everything it needs of
+Locust beyond its event hooks is in :mod:`voiceload.runner.locust_compat`.
 
 Phases: ``ramp_up`` from ``test_start`` until ``spawning_complete``, ``steady`` until
 ``test_stopping``, ``teardown`` after; boundaries go to run.json, headline numbers use steady.
@@ -35,8 +37,9 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,32 +47,36 @@ import gevent
 import gevent.lock
 import psutil
 from gevent import GreenletExit
-from locust.env import Environment
-from locust.exception import StopUser
-from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from voiceload.client.results import ErrorCategory, SessionError, SessionResult
 from voiceload.credentials import load_credentials, redact_stdio
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
-from voiceload.metrics import Aggregator, Phase, Recorder, RecorderPayload
-from voiceload.runner import artifacts, distributed
+from voiceload.metrics import Phase, Recorder
+from voiceload.runner import artifacts, collector, distributed, locust_compat
+from voiceload.runner.collector import Collector
+from voiceload.runner.locust_compat import (
+    STATE_MISSING,
+    Environment,
+    MasterRunner,
+    StopUser,
+    WorkerRunner,
+)
 from voiceload.runner.options import RunSettings, add_arguments, probe_tcp, settings_from
 from voiceload.runner.sessions import SessionFactory, build_pools, check_pools
+from voiceload.runner.sink import (
+    LIVE_METRICS,
+    Outbox,
+    SessionFailed,
+    SessionSink,
+    join_pieces,
+    split_by_metric,
+)
 from voiceload.runner.validity import AllFailingDetector, Budgets, Validity, WorkerHealth, judge
 from voiceload.spend import POLITE_LOAD, gate_run
 from voiceload.targets import Target
 
 logger = logging.getLogger("voiceload")
-
-#: Samples that also go to Locust's own statistics (service latencies; harness-health metrics
-#: such as send_lag stay in the histograms only: thousands per second would swamp Locust).
-LIVE_METRICS = frozenset(
-    {
-        "flux.connect", "flux.first_response", "flux.ttft", "flux.eot", "flux.eager_eot",
-        "aura.connect", "aura.ttfb", "aura.ttfa", "aura.flushed", "agent.voice_to_voice",
-    }
-)  # fmt: skip
 
 CPU_SAMPLE_INTERVAL_S = 1.0
 DRAIN_NOTICE_MS = 5.0  # a local drain longer than this is logged (it delays frames)
@@ -79,25 +86,43 @@ EXIT_INVALID = 1
 STOPPED_DETAIL = "stopped by Locust before it ended (stop timeout or quit); partial measurements"
 EXIT_BAD_INPUT = 2
 
+#: Re-exported: what a session sink and a payload are (voiceload.runner.sink).
+__all__ = [
+    "EXIT_BAD_INPUT", "EXIT_INVALID", "LIVE_METRICS", "STOPPED_DETAIL", "PhaseClock", "Role",
+    "RunPlugin", "RunState", "SessionFailed", "join_pieces", "plugin_of", "register",
+    "split_by_metric", "stopped_result",
+]  # fmt: skip
 
-class SessionFailed(Exception):
-    """The exception Locust shows for a failed session: its text is the error category only,
-    so Locust groups failures by category (the detail goes to sessions.csv).
 
-    Locust prints a failure with ``repr(exception)`` (console, web UI, ``*_failures.csv``), so
-    ``repr`` is the plain category too: ``handshake_refused``, not
-    ``SessionFailed('handshake_refused')``.
+class Role(Enum):
+    """What this Locust process does: run users (generate), own the artifacts (collect), or
+    both."""
+
+    LOCAL = "local"  # generates and collects
+    WORKER = "worker"  # generates; its payloads go to the master
+    MASTER = "master"  # collects the workers' payloads
+
+    @property
+    def generates(self) -> bool:
+        return self is not Role.MASTER
+
+    @property
+    def collects(self) -> bool:
+        return self is not Role.WORKER
+
+
+class RunState(Enum):
+    """The lifecycle of one test in one process (the web UI can run several in a row).
+
+    ``IDLE`` -> (``test_start``) ``RUNNING`` -> (collector: the end of the run is being
+    written) ``FINALISING`` -> ``FINALISED``; the next ``test_start`` starts over. A generator
+    that is not a collector (a worker) stays ``RUNNING`` until its next test.
     """
 
-    def __init__(self, category: str) -> None:
-        super().__init__(category)
-        self.category = category
-
-    def __str__(self) -> str:
-        return self.category
-
-    def __repr__(self) -> str:
-        return self.category
+    IDLE = "idle"
+    RUNNING = "running"
+    FINALISING = "finalising"
+    FINALISED = "finalised"
 
 
 @dataclass
@@ -123,41 +148,6 @@ class PhaseClock:
         if current is not None and current[1] < 0:
             current[1] = now_wall_s
         return {name: list(bounds) for name, bounds in self.boundaries_s.items()}
-
-
-def join_pieces(pieces: Iterable[RecorderPayload]) -> RecorderPayload | None:
-    """The one payload that :meth:`voiceload.metrics.RecordedInterval.pieces` were cut from
-    (pure; ``None`` for no pieces): metrics side by side, ``final`` if any piece has it."""
-    joined: RecorderPayload | None = None
-    for piece in pieces:
-        if joined is None:
-            joined = copy.deepcopy(piece)
-            continue
-        joined["histograms"].update(piece["histograms"])
-        joined["samples"].update(piece["samples"])
-        joined["out_of_range"].update(piece["out_of_range"])
-        joined["final"] = joined["final"] or piece["final"]
-    return joined
-
-
-def split_by_metric(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One :class:`voiceload.metrics.RecorderPayload` per metric, same interval (pure).
-
-    Merging them one by one gives the same totals and ``.hlog`` lines as merging ``payload``
-    whole, in smaller steps. Only the last piece keeps ``final``; a payload without any metric
-    is returned as it is (its interval and ``final`` still count).
-    """
-    metrics = sorted(set(payload["histograms"]) | set(payload["out_of_range"]))
-    if not metrics:
-        return [dict(payload)]
-    pieces = []
-    for i, metric in enumerate(metrics):
-        piece = dict(payload)
-        piece["final"] = bool(payload["final"]) and i == len(metrics) - 1
-        for key in ("histograms", "samples", "out_of_range"):
-            piece[key] = {metric: payload[key][metric]} if metric in payload[key] else {}
-        pieces.append(piece)
-    return pieces
 
 
 class SessionDriver(Protocol):
@@ -192,23 +182,6 @@ def stopped_result(
     return result
 
 
-class _Sink:
-    """The :class:`~voiceload.client.results.SampleSink` handed to one session."""
-
-    def __init__(self, plugin: RunPlugin) -> None:
-        self._plugin = plugin
-
-    def record(self, metric: str, value_us: int) -> None:
-        plugin = self._plugin
-        plugin.recorder.record(metric, value_us, plugin.phases.phase)
-        if metric in LIVE_METRICS:
-            request_type, _, name = metric.partition(".")
-            plugin.events.request.fire(
-                request_type=request_type, name=name, response_time=value_us / 1000.0,
-                response_length=0, exception=None, context={},
-            )  # fmt: skip
-
-
 class RunPlugin:
     """voiceload's state in one Locust process. Create it through :func:`register`."""
 
@@ -225,11 +198,12 @@ class RunPlugin:
         self.events: Any = environment.events  # locust's EventHook methods are untyped
         self.settings = settings
         runner = environment.runner
-        self.is_worker = isinstance(runner, WorkerRunner)
-        self.is_master = isinstance(runner, MasterRunner)
-        self.generates = not self.is_master
-        self.collects = not self.is_worker
-        self.worker_id = runner.client_id if isinstance(runner, WorkerRunner) else LOCAL_WORKER_ID
+        if isinstance(runner, WorkerRunner):
+            self.role = Role.WORKER
+            self.worker_id = locust_compat.worker_id_of(runner)
+        else:
+            self.role = Role.MASTER if isinstance(runner, MasterRunner) else Role.LOCAL
+            self.worker_id = LOCAL_WORKER_ID
         self.exit_code: int | None = None
         self.validity: Validity | None = None
         self.coordinator: distributed.Coordinator | None = None  # set by install() (issue 5)
@@ -237,6 +211,50 @@ class RunPlugin:
         self._merge_lock = gevent.lock.RLock()
         self._report_lock = gevent.lock.Semaphore()  # one worker report encodes at a time
         self._reset_run_state(time.time())
+
+    @property
+    def is_worker(self) -> bool:
+        return self.role is Role.WORKER
+
+    @property
+    def is_master(self) -> bool:
+        return self.role is Role.MASTER
+
+    @property
+    def generates(self) -> bool:
+        return self.role.generates
+
+    @property
+    def collects(self) -> bool:
+        return self.role.collects
+
+    @property
+    def running(self) -> bool:
+        """A test is under way here (until its artifacts are written)."""
+        return self.state in (RunState.RUNNING, RunState.FINALISING)
+
+    @property
+    def finalised(self) -> bool:
+        """Every artifact of this test is written."""
+        return self.state is RunState.FINALISED
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The sessions.csv rows collected so far (collector)."""
+        return self.collector.rows
+
+    @property
+    def worker_sessions(self) -> dict[str, int]:
+        """Rows received per worker (collector)."""
+        return self.collector.worker_sessions
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.collector.run_dir
+
+    @property
+    def run_id(self) -> str:
+        return self.collector.run_id
 
     @property
     def budgets(self) -> Budgets:
@@ -249,40 +267,26 @@ class RunPlugin:
     # -- state of one test (the web UI can run several in one process) -------------------------
 
     def _reset_run_state(self, now_wall_s: float) -> None:
-        self.running = False
-        self.finalised = False  # True once every artifact is written
-        self._finalising = False
-        self._accepting = False  # the collector takes payloads (run open, final not merged)
-        self._facts: dict[str, Any] = {}  # git, packages, machine: read once per run
+        self.state = RunState.IDLE
         self.interrupted = False
         self.early_stop_reason: str | None = None
         self.started_wall_s = now_wall_s
         self.phases = PhaseClock()
         self.recorder = Recorder(now_wall_s)
         self._session_ids = itertools.count(1)
-        self._pending_rows: list[dict[str, Any]] = []
-        self._pending_cpu: list[tuple[str, float]] = []
         self._detector = AllFailingDetector(self.settings.fail_fast_sessions or 1)
-        self._stopped = False  # users have stopped: the next payload is this process's last
-        self._final_sent = False
-        # collector side
-        self.run_dir: Path | None = None
-        self.run_id = ""
-        self.aggregator: Aggregator | None = None
-        self.sessions_csv: artifacts.SessionsCsv | None = None
-        self.rows: list[dict[str, Any]] = []
-        self.worker_cpu: dict[str, list[float]] = {}
-        self.worker_sessions: dict[str, int] = {}
+        self.outbox = Outbox(self.worker_id)  # generator side
+        self.collector = Collector(self._merge_lock)  # collector side
 
     # -- generator side ------------------------------------------------------------------------
 
-    def sink(self) -> _Sink:
+    def sink(self) -> SessionSink:
         """A sample sink for one session: records under the current phase, fires live events."""
-        return _Sink(self)
+        return SessionSink(self.recorder, lambda: self.phases.phase, self.events)
 
     def run_session(
         self,
-        run: Callable[[_Sink], SessionResult],
+        run: Callable[[SessionSink], SessionResult],
         user_type: str,
         *,
         partial: Callable[[], SessionResult | None] = lambda: None,
@@ -325,12 +329,12 @@ class RunPlugin:
         factory = self.factory
         if factory is None:
             raise ConfigError(f"no session factory: {user_type} users need the fixtures manifest")
-        makers: dict[str, Callable[[_Sink, random.Random], SessionDriver]] = {
+        makers: dict[str, Callable[[SessionSink, random.Random], SessionDriver]] = {
             "flux": factory.flux, "aura": factory.aura, "agent": factory.agent,
         }  # fmt: skip
         drivers: list[SessionDriver] = []
 
-        def run(sink: _Sink) -> SessionResult:
+        def run(sink: SessionSink) -> SessionResult:
             drivers.append(makers[user_type](sink, rng))
             return drivers[0].run()
 
@@ -346,7 +350,7 @@ class RunPlugin:
             worker=self.worker_id,
             phase=phase.value,
         )
-        self._pending_rows.append(dict(row))
+        self.outbox.rows.append(dict(row))
         error = result.error
         self.events.request.fire(
             request_type=result.user_type, name="session",
@@ -374,18 +378,9 @@ class RunPlugin:
     def take_payload(
         self, now_wall_s: float, between_metrics: Callable[[], object] = lambda: None
     ) -> dict[str, Any]:
-        """Everything measured since the last call, as plain data (msgpack/JSON safe).
-
-        The interval is taken at once (:meth:`voiceload.metrics.Recorder.take`), then encoded
-        one metric at a time, calling ``between_metrics`` after each (a worker yields there)."""
-        rows, self._pending_rows = self._pending_rows, []
-        cpu, self._pending_cpu = self._pending_cpu, []
-        interval = self.recorder.take(now_wall_s, final=self._stopped)
-        pieces = []
-        for piece in interval.pieces():  # encodes one metric per step
-            pieces.append(piece)
-            between_metrics()
-        return {"worker": self.worker_id, "hdr": join_pieces(pieces), "sessions": rows, "cpu": cpu}
+        """Everything measured since the last call, as plain data (msgpack/JSON safe):
+        :meth:`voiceload.runner.sink.Outbox.take`."""
+        return self.outbox.take(self.recorder, now_wall_s, between_metrics)
 
     def _sample_cpu(self) -> None:
         """Greenlet: one CPU sample per second; a live warning when it passes the budget."""
@@ -395,7 +390,7 @@ class RunPlugin:
         while True:
             gevent.sleep(CPU_SAMPLE_INTERVAL_S)
             percent = process.cpu_percent(None)
-            self._pending_cpu.append((self.phases.phase.value, percent))
+            self.outbox.cpu.append((self.phases.phase.value, percent))
             if percent > self.budgets.worker_cpu_percent and not over:
                 logger.warning(
                     "voiceload: worker %s CPU %.0f %% is above the %g %% budget: latency tails"
@@ -419,9 +414,8 @@ class RunPlugin:
         one metric at a time, yielding after each encoding and each merge, so users' due frames
         go out between short steps (~0.2-0.4 ms) instead of after one long drain (~1-2 ms, up to
         9 ms on a busy machine). Returns the longest encoding step in ms."""
-        rows, self._pending_rows = self._pending_rows, []
-        cpu, self._pending_cpu = self._pending_cpu, []
-        pieces = self.recorder.take(now_wall_s, final=self._stopped).pieces()
+        rows, cpu = self.outbox.take_rows_and_cpu()
+        pieces = self.recorder.take(now_wall_s, final=self.outbox.last_due).pieces()
         longest_ns = 0
         while True:  # one round per metric of the interval, then the end of the iterator
             started_ns = time.monotonic_ns()
@@ -430,86 +424,42 @@ class RunPlugin:
             if hdr is None:
                 return longest_ns / 1e6
             gevent.sleep(0)  # due frames go out between encoding and merging, too
-            payload = {"worker": self.worker_id, "hdr": hdr, "sessions": rows, "cpu": cpu}
+            payload = self.outbox.payload(hdr, rows, cpu)
             rows, cpu = [], []  # session rows and CPU samples go with the first piece
             self.absorb(payload)  # merges, then yields
 
     # -- collector side ------------------------------------------------------------------------
 
     def absorb(self, payload: dict[str, Any]) -> None:
-        """Merge one generator payload: histograms, session rows, CPU samples."""
-        source = str(payload.get("worker", "?"))
-        with self._merge_lock:  # finalise waits for a merge in progress, and vice versa
-            if self.aggregator is None or not self._accepting:
-                hdr = payload.get("hdr") or {}
-                if payload.get("sessions") or hdr.get("histograms") or hdr.get("out_of_range"):
-                    logger.warning("voiceload: a report from %s arrived after the run was"
-                                   " written; its samples are not in the artifacts", source)
-                return  # (an empty report between tests loses nothing)
-            rows = payload.get("sessions") or []
-            if rows:
-                assert self.sessions_csv is not None
-                self.sessions_csv.append(rows)
-                self.rows.extend(rows)
-                self.worker_sessions[source] = self.worker_sessions.get(source, 0) + len(rows)
-            cpu = payload.get("cpu") or []
-            steady = [pct for phase, pct in cpu if phase == Phase.STEADY.value]
-            self.worker_cpu.setdefault(source, []).extend(steady)
-            for piece in split_by_metric(payload["hdr"]):
-                self.aggregator.add(piece, source)
-                gevent.sleep(0)  # let due frames go out between metrics (~1 ms per add)
+        """Merge one generator payload (:meth:`voiceload.runner.collector.Collector.absorb`)."""
+        self.collector.absorb(payload)
 
     def _open_run(self, now_wall_s: float) -> None:
-        settings = self.settings
-        if settings.run_dir is not None:
-            self.run_dir = settings.run_dir
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.run_id = self.run_dir.name
-            artifacts.point_latest(settings.reports_dir, self.run_dir)
-        else:
-            self.run_id = artifacts.new_run_id(now_wall_s)
-            self.run_dir = artifacts.create_run_dir(settings.reports_dir, self.run_id)
-        self.aggregator = Aggregator(self.run_dir, start_time_s=now_wall_s)
-        self._accepting = True
-        self._facts = {
-            "git": artifacts.git_info(Path.cwd()),
-            "packages": artifacts.package_versions(),
-            "machine": artifacts.machine_info(),
-        }
-        self.sessions_csv = artifacts.SessionsCsv(self.run_dir / "sessions.csv")
-        artifacts.write_json(self.run_dir / "run.json", self._run_json(now_wall_s, None))
+        self.collector.open(self.settings, now_wall_s)
+        self.collector.write_json("run.json", self._run_json(now_wall_s, None))
         logger.info("voiceload: run %s writing to %s", self.run_id, self.run_dir)
 
     def _expected_workers(self) -> list[str]:
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
             joined = self.coordinator.workers() if self.coordinator is not None else []
-            return sorted(set(self.worker_sessions) | {c.id for c in runner.clients.all}
+            return sorted(set(self.worker_sessions) | set(locust_compat.worker_states(runner))
                           | set(joined))  # fmt: skip
         return [LOCAL_WORKER_ID]
-
-    def _final_received(self, worker_id: str) -> bool:
-        assert self.aggregator is not None
-        source = self.aggregator.sources.get(worker_id)
-        return source is not None and source.final_received
-
-    def _send_lag_p99_ms(self, worker_id: str) -> float | None:
-        assert self.aggregator is not None
-        stats = self.aggregator.source_stats_ms(worker_id, "flux.send_lag")
-        return None if stats is None else stats["p99"]
 
     def _worker_health(self) -> list[WorkerHealth]:
         runner = self.environment.runner
         lost: set[str] = set()
         if isinstance(runner, MasterRunner):
-            lost = {c.id for c in runner.clients.all if c.state == STATE_MISSING}
+            states = locust_compat.worker_states(runner)
+            lost = {w for w, state in states.items() if state == STATE_MISSING}
         if self.coordinator is not None:  # also workers gone from Locust's list without a final
             lost |= self.coordinator.lost_workers()
         return [
             WorkerHealth(
                 worker_id=w,
-                cpu_samples_percent=tuple(self.worker_cpu.get(w, [])),
-                final_report=self._final_received(w),
+                cpu_samples_percent=tuple(self.collector.worker_cpu.get(w, [])),
+                final_report=self.collector.final_received(w),
                 lost=w in lost,
             )
             for w in self._expected_workers()
@@ -517,73 +467,18 @@ class RunPlugin:
 
     def _run_json(self, now_wall_s: float, ended_wall_s: float | None) -> dict[str, Any]:
         env = self.environment
-        options = env.parsed_options
-        settings = self.settings
-        weights = {cls.__name__: getattr(cls, "weight", 1) for cls in env.user_classes}
-        emulator = None
-        if settings.target == "emulator":
-            config = settings.emulator_config
-            emulator = {"url": settings.emulator_url, "config": config and str(config)}
-        workers = []
+        workers: list[dict[str, Any]] = []
         if ended_wall_s is not None:
-            health = {w.worker_id: w for w in self._worker_health()}
             counted = self.coordinator.answered_counts() if self.coordinator else {}
-            for worker_id, h in health.items():
-                cpu = list(h.cpu_samples_percent)
-                workers.append(
-                    {
-                        "id": worker_id,
-                        "sessions": self.worker_sessions.get(worker_id, 0),
-                        "sessions_counted": counted.get(worker_id),
-                        "cpu_percent_mean": sum(cpu) / len(cpu) if cpu else None,
-                        "cpu_percent_max": max(cpu) if cpu else None,
-                        "send_lag_p99_ms": self._send_lag_p99_ms(worker_id),
-                        "final_report": h.final_report,
-                        "lost": h.lost,
-                    }
-                )
-        return {
-            "run_id": self.run_id,
-            "started_at": artifacts.iso_utc(self.started_wall_s),
-            "ended_at": None if ended_wall_s is None else artifacts.iso_utc(ended_wall_s),
-            "duration_s": None if ended_wall_s is None else ended_wall_s - self.started_wall_s,
-            "phases": self.phases.close(now_wall_s) if ended_wall_s else {},
-            "config": {
-                "users": getattr(options, "num_users", None),
-                "spawn_rate": getattr(options, "spawn_rate", None),
-                "run_time_s": getattr(options, "run_time", None),
-                "frame_ms": settings.frame_ms,
-                "user_classes": weights,
-                "fixtures": list(settings.fixtures),
-                "target": self.target.describe(),
-                "emulator": emulator,
-                "slo_file": None if settings.slo_file is None else str(settings.slo_file),
-                "stop_timeout_s": env.stop_timeout,
-                "flux_model": settings.flux_model,
-                "aura_model": settings.aura_model,
-                "aura_voice": settings.aura_voice,
-                "aura_encoding": settings.aura_encoding,
-                "sample_rate": settings.sample_rate,
-                "eot_threshold": settings.eot_threshold,
-                "eager_eot_threshold": settings.eager_eot_threshold,
-                "eot_timeout_ms": settings.eot_timeout_ms,
-                "keyterms": list(settings.keyterms),
-                "auth_form": None if settings.auth_form is None else settings.auth_form.value,
-                "header_names": [h.partition(":")[0].strip() for h in settings.headers],
-                "think_time_ms": settings.think_time_ms,
-                "report_interval_s": settings.report_interval_s,
-            },
-            "git": self._facts.get("git"),
-            "fixtures": self._fixture_hashes(),
-            "packages": self._facts.get("packages"),
-            "machine": self._facts.get("machine"),
-            "workers": workers,
-            "interrupted": self.interrupted,
-            "budgets": {
-                "send_lag_p99_ms": self.budgets.send_lag_p99_ms,
-                "worker_cpu_percent": self.budgets.worker_cpu_percent,
-            },
-        }
+            workers = self.collector.worker_entries(self._worker_health(), counted)
+        return collector.run_json(
+            run_id=self.run_id, started_wall_s=self.started_wall_s, ended_wall_s=ended_wall_s,
+            phases=self.phases.close(now_wall_s) if ended_wall_s else {},
+            options=env.parsed_options, user_classes=env.user_classes,
+            stop_timeout_s=env.stop_timeout, settings=self.settings, target=self.target,
+            facts=self.collector.facts, fixtures=self._fixture_hashes(), workers=workers,
+            interrupted=self.interrupted, budgets=self.budgets,
+        )  # fmt: skip
 
     def _fixture_hashes(self) -> dict[str, str]:
         if self.factory is None:
@@ -593,19 +488,18 @@ class RunPlugin:
 
     def finalise(self) -> None:
         """Write the final artifacts and judge validity; sets :attr:`exit_code` (idempotent)."""
-        if self._finalising or self.aggregator is None or self.run_dir is None:
+        if self.state in (RunState.FINALISING, RunState.FINALISED) or not self.collector.is_open:
             return
-        self._finalising = True
+        self.state = RunState.FINALISING
         with self._merge_lock:  # the drain greenlet is asleep between intervals: safe to kill
             now_wall_s = time.time()
             for greenlet in self._greenlets:
                 greenlet.kill(block=True)
             self._greenlets = []
             if self.generates:  # local run: the samples recorded after the last interval
-                self._stopped = True
+                self.outbox.last_due = True
                 self.absorb(self.take_payload(now_wall_s))
-            self._accepting = False
-            metrics = self.aggregator.close()
+            metrics = self.collector.close()
         send_lag = metrics.get("flux.send_lag")
         self.validity = judge(
             send_lag_p99_ms=send_lag["p99"] if send_lag else None,
@@ -614,13 +508,11 @@ class RunPlugin:
             budgets=self.budgets,
             early_stop_reason=self.early_stop_reason,
         )
-        assert self.sessions_csv is not None
-        self.sessions_csv.close()
+        self.collector.close_sessions_csv()
         summary = artifacts.build_summary(self.run_id, metrics, self.rows, self.validity)
-        artifacts.write_json(self.run_dir / "summary.json", summary)
-        artifacts.write_json(self.run_dir / "run.json", self._run_json(now_wall_s, now_wall_s))
-        self.running = False
-        self.finalised = True
+        self.collector.write_json("summary.json", summary)
+        self.collector.write_json("run.json", self._run_json(now_wall_s, now_wall_s))
+        self.state = RunState.FINALISED
         if self.validity.valid and not self.interrupted:
             logger.info("voiceload: run %s is valid; artifacts in %s", self.run_id, self.run_dir)
         else:
@@ -656,7 +548,7 @@ class RunPlugin:
             return
         now_wall_s = time.time()
         self._reset_run_state(now_wall_s)
-        self.running = True
+        self.state = RunState.RUNNING
         self.phases.enter(Phase.RAMP_UP, now_wall_s)
         if self.collects:
             self._open_run(now_wall_s)
@@ -677,7 +569,7 @@ class RunPlugin:
                 self.coordinator.on_test_stopping()
 
     def on_test_stop(self, environment: Environment, **_: Any) -> None:
-        self._stopped = True  # a worker's next report carries final=True
+        self.outbox.last_due = True  # a worker's next report carries final=True
         if self.generates and self.collects:
             self.finalise()
 
@@ -687,7 +579,7 @@ class RunPlugin:
             self.coordinator.on_quitting()
         if self.collects and self.running and not self.finalised:
             runner = environment.runner
-            if runner is not None and runner.state not in ("stopped", "stopping", "cleanup"):
+            if runner is not None and not locust_compat.is_stopping_or_stopped(runner):
                 self.interrupted = True
                 logger.warning("voiceload: interrupted; stopping users and writing artifacts")
             if runner is not None and self.generates:
@@ -696,10 +588,10 @@ class RunPlugin:
                 self.coordinator.on_quitting()
             self.finalise()
         deadline_s = time.monotonic() + FINALISE_WAIT_S
-        while self._finalising and not self.finalised and time.monotonic() < deadline_s:
+        while self.state is RunState.FINALISING and time.monotonic() < deadline_s:
             gevent.sleep(0.05)  # another greenlet (an early stop) is writing the artifacts
         if self.exit_code is not None:
-            environment.process_exit_code = self.exit_code
+            locust_compat.set_process_exit_code(environment, self.exit_code)
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         """Worker: piggy-back everything measured since the last report (final after stop).
@@ -710,11 +602,11 @@ class RunPlugin:
         periodic one and a final flush) encode one after the other, in the order they took
         their intervals, so the final payload is never sent before an earlier one."""
         with self._report_lock:
-            if not self.running or self._final_sent:
+            if not self.running or self.outbox.last_sent:
                 return
-            final = self._stopped  # as take_payload takes the interval, before any yield
+            final = self.outbox.last_due  # as take_payload takes the interval, before any yield
             data["voiceload"] = self.take_payload(time.time(), between_metrics=gevent.sleep)
-            self._final_sent = final
+            self.outbox.last_sent = final
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         payload = data.get("voiceload")

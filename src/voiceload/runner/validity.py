@@ -1,4 +1,4 @@
-"""Is this run's measurement trustworthy? (metrics.md "Validity of a run"; pure).
+"""Is this run's measurement trustworthy? (METRICS.md "Validity of a run"; pure).
 
 A latency report is only as good as the load generator. :func:`judge` takes what the run measured
 about itself and returns a :class:`Validity` with one plain reason per broken rule. Nothing here
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Budgets:
-    """The harness's own error budget. Defaults follow metrics.md and measurements.md §2.3."""
+    """The harness's own error budget. Defaults follow METRICS.md and MEASUREMENTS.md §2.3."""
 
     send_lag_p99_ms: float = 5.0
     worker_cpu_percent: float = 75.0

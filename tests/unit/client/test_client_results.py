@@ -143,5 +143,5 @@ def test_every_emitted_metric_is_a_defined_metric() -> None:
         for name, value in vars(module).items()
         if name.startswith(("FLUX_", "AURA_", "AGENT_")) and isinstance(value, str)
     }
-    assert len(emitted) == 13  # the 13 service metrics of metrics.md
+    assert len(emitted) == 13  # the 13 service metrics of METRICS.md
     assert emitted <= set(METRICS)

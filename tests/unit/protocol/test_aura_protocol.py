@@ -1,4 +1,4 @@
-"""Aura messages, the Flush limiter and the Speak size limit (protocols.md §4)."""
+"""Aura messages, the Flush limiter and the Speak size limit (PROTOCOLS.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Flux message parsing and serialisation (protocols.md §3.3, §3.4)."""
+"""Flux message parsing and serialisation (PROTOCOLS.md §3.3, §3.4)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from voiceload.protocol.flux import (
 )
 from voiceload.protocol.flux import Configure as FluxConfigure
 
-# The documented example (protocols.md §3.3), verbatim.
+# The documented example (PROTOCOLS.md §3.3), verbatim.
 TURN_INFO_DOC = """{
   "type": "TurnInfo",
   "request_id": "550e8400-e29b-41d4-a716-446655440000",
@@ -126,7 +126,7 @@ def test_unknown_fields_are_tolerated_and_kept_on_turn_info() -> None:
 
 
 def test_turn_info_without_type_is_accepted() -> None:
-    """Workers AI's schema omits `type` on TurnInfo (protocols.md §8 q3)."""
+    """Workers AI's schema omits `type` on TurnInfo (PROTOCOLS.md §8 q3)."""
     obj = json.loads(TURN_INFO_DOC)
     del obj["type"]
     msg = parse_server_message(json.dumps(obj).encode())
@@ -214,7 +214,7 @@ def test_bad_server_messages(text: str, error: str) -> None:
         parse_server_message(text)
 
 
-# required fields of the smaller server messages (protocols.md §3.3), each one left out in turn
+# required fields of the smaller server messages (PROTOCOLS.md §3.3), each one left out in turn
 REQUIRED_FIELDS = {
     "Connected": {"request_id": "r", "sequence_id": 0},
     "ConfigureSuccess": {

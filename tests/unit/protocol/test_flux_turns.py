@@ -1,4 +1,4 @@
-"""The Flux turn state machine in both roles, fed with messages only (protocols.md §3.5)."""
+"""The Flux turn state machine in both roles, fed with messages only (PROTOCOLS.md §3.5)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ E = TurnEvent
 REQ = "550e8400-e29b-41d4-a716-446655440000"
 FULL = "Hi I need to cancel my subscription please."
 
-# Deepgram's published lifecycle example (Flux state-machine page, protocols.md §3.5), eager on:
+# Deepgram's published lifecycle example (Flux state-machine page, PROTOCOLS.md §3.5), eager on:
 # (event, audio_window_start, audio_window_end, transcript, end_of_turn_confidence)
 PUBLISHED: list[tuple[TurnEvent, float, float, str, float]] = [
     (E.UPDATE, 0.0, 0.2, "", 0.1),

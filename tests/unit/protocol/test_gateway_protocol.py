@@ -1,4 +1,4 @@
-"""Routes, auth forms, error bodies and their classification (protocols.md §1, §2.1, §6)."""
+"""Routes, auth forms, error bodies and their classification (PROTOCOLS.md §1, §2.1, §6)."""
 
 from __future__ import annotations
 
@@ -357,7 +357,7 @@ def test_unknown_model_body() -> None:
 
 
 def test_allocation_exhausted_body_is_the_capture_byte_for_byte() -> None:
-    # protocols.md §1.5, measured 2026-09-29
+    # PROTOCOLS.md §1.5, measured 2026-09-29
     assert allocation_exhausted() == (
         429,
         b'{"code":4006,"message":"AiError: you have used up your daily free allocation of '
@@ -448,6 +448,6 @@ def test_describe_is_one_actionable_line() -> None:
 
 
 def test_deepgram_close_codes() -> None:
-    """Deepgram's documented close frames (protocols.md §3.7): idle 10 s, undecodable audio."""
+    """Deepgram's documented close frames (PROTOCOLS.md §3.7): idle 10 s, undecodable audio."""
     assert (DEEPGRAM_IDLE_TIMEOUT.code, DEEPGRAM_IDLE_TIMEOUT.reason) == (1011, "NET-0001")
     assert (DEEPGRAM_BAD_AUDIO.code, DEEPGRAM_BAD_AUDIO.reason) == (1008, "DATA-0000")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from voiceload import cli
-from voiceload.report import cli as report_cli
+from voiceload.cli import report as report_cli
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "run_golden"
 

@@ -69,7 +69,7 @@ def test_table_agrees_with_the_aggregators_summary() -> None:
         assert row.count_all_phases == s["count_all_phases"]
         for stat in ("p50", "p90", "p95", "p99", "p99_9", "max"):
             assert getattr(row, stat) == s[stat], (name, stat)
-    # every metric of metrics.md has a row, measured or not
+    # every metric of METRICS.md has a row, measured or not
     assert [r.metric for r in m.metrics][:13] == list(model.METRICS)[:13]
     assert by_name["flux.eager_eot"].source == "not measured"
 

@@ -29,7 +29,7 @@ def plugin(
     tmp_path: Path, listening_port: int, plugin_environment: Callable[..., Any]
 ) -> Iterator[vl_plugin.RunPlugin]:
     _, p = plugin_environment(IdleUser, listening_port, tmp_path / "run")
-    p.running = True  # as after test_start, without a run directory
+    p.state = vl_plugin.RunState.RUNNING  # as after test_start, without a run directory
     yield p
 
 
@@ -53,7 +53,7 @@ def test_joined_pieces_equal_the_whole_payload(final: bool) -> None:
 
 def test_a_worker_report_yields_to_users_between_metrics(plugin: vl_plugin.RunPlugin) -> None:
     _record_each(plugin.recorder)
-    plugin._pending_rows.append({"session_id": "w-1"})
+    plugin.outbox.rows.append({"session_id": "w-1"})
     ticks = [0]
 
     def user() -> None:  # stands in for a user waiting to send its next frame
@@ -91,7 +91,7 @@ def test_overlapping_reports_are_sent_in_the_order_they_took_their_interval(
     periodic = gevent.spawn(report)
     gevent.sleep(0)  # the periodic report has taken its interval and is encoding it
     plugin.recorder.record("flux.eot", 7_000, Phase.TEARDOWN)
-    plugin._stopped = True  # test_stop: the next report is the final one
+    plugin.outbox.last_due = True  # test_stop: the next report is the final one
     final = gevent.spawn(report)
     gevent.joinall([periodic, final])
     assert [bool(d) for d in sent] == [True, True]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from voiceload.cli import run as run_cli
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
 from voiceload.protocol.gateway import AuthForm
-from voiceload.runner import cli as run_cli
 from voiceload.runner.sessions import build_pools
 
 

@@ -1,6 +1,8 @@
 """The ``voiceload`` command: one sub-command per module, imported only when it is used.
 
-Each sub-command module exposes ``configure_parser(parser)`` and ``main(args) -> int``.
+Every sub-command lives in this package as ``voiceload/cli/<command>.py`` (the module is named
+after the command) and exposes ``configure_parser(parser)`` and ``main(args) -> int``; it parses
+arguments and calls library code. ``python -m voiceload.cli`` runs this dispatcher too.
 Errors derived from :class:`~voiceload.errors.VoiceloadError` print as one line, exit code 2.
 """
 
@@ -17,14 +19,14 @@ from voiceload.errors import VoiceloadError
 # name -> (module implementing configure_parser/main, one-line help)
 # Add a line here when a sub-command module lands (tests import every entry).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("voiceload.preflight", "preflight: config, DNS, TCP, TLS, upgrade, Flux, Aura"),
-    "fixtures": ("voiceload.fixtures_cli", "check the audio fixtures manifest; add a recording"),
-    "cost": ("voiceload.cost_cli", "what N voice sessions/day cost and need, without a run"),
-    "compare": ("voiceload.compare_cli", "compare two runs: regressed / improved / within noise"),
-    "calibrate": ("voiceload.calibrate_cli", "fit the emulator's delays to a measured run"),
-    "emulate": ("voiceload.emulator.cli", "run the offline Flux/Aura emulator (AI Gateway routes)"),
-    "report": ("voiceload.report.cli", "render a run's report.html and junit.xml"),
-    "run": ("voiceload.runner.cli", "run a benchmark: emulator + Locust + artifacts + report"),
+    "check": ("voiceload.cli.check", "preflight: config, DNS, TCP, TLS, upgrade, Flux, Aura"),
+    "fixtures": ("voiceload.cli.fixtures", "check the audio fixtures manifest; add a recording"),
+    "cost": ("voiceload.cli.cost", "what N voice sessions/day cost and need, without a run"),
+    "compare": ("voiceload.cli.compare", "compare two runs: regressed / improved / within noise"),
+    "calibrate": ("voiceload.cli.calibrate", "fit the emulator's delays to a measured run"),
+    "emulate": ("voiceload.cli.emulate", "run the offline Flux/Aura emulator (AI Gateway routes)"),
+    "report": ("voiceload.cli.report", "render a run's report.html and junit.xml"),
+    "run": ("voiceload.cli.run", "run a benchmark: emulator + Locust + artifacts + report"),
 }
 
 
@@ -62,7 +64,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # text held back waiting for its newline
         sys.stderr.flush()
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
