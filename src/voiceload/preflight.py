@@ -79,9 +79,18 @@ class StepResult:
 
 # --- pure: what a failure means ----------------------------------------------------------------
 
+#: The token permissions Cloudflare's docs require: "AI Gateway Run" for an authenticated
+#: gateway (https://developers.cloudflare.com/ai-gateway/configuration/authentication/: "Create
+#: authentication token ... with the required Run permissions"; "Any token with AI Gateway Run
+#: can send requests through every gateway"), "Workers AI Read" for Workers AI models
+#: (https://developers.cloudflare.com/ai-gateway/usage/providers/workersai/: "generate an API
+#: token with Workers AI Read access").
+GATEWAY_TOKEN_PERMISSIONS: Final = "AI Gateway Run + Workers AI Read"
+WORKERS_AI_TOKEN_PERMISSION: Final = "Workers AI Read"
 _TOKEN_FIX = (
-    "check CLOUDFLARE_API_TOKEN is valid and not expired, has Workers AI Read + AI Gateway Read, "
-    "and that the cf-aig-authorization header is actually sent (try --auth-form aig-bearer)"
+    f"check CLOUDFLARE_API_TOKEN is valid and not expired, has the {GATEWAY_TOKEN_PERMISSIONS} "
+    "permissions (an authenticated gateway needs AI Gateway Run), and that the "
+    "cf-aig-authorization header is actually sent (try --auth-form aig-bearer)"
 )
 #: A refused upgrade, in the setup guide's words, with the fix to try.
 UPGRADE_DIAGNOSES: Final[dict[FailureCategory, Diagnosis]] = {
@@ -90,8 +99,8 @@ UPGRADE_DIAGNOSES: Final[dict[FailureCategory, Diagnosis]] = {
         "check the gateway exists, CLOUDFLARE_GATEWAY_ID matches the dashboard, and it is in "
         "the account CLOUDFLARE_ACCOUNT_ID names",
     ),
-    FailureCategory.UNAUTHORIZED: Diagnosis("Unauthorized (token invalid, lacking Workers AI "
-                                            "Read / AI Gateway Read, or header not sent)",
+    FailureCategory.UNAUTHORIZED: Diagnosis("Unauthorized (token invalid, lacking AI Gateway "
+                                            "Run / Workers AI Read, or header not sent)",
                                             _TOKEN_FIX),
     FailureCategory.UNKNOWN_MODEL: Diagnosis(
         "unknown model",
@@ -136,8 +145,8 @@ LAYER_FIXES: Final[dict[str, str]] = {
 
 #: The Unauthorized fix for targets that do not use the gateway token header.
 _UNAUTHORIZED_FIX_BY_TARGET: Final[dict[str, str]] = {
-    "workers-ai": "check CLOUDFLARE_API_TOKEN is valid and not expired and has Workers AI Read "
-    "(it is sent as Authorization: Bearer)",
+    "workers-ai": "check CLOUDFLARE_API_TOKEN is valid and not expired and has the "
+    f"{WORKERS_AI_TOKEN_PERMISSION} permission (it is sent as Authorization: Bearer)",
     "deepgram": "check DEEPGRAM_API_KEY is a valid Deepgram API key (sent as Authorization: "
     "Token)",
     "custom": "check the --header values your endpoint expects",

@@ -30,29 +30,27 @@ import numpy as np
 from voiceload.emulator.behaviour import AuraSettings
 from voiceload.emulator.flux_stream import Close
 from voiceload.protocol import aura
+from voiceload.protocol.params import first_values
 
 NS_PER_MS = 1_000_000
-
-#: Sample rates the emulator synthesises (Deepgram ``/v1/speak`` streaming, §4.1).
-SAMPLE_RATES = (8000, 16000, 24000, 32000, 48000)
 
 AuraOut = str | bytes | Close
 
 
 def param_problem(params: Sequence[tuple[str, str]]) -> str | None:
-    """Why the emulator cannot serve these Aura query parameters, or None.
+    """Why the emulator cannot serve Aura parameters its route accepts, or None.
 
-    Only ``linear16`` output is emulated (the streaming default); ``sample_rate`` must be one
-    of :data:`SAMPLE_RATES`.
+    A route's own rules come first (:mod:`voiceload.protocol.params`); this is only the
+    emulator's limit: it synthesises ``linear16`` (the streaming default) and nothing else, so
+    ``mulaw``, ``mp3``, ... are refused with a message saying so. Any positive sample rate the
+    route accepts is synthesised.
     """
-    values = dict(reversed(params))
-    encoding = values.get("encoding", "linear16")
+    encoding = first_values(params).get("encoding", "linear16")
     if encoding != "linear16":
-        return f"invalid value for 'encoding': {encoding!r}, expected 'linear16'"
-    rate = values.get("sample_rate")
-    if rate is not None and (not rate.isdigit() or int(rate) not in SAMPLE_RATES):
-        allowed = ", ".join(map(str, SAMPLE_RATES))
-        return f"invalid value for 'sample_rate': {rate!r}, expected one of {allowed}"
+        return (
+            f"encoding {encoding!r} is accepted by the service but not emulated: the voiceload"
+            " emulator synthesises linear16 only"
+        )
     return None
 
 

@@ -47,7 +47,7 @@ Message legality (sequence ids, turn index, the §3.5 rules) is :class:`FluxTurn
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from voiceload.audio import SpeechDetector, VadParams
@@ -65,6 +65,7 @@ from voiceload.protocol.flux import (
     TurnState,
     Word,
 )
+from voiceload.protocol.params import first_values
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -98,6 +99,28 @@ _CONF_PAUSED = 0.3
 #: an earlier pause inside the turn leaves at least ``hangover_s + min_speech_s`` = 0.16 s of
 #: speech to come (0.58 s on the fixtures), so 0.1 s never takes it for the end.
 COMPLETE_TOLERANCE_S = 0.1
+
+
+#: Flux input the emulator decodes (its VAD reads linear16 samples).
+EMULATED_ENCODINGS = ("linear16",)
+
+
+def emulation_problem(params: Sequence[tuple[str, str]]) -> str | None:
+    """Why the emulator cannot serve Flux parameters its route accepts, or None.
+
+    A route's own rules come first (:mod:`voiceload.protocol.params`); this is only the
+    emulator's limit: it decodes linear16 alone, so Deepgram's other raw encodings
+    (``mulaw``, ``opus``, ...) are refused with a message saying so. With no ``encoding`` on
+    the Deepgram route (containerized audio) the stream is read as linear16 at ``sample_rate``
+    (16000 when absent), which is what a WAV container of linear16 carries after its header.
+    """
+    encoding = first_values(params).get("encoding")
+    if encoding is not None and encoding not in EMULATED_ENCODINGS:
+        return (
+            f"encoding {encoding!r} is accepted by the service but not emulated: the voiceload"
+            f" emulator decodes {', '.join(EMULATED_ENCODINGS)} only"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="extra upgrade header for every connection (repeatable); its value is a secret")
     add("--aura-url", default=None, help="Aura endpoint of a ws:// --target")
     add("--sample-rate", type=int, default=None, help="Flux input sample rate in Hz")
-    add("--eot-threshold", type=float, default=None, help="Flux eot_threshold (0.5 .. 1.0)")
+    add("--eot-threshold", type=float, default=None,
+        help="Flux eot_threshold (0.5 .. 0.9; Deepgram: .. 1.0)")
     add("--keyterm", action="append", default=[], help="Flux keyterm to boost (repeatable)")
     add("--aura-encoding", default=None, choices=AURA_ENCODINGS,
         help="Aura output encoding sent as encoding= (default: not sent)")
