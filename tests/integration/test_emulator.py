@@ -626,3 +626,55 @@ def test_a_bug_met_in_the_short_cut_closes_1011_and_the_server_serves_on(
         with connect(emu.url + DEEPGRAM_FLUX, compression=None, open_timeout=10) as ws:
             assert recv_json(ws)["type"] == "Connected"
             ws.send(SILENCE_80MS)
+
+
+@pytest.mark.slow
+def test_the_realism_profile_varies_what_goes_on_the_wire(
+    references: dict[str, Any], tmp_path: Path
+) -> None:
+    """Every [realism] variation reaches the client intact: a split turn, Warnings with their
+    sequence ids, word timings left out, unknown fields added; the trace records what varied."""
+    from voiceload.emulator.realism import EXTRA_FIELD
+
+    config = {
+        "latency": {"flux": {"eot_delay": {"kind": "fixed", "ms": 100}},
+                    "aura": {"first_byte": {"kind": "fixed", "ms": 10}}},
+        "realism": {"split_turn": 1.0, "flux_warning": 1.0, "aura_warning": 1.0,
+                    "omit_optional": 1.0, "extra_fields": 1.0},
+    }  # fmt: skip
+    options = ServerOptions(config=parse_config(config), references=references)
+    audio = prepare(FIXTURE, 16000, 80)  # arctic_a0009: one turn with a pause inside it
+    trace_path = tmp_path / "trace.jsonl"
+    flux_msgs: list[dict[str, Any]] = []
+    with BackgroundEmulator(options, trace=TraceWriter(trace_path)) as emu:
+        with connect(f"{emu.url}{GATEWAY_FLUX}&tag=arctic_a0009", compression=None,
+                     open_timeout=10) as ws:  # fmt: skip
+            for frame in [*audio.frames, *([SILENCE_80MS] * 20)]:
+                ws.send(frame)
+            deadline = time.monotonic() + 10
+            while sum(m.get("event") == "EndOfTurn" for m in flux_msgs) < 2:
+                assert time.monotonic() < deadline, flux_msgs
+                flux_msgs.append(recv_json(ws))
+        with connect(emu.url + GATEWAY_AURA, compression=None, open_timeout=10) as ws:
+            ws.send(aura.serialize_client_message(aura.Speak("Hello there.")))
+            ws.send(aura.serialize_client_message(aura.Flush()))
+            aura_types = []
+            while "Flushed" not in aura_types:
+                msg = ws.recv(timeout=10)
+                if isinstance(msg, str):
+                    aura_types.append(json.loads(msg)["type"])
+    assert [m["sequence_id"] for m in flux_msgs] == list(range(len(flux_msgs)))
+    assert all(EXTRA_FIELD in m for m in flux_msgs)
+    events = [m.get("event") or m["type"] for m in flux_msgs if m["type"] != "Connected"]
+    events = [e for e in events if e != "Update"]
+    assert events == ["StartOfTurn", "Warning", "EndOfTurn"] * 2
+    ends = [m for m in flux_msgs if m.get("event") == "EndOfTurn"]
+    assert " ".join(m["transcript"] for m in ends) == REFERENCE  # split, not lost
+    assert all(m["trigger"] == "model" for m in ends)
+    assert all(set(w) == {"word", "confidence"} for m in ends for w in m["words"])
+    assert aura_types[-2:] == ["Warning", "Flushed"]
+    trace = [json.loads(line) for line in trace_path.read_text().splitlines()]
+    varied = [r for r in trace if r["ev"] == "realism"]
+    assert {v["kind"] for r in varied for v in r["varied"]} >= {
+        "split_turn", "flux_warning", "aura_warning", "omit_optional", "extra_fields"
+    }

@@ -29,6 +29,7 @@ import numpy as np
 
 from voiceload.emulator.behaviour import AuraSettings
 from voiceload.emulator.flux_stream import Close
+from voiceload.emulator.realism import Realism, aura_warning_text
 from voiceload.protocol import aura
 from voiceload.protocol.params import first_values
 
@@ -100,6 +101,7 @@ class AuraStream:
     settings: AuraSettings
     sample_rate: int
     first_byte_ms: Iterator[float]
+    realism: Realism | None = None  # [realism]: a Warning before some Flushed
     _outbox: deque[AuraOut] = field(default_factory=deque)
     _jobs: deque[_Job] = field(default_factory=deque)
     _text: list[str] = field(default_factory=list)
@@ -165,6 +167,8 @@ class AuraStream:
             if job.sent_bytes < len(job.audio):
                 break
             self._jobs.popleft()
+            if self.realism is not None and self.realism.aura_warning(job.flush_id):
+                self._outbox.append(aura_warning_text())
             self._outbox.append(
                 aura.serialize_server_message(aura.Flushed(sequence_id=job.flush_id))
             )

@@ -49,8 +49,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from voiceload.audio import SpeechDetector, VadParams
+from voiceload.emulator.realism import Realism, flux_warning_text
 from voiceload.protocol.flux import (
     UPDATE_INTERVAL_S,
     Configure,
@@ -131,7 +133,18 @@ class Close:
     reason: str = ""
 
 
-Outgoing = Connected | TurnInfo | ConfigureSuccess | ConfigureFailure | FluxError | Close
+@dataclass(frozen=True)
+class RawText:
+    """A text frame already serialised (a message :mod:`voiceload.protocol.flux` has no type
+    for, e.g. the realism profile's ``Warning``), with its trace fields."""
+
+    text: str
+    record: dict[str, Any]
+
+
+Outgoing = (
+    Connected | TurnInfo | ConfigureSuccess | ConfigureFailure | FluxError | RawText | Close
+)
 
 
 class AudioDecodeError(Exception):
@@ -188,6 +201,8 @@ class _Turn:
     eot_due_ns: int | None = None
     eager_due_ns: int | None = None
     placeholders: tuple[Word, ...] = ()  # placeholder words built so far (they never change)
+    merge: bool | None = None  # realism: the next VAD turn joins this one (None: not drawn)
+    prefix: tuple[Word, ...] = ()  # realism: words of the VAD turns merged into this one
 
 
 class FluxStream:
@@ -195,7 +210,8 @@ class FluxStream:
 
     ``eot_delays_ms`` yields one end-of-turn delay per turn (drawn by the caller from the
     config's seeded distribution). ``reference`` holds the turns of the fixture named by ``tag``
-    (empty: placeholder words).
+    (empty: placeholder words). ``realism`` (None: off) splits and merges reference turns and
+    adds ``Warning`` messages (:mod:`voiceload.emulator.realism`).
     """
 
     def __init__(
@@ -206,7 +222,9 @@ class FluxStream:
         reference: tuple[ReferenceTurn, ...] = (),
         *,
         now_ns: int,
+        realism: Realism | None = None,
     ) -> None:
+        self.realism = realism
         self._vad = SpeechDetector(
             params.sample_rate, VadParams(turn_gap_s=params.vad_turn_gap_s), pauses=True
         )
@@ -328,14 +346,24 @@ class FluxStream:
     def _on_onset(self, sample: int) -> bool:
         """A new VAD turn starts; True when a state-changing message was emitted.
 
-        A turn still open (its delay outlasted the turn gap) ends now, before the new one.
+        A turn still open (its delay outlasted the turn gap) ends now, before the new one,
+        unless the realism profile merges the two: then the open turn goes on with the new VAD
+        turn's words after its own.
         """
-        if self._turn is not None:
+        turn = self._turn
+        merging = turn is not None and turn.merge is True
+        if turn is not None and not merging:
             self._end_turn(forced=False)
         ref = self._reference[self._vad_turns] if self._vad_turns < len(self._reference) else None
         self._vad_turns += 1
         vad = _VadTurn(sample, ref, self._words_for(sample, ref))
         self._vad_turn = vad
+        if turn is not None and merging:
+            old = turn.vad
+            if old.all_words:  # the merged turn carries the earlier words first
+                turn.prefix += self._turn_words(turn)
+                old.sent = len(old.all_words)
+            turn.vad, turn.first_word, turn.merge = vad, 0, None
         return self._on_speech(vad, sample)
 
     def _on_resume(self, sample: int) -> bool:
@@ -359,6 +387,10 @@ class FluxStream:
             return False
         self._turn = _Turn(vad, vad.sent, sample)
         self._emit(TurnEvent.START_OF_TURN, _CONF_SPEAKING)
+        if self.realism is not None and self.realism.flux_warning(self.machine.turn_index):
+            seq = self.machine.next_sequence_id()
+            text = flux_warning_text(self.machine.request_id, seq)
+            self._outbox.append(RawText(text, {"type": "Warning", "seq": seq}))
         return True
 
     def _on_pause(self, sample: int, now_ns: int) -> None:
@@ -371,6 +403,14 @@ class FluxStream:
         if turn is not None:
             turn.paused_at = sample
             turn.pause_arrival_ns = self._arrival_ns(sample, now_ns)
+            if (
+                self.realism is not None
+                and vad.reference is not None
+                and not self._complete(vad)
+                and self.realism.split(self.machine.turn_index)
+            ):  # realism: the model takes a pause inside the turn for its end
+                self._end_turn(forced=False)
+                return
             self._arm(turn, now_ns)
 
     def _on_offset(self, sample: int, now_ns: int) -> None:
@@ -404,6 +444,13 @@ class FluxStream:
         start_ns = turn.pause_arrival_ns
         turn.armed_complete = self._complete(turn.vad)
         if not turn.armed_complete:  # mid-sentence pause: only the forced end of turn
+            turn.eot_due_ns = max(start_ns + int(timeout_ms * NS_PER_MS), now_ns)
+            turn.eager_due_ns = None
+            return
+        if turn.merge is None and self.realism is not None:
+            next_ref = self._vad_turns < len(self._reference)  # another reference turn follows
+            turn.merge = next_ref and self.realism.merge(self.machine.turn_index)
+        if turn.merge:  # realism: no EndOfTurn now; the next turn's speech continues this one
             turn.eot_due_ns = max(start_ns + int(timeout_ms * NS_PER_MS), now_ns)
             turn.eager_due_ns = None
             return
@@ -489,7 +536,7 @@ class FluxStream:
         """Words revealed so far in the open turn (see the module docstring)."""
         turn = self._turn
         assert turn is not None
-        words = self._turn_words(turn)
+        words = turn.prefix + self._turn_words(turn)
         return " ".join(w.word for w in words), words
 
     def _turn_words(self, turn: _Turn) -> tuple[Word, ...]:

@@ -54,6 +54,7 @@ from voiceload.emulator.behaviour import (
     FaultRule,
 )
 from voiceload.emulator.flux_stream import AudioDecodeError, Close, FluxStream, ReferenceTurn
+from voiceload.emulator.realism import Realism
 from voiceload.emulator.trace import TraceWriter
 from voiceload.errors import RemoteProtocolError
 from voiceload.protocol import aura, gateway, params
@@ -375,12 +376,14 @@ class EmulatorApp:
             idle_timeout_s=cfg.flux.idle_timeout_s,
             first_response_ms=latency.first_response.sample_ms(plan.rng),
         )
+        conn.realism = self.behaviour.realism(plan.connection_no)
         stream = FluxStream(
             accepted.request_id,
             stream_params,
             _draws(latency.eot_delay, plan),
             self.options.references.get(tag, ()) if tag else (),
             now_ns=time.monotonic_ns(),
+            realism=conn.realism,
         )
 
         def flux_error(seq: int | None) -> str:
@@ -443,12 +446,14 @@ class EmulatorApp:
         cfg = self.options.config
         latency = cfg.latency_for("aura", accepted.model)
         rate = route.param("sample_rate")
+        conn.realism = self.behaviour.realism(plan.connection_no)
         stream = aura_stream.AuraStream(
             request_id=accepted.request_id,
             model_name=route.model,
             settings=cfg.aura,
             sample_rate=int(rate) if rate else cfg.aura.sample_rate,
             first_byte_ms=_draws(latency.first_byte, plan),
+            realism=conn.realism,
         )
         conn.error_text = lambda _seq: aura_stream.error_message()
         end_ns = time.monotonic_ns() + aura.MAX_SESSION_S * 1_000_000_000
@@ -462,7 +467,7 @@ class EmulatorApp:
                     ok = await conn.send_audio(out)
                 else:
                     record = _aura_record(out) if conn.trace is not None else {}
-                    ok = await conn.send_text(out, record, recv_ns)
+                    ok = await conn.send_text(conn.rewrite(out), record, recv_ns)
                 if not ok:
                     return
             data = await waker.recv(min(stream.next_wakeup_ns() or end_ns, end_ns))
@@ -655,6 +660,7 @@ class _Conn:
         self.fault = fault
         self.idle_timeout_s = idle_timeout_s
         self.error_text: Callable[[int | None], str] = lambda _seq: _MALFORMED_JSON
+        self.realism: Realism | None = None  # the [realism] variations of this connection
         self.sent = 0
         self.close_code: int | None = None
         self._closed_traced = False
@@ -688,9 +694,19 @@ class _Conn:
         await self._send_raw(text, record, recv_ns)
         return True
 
-    async def send_flux(self, msg: ServerMessage, recv_ns: int | None) -> bool:
+    async def send_flux(
+        self, msg: ServerMessage | flux_stream.RawText, recv_ns: int | None
+    ) -> bool:
         """Send one Flux message; False ends the connection."""
-        return await self.send_text(serialize_server_message(msg), _flux_record(msg), recv_ns)
+        if isinstance(msg, flux_stream.RawText):
+            return await self.send_text(self.rewrite(msg.text), dict(msg.record), recv_ns)
+        text = self.rewrite(serialize_server_message(msg))
+        return await self.send_text(text, _flux_record(msg), recv_ns)
+
+    def rewrite(self, text: str) -> str:
+        """``text`` as the realism profile varies it (unchanged when it is off)."""
+        realism = self.realism
+        return realism.rewrite(text) if realism is not None and realism.rewrites else text
 
     async def send_audio(self, chunk: bytes) -> bool:
         """Send one binary audio frame; False ends the connection."""
@@ -712,7 +728,11 @@ class _Conn:
         for msg in messages:
             if isinstance(msg, Close):
                 raise RuntimeError("the audio short cut cannot close a stream")
-            ws.protocol.send_text(serialize_server_message(msg).encode())
+            if isinstance(msg, flux_stream.RawText):
+                ws.protocol.send_text(self.rewrite(msg.text).encode())
+                records.append(dict(msg.record))
+                continue
+            ws.protocol.send_text(self.rewrite(serialize_server_message(msg)).encode())
             records.append(_flux_record(msg))
         try:
             ws.send_data()
@@ -762,6 +782,8 @@ class _Conn:
         if self.trace is None or self._closed_traced:
             return
         self._closed_traced = True
+        if self.realism is not None and self.realism.log:  # ground truth of what was varied
+            self.trace.write({"ev": "realism", "conn": self.no, "varied": self.realism.log})
         self.trace.write(
             {"ev": "close", "conn": self.no, "ns": time.monotonic_ns(), "code": self.close_code}
         )
