@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from voiceload.credentials import load_credentials
+from voiceload.emulator.behaviour import load_config
 from voiceload.errors import ConfigError, VoiceloadError
 from voiceload.fixtures import load_manifest
 from voiceload.protocol.gateway import AuthForm
@@ -466,6 +467,12 @@ def main(args: argparse.Namespace) -> int:
         args=args, user_classes=user_classes,
     ))  # fmt: skip
     _, paid = check_run_input(options)
+    # --emulator-config, else the scenario's own `emulator-config = FILE` (e.g. realism.conf)
+    emulator_config = args.emulator_config or (
+        Path(options.emulator_config) if options.emulator_config else None
+    )
+    if emulator_config is not None:
+        load_config(emulator_config)  # a bad file: one line now, not a failed emulator start
     stop_timeout_s = float(options.stop_timeout or 0)
     if paid:  # a small load unless the user set one
         load = polite_load(
@@ -483,7 +490,7 @@ def main(args: argparse.Namespace) -> int:
 
     start_emulator = args.target == "emulator" and args.emulator_url is None
     if start_emulator:
-        with Emulator(run_dir / "emulator.log", pinning.emulator_core, args.emulator_config) as emu:
+        with Emulator(run_dir / "emulator.log", pinning.emulator_core, emulator_config) as emu:
             print(f"emulator at {emu.url} (core {pinning.emulator_core}); Locust on core"
                   f" {pinning.locust_core}", flush=True)  # fmt: skip
             command = locust_command(scenario=scenario, run_dir=run_dir, emulator_url=emu.url,
