@@ -174,6 +174,7 @@ class StreamParams:
     eager_fraction: float = 0.5
     idle_timeout_s: float = 10.0
     first_response_ms: float = 0.0
+    eot_threshold_max: float = 1.0  # Configure's upper bound: the route's (protocol.params)
 
 
 @dataclass
@@ -591,7 +592,7 @@ class FluxStream:
         eot = thresholds.get("eot_threshold", self._thresholds["eot_threshold"])
         eager = thresholds.get("eager_eot_threshold")
         timeout = thresholds.get("eot_timeout_ms", self._thresholds["eot_timeout_ms"])
-        ok = ok and 0.5 <= eot <= 1.0 and 500 <= timeout <= 60000
+        ok = ok and 0.5 <= eot <= self.params.eot_threshold_max and 500 <= timeout <= 60000
         ok = ok and (eager is None or 0.3 <= eager <= 0.9)
         # eager mode can only be switched on between turns (the machine checks rule 7)
         if eager is not None and not self.machine.eager_enabled:

@@ -375,6 +375,7 @@ class EmulatorApp:
             eager_fraction=cfg.flux.eager_fraction,
             idle_timeout_s=cfg.flux.idle_timeout_s,
             first_response_ms=latency.first_response.sample_ms(plan.rng),
+            eot_threshold_max=params.FLUX_RULES[_PROVIDERS[route.form]].eot_threshold.high,
         )
         conn.realism = self.behaviour.realism(plan.connection_no)
         stream = FluxStream(
