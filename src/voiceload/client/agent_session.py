@@ -270,10 +270,11 @@ class AgentSession:
             r.findings = [*flux.findings, *self._aura_findings]
             r.flux_audio_s = flux.flux_audio_s
             r.first_response_us = flux.first_response_us
+            r.turns_extra = flux.turns_extra
             r.send_lag_max_us = flux.send_lag_max_us
             r.error = flux.error
         for turn in r.turns:
-            if turn.ended:
+            if turn.transcript is not None:  # merged turns got no reply of their own
                 turn.think_ms = self.think_time_ms
             turn.voice_to_voice_us = self._voice_to_voice_us.get(turn.index)
         if r.error is None:
