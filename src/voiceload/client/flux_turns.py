@@ -206,11 +206,15 @@ class FluxTurnTracker:
             else:
                 self.extra_turns += 1
 
-    def _ttft(self, first: TurnRecord, turn: _ServiceTurn, step: TrackerStep) -> None:
-        if first.ttft_us is None and turn.first_text_ns is not None:
-            onset_ns = speaker_time_ns(self.t0_ns, first.onset_s)
-            first.ttft_us = ns_to_us(turn.first_text_ns - onset_ns)
-            step.samples.append((FLUX_TTFT, max(0, first.ttft_us)))
+    def _ttft(
+        self, record: TurnRecord, turn: _ServiceTurn, step: TrackerStep, onset_s: float
+    ) -> None:
+        """The turn's first transcript, measured from ``S(onset_s)`` (the group's first onset
+        for a merged turn), if ``record`` has none yet."""
+        if record.ttft_us is None and turn.first_text_ns is not None:
+            onset_ns = speaker_time_ns(self.t0_ns, onset_s)
+            record.ttft_us = ns_to_us(turn.first_text_ns - onset_ns)
+            step.samples.append((FLUX_TTFT, max(0, record.ttft_us)))
 
     def _end(
         self,
@@ -223,8 +227,8 @@ class FluxTurnTracker:
         """An ``EndOfTurn`` ends the turns ``indices`` (two or more: merged into the last)."""
         group = [self.records[i] for i in indices]
         holder = group[-1]
-        if not any(r.ttft_us is not None for r in group):
-            self._ttft(group[0], turn, step)
+        if not any(r.ttft_us is not None for r in group):  # a piece may have measured it
+            self._ttft(holder, turn, step, group[0].onset_s)
         for r in group[:-1]:
             r.merged_into = holder.index
         holder.end_of_turns += 1
@@ -243,7 +247,7 @@ class FluxTurnTracker:
         """One more ``EndOfTurn`` inside turn ``index`` (split): before the turn is ended it
         waits in :attr:`_pieces`; after, its transcript joins the turn's."""
         record = self.records[index]
-        self._ttft(record, turn, step)
+        self._ttft(record, turn, step, record.onset_s)
         record.end_of_turns += 1
         record.resumed += turn.resumed
         if record.transcript is not None:
