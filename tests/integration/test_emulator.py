@@ -206,10 +206,10 @@ def test_bad_routes_models_and_parameters_get_the_real_answers() -> None:
             gateway.bad_parameter("invalid value for 'eot_threshold': '0.95', expected 0.5 .. 0.9"),
         ),
         (
-            DEEPGRAM_FLUX.replace("linear16", "mulaw"),  # Deepgram takes it; not emulated
+            DEEPGRAM_FLUX.replace("linear16", "opus").replace("16000", "48000"),  # not emulated
             lambda rid: gateway.deepgram_bad_request(
-                "encoding 'mulaw' is accepted by the service but not emulated: the voiceload"
-                " emulator decodes linear16 only", rid,
+                "encoding 'opus' is accepted by the service but not emulated: the voiceload"
+                " emulator decodes linear16, linear32, mulaw, alaw only", rid,
             ),
         ),
         (
@@ -230,7 +230,7 @@ def test_bad_routes_models_and_parameters_get_the_real_answers() -> None:
             GATEWAY_AURA + "&encoding=mp3",  # Workers AI takes it; not emulated
             gateway.bad_parameter(
                 "encoding 'mp3' is accepted by the service but not emulated: the voiceload"
-                " emulator synthesises linear16 only"
+                " emulator synthesises linear16, mulaw, alaw only"
             ),
         ),
     ]
@@ -244,6 +244,8 @@ def test_bad_routes_models_and_parameters_get_the_real_answers() -> None:
             GATEWAY_AURA + "&encoding=linear16&sample_rate=11025",
             DEEPGRAM_AURA + "&encoding=linear16&sample_rate=48000",
             "/v2/listen?model=flux-general-en",  # containerized audio: no encoding, no rate
+            DEEPGRAM_FLUX.replace("linear16", "mulaw").replace("16000", "8000"),
+            DEEPGRAM_AURA + "&encoding=alaw&sample_rate=8000",
         ):
             with connect(emu.url + path, compression=None, open_timeout=10) as ws:
                 assert recv_json(ws)["type"] in ("Connected", "Metadata"), path

@@ -6,7 +6,8 @@ collects what is due with :meth:`AuraStream.poll` and sleeps until
 
 - ``Metadata`` first; ``Speak`` accumulates text (one over ``MAX_SPEAK_CHARS`` gets the answer
   of :func:`voiceload.protocol.aura.oversize_speak_response`); ``Flush`` turns the buffer into a
-  job: after the first-byte delay, linear16 audio of ``len(text) / chars_per_s`` seconds (after
+  job: after the first-byte delay, audio (linear16; ``mulaw``/``alaw`` when the URL asks) of
+  ``len(text) / chars_per_s`` seconds (after
   ``leading_silence_ms`` of silence), a tone with a little noise, in ``chunk_ms`` chunks delivered
   at ``speed`` times real time, then ``Flushed``. Jobs run one after another. A Flush over the
   limit (20 per 60 s, ``FlushLimiter``) gets a ``Warning``; then, by ``over_limit_flush``
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from voiceload.emulator import codecs
 from voiceload.emulator.behaviour import AuraSettings
 from voiceload.emulator.flux_stream import Close
 from voiceload.emulator.realism import Realism, aura_warning_text
@@ -37,20 +39,24 @@ NS_PER_MS = 1_000_000
 
 AuraOut = str | bytes | Close
 
+#: Output encodings the emulator synthesises (linear16, re-encoded with :mod:`.codecs`).
+EMULATED_ENCODINGS = ("linear16", "mulaw", "alaw")
+
 
 def param_problem(params: Sequence[tuple[str, str]]) -> str | None:
     """Why the emulator cannot serve Aura parameters its route accepts, or None.
 
     A route's own rules come first (:mod:`voiceload.protocol.params`); this is only the
-    emulator's limit: it synthesises ``linear16`` (the streaming default) and nothing else, so
-    ``mulaw``, ``mp3``, ... are refused with a message saying so. Any positive sample rate the
-    route accepts is synthesised.
+    emulator's limit: it synthesises :data:`EMULATED_ENCODINGS` (``linear16``, ``mulaw``,
+    ``alaw``), so Workers AI's compressed ones (``mp3``, ``opus``, ``flac``, ``aac``) are
+    refused with a message saying so. Any positive sample rate the route accepts is
+    synthesised.
     """
     encoding = first_values(params).get("encoding", "linear16")
-    if encoding != "linear16":
+    if encoding not in EMULATED_ENCODINGS:
         return (
             f"encoding {encoding!r} is accepted by the service but not emulated: the voiceload"
-            " emulator synthesises linear16 only"
+            f" emulator synthesises {', '.join(EMULATED_ENCODINGS)} only"
         )
     return None
 
@@ -102,6 +108,7 @@ class AuraStream:
     sample_rate: int
     first_byte_ms: Iterator[float]
     realism: Realism | None = None  # [realism]: a Warning before some Flushed
+    encoding: str = "linear16"  # one of EMULATED_ENCODINGS
     _outbox: deque[AuraOut] = field(default_factory=deque)
     _jobs: deque[_Job] = field(default_factory=deque)
     _text: list[str] = field(default_factory=list)
@@ -111,7 +118,8 @@ class AuraStream:
 
     def __post_init__(self) -> None:
         self._limiter = aura.FlushLimiter()
-        self._chunk_bytes = 2 * max(1, self.sample_rate * self.settings.chunk_ms // 1000)
+        width = codecs.SAMPLE_BYTES[self.encoding]
+        self._chunk_bytes = width * max(1, self.sample_rate * self.settings.chunk_ms // 1000)
         self._chunk_ns = int(self.settings.chunk_ms * NS_PER_MS / self.settings.speed)
         self._outbox.append(
             aura.serialize_server_message(
@@ -203,6 +211,7 @@ class AuraStream:
             n_chunks = -(-len(last.audio) // self._chunk_bytes)
             start_ns = max(start_ns, last.first_ns + n_chunks * self._chunk_ns)
         audio = synthesize(len(text), self.settings, self.sample_rate) if text else b""
+        audio = codecs.from_linear16(audio, self.encoding)
         self._jobs.append(_Job(audio, start_ns, self._take_id()))
 
     def _take_id(self) -> int:

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voiceload.audio import SpeechDetector, VadParams
+from voiceload.emulator import codecs
 from voiceload.emulator.realism import Realism, flux_warning_text
 from voiceload.protocol.flux import (
     UPDATE_INTERVAL_S,
@@ -103,16 +104,17 @@ _CONF_PAUSED = 0.3
 COMPLETE_TOLERANCE_S = 0.1
 
 
-#: Flux input the emulator decodes (its VAD reads linear16 samples).
-EMULATED_ENCODINGS = ("linear16",)
+#: Flux input the emulator decodes (to linear16, which its VAD reads).
+EMULATED_ENCODINGS = tuple(codecs.SAMPLE_BYTES)
 
 
 def emulation_problem(params: Sequence[tuple[str, str]]) -> str | None:
     """Why the emulator cannot serve Flux parameters its route accepts, or None.
 
     A route's own rules come first (:mod:`voiceload.protocol.params`); this is only the
-    emulator's limit: it decodes linear16 alone, so Deepgram's other raw encodings
-    (``mulaw``, ``opus``, ...) are refused with a message saying so. With no ``encoding`` on
+    emulator's limit: it decodes ``linear16``, ``linear32``, ``mulaw`` and ``alaw``
+    (:mod:`.codecs`), so Deepgram's Opus encodings are refused with a message saying so. With
+    no ``encoding`` on
     the Deepgram route (containerized audio) the stream is read as linear16 at ``sample_rate``
     (16000 when absent), which is what a WAV container of linear16 carries after its header.
     """
@@ -175,6 +177,7 @@ class StreamParams:
     idle_timeout_s: float = 10.0
     first_response_ms: float = 0.0
     eot_threshold_max: float = 1.0  # Configure's upper bound: the route's (protocol.params)
+    encoding: str = "linear16"  # of the audio received (one of EMULATED_ENCODINGS)
 
 
 @dataclass
@@ -259,11 +262,19 @@ class FluxStream:
     # -- input ----------------------------------------------------------------------------
 
     def feed_audio(self, pcm: bytes, now_ns: int) -> None:
-        """One binary frame received at ``now_ns``; raises :class:`AudioDecodeError` if odd."""
+        """One binary frame received at ``now_ns``, in the stream's ``encoding``; raises
+        :class:`AudioDecodeError` when it is not a whole number of samples."""
         if self._closed:
             return
-        if len(pcm) % 2:
-            raise AudioDecodeError(f"binary frame of {len(pcm)} bytes is not linear16 audio")
+        encoding = self.params.encoding
+        if encoding == "linear16":
+            if len(pcm) % 2:
+                raise AudioDecodeError(f"binary frame of {len(pcm)} bytes is not linear16 audio")
+        else:
+            try:
+                pcm = codecs.to_linear16(pcm, encoding)
+            except codecs.AudioEncodingError as exc:
+                raise AudioDecodeError(f"binary frame: {exc}") from None
         if not pcm:
             return
         self._last_audio_ns = now_ns

@@ -376,6 +376,7 @@ class EmulatorApp:
             idle_timeout_s=cfg.flux.idle_timeout_s,
             first_response_ms=latency.first_response.sample_ms(plan.rng),
             eot_threshold_max=params.FLUX_RULES[_PROVIDERS[route.form]].eot_threshold.high,
+            encoding=route.param("encoding") or "linear16",
         )
         conn.realism = self.behaviour.realism(plan.connection_no)
         stream = FluxStream(
@@ -401,7 +402,7 @@ class EmulatorApp:
         def take_audio(data: bytes) -> bool:
             """The short cut for audio (module docstring): feed it now; send what it made due
             now too when the task is idle in ``recv`` (else wake the task to send it)."""
-            if len(data) % 2:
+            if len(data) % 2 and stream_params.encoding == "linear16":
                 return False  # not linear16: the handler reads it and closes 1008
             recv_ns = time.monotonic_ns()
             try:
@@ -455,6 +456,7 @@ class EmulatorApp:
             sample_rate=int(rate) if rate else cfg.aura.sample_rate,
             first_byte_ms=_draws(latency.first_byte, plan),
             realism=conn.realism,
+            encoding=route.param("encoding") or "linear16",
         )
         conn.error_text = lambda _seq: aura_stream.error_message()
         end_ns = time.monotonic_ns() + aura.MAX_SESSION_S * 1_000_000_000

@@ -162,7 +162,7 @@ def test_client_frame_that_is_not_a_message_is_refused() -> None:
         (
             (("encoding", "mp3"),),
             "encoding 'mp3' is accepted by the service but not emulated: the voiceload emulator"
-            " synthesises linear16 only",
+            " synthesises linear16, mulaw, alaw only",
         ),
         ((("sample_rate", "22050"),), None),  # the route's rules decide rates (protocol.params)
     ],
