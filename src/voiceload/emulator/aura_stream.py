@@ -48,15 +48,22 @@ def param_problem(params: Sequence[tuple[str, str]]) -> str | None:
 
     A route's own rules come first (:mod:`voiceload.protocol.params`); this is only the
     emulator's limit: it synthesises :data:`EMULATED_ENCODINGS` (``linear16``, ``mulaw``,
-    ``alaw``), so Workers AI's compressed ones (``mp3``, ``opus``, ``flac``, ``aac``) are
-    refused with a message saying so. Any positive sample rate the route accepts is
-    synthesised.
+    ``alaw``) as raw audio, so Workers AI's compressed ones (``mp3``, ``opus``, ``flac``,
+    ``aac``) and containers (``wav``, ``ogg``) are refused with a message saying so. Any
+    positive sample rate the route accepts is synthesised.
     """
-    encoding = first_values(params).get("encoding", "linear16")
+    values = first_values(params)
+    encoding = values.get("encoding", "linear16")
     if encoding not in EMULATED_ENCODINGS:
         return (
             f"encoding {encoding!r} is accepted by the service but not emulated: the voiceload"
             f" emulator synthesises {', '.join(EMULATED_ENCODINGS)} only"
+        )
+    container = values.get("container", "none")
+    if container != "none":
+        return (
+            f"container {container!r} is accepted by the service but not emulated: the"
+            " voiceload emulator streams raw audio only"
         )
     return None
 

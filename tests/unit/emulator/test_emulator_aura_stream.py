@@ -165,6 +165,12 @@ def test_client_frame_that_is_not_a_message_is_refused() -> None:
             " synthesises linear16, mulaw, alaw only",
         ),
         ((("sample_rate", "22050"),), None),  # the route's rules decide rates (protocol.params)
+        ((("encoding", "mulaw"), ("container", "none")), None),
+        (
+            (("container", "wav"),),
+            "container 'wav' is accepted by the service but not emulated: the voiceload"
+            " emulator streams raw audio only",
+        ),
     ],
 )
 def test_param_problem(params: tuple[tuple[str, str], ...], problem: str | None) -> None:
