@@ -196,7 +196,8 @@ class Problem:
 
     name: str  # query name, e.g. eot_threshold
     value: str | None  # as written; None: missing
-    expected: str  # e.g. "0.5 .. 0.9" or "one of 8000, 16000"
+    expected: str  # e.g. "0.5 .. 0.9", "one of 8000, 16000"; missing: a hint such as
+    #                " (Workers AI Flux takes linear16)", or ""
 
     def query_text(self) -> str:
         """In the words of a refused upgrade (the emulator's 400 body)."""
