@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
 
@@ -51,6 +51,7 @@ from voiceload.credentials import (
     register_secret,
 )
 from voiceload.errors import ConfigError
+from voiceload.protocol.aura import SAMPLE_RATE_BY_ENCODING
 from voiceload.protocol.gateway import (
     DEEPGRAM_BASE,
     DEFAULT_DEEPGRAM_FLUX_MODEL,
@@ -297,7 +298,14 @@ def flux_params(params: ModelParams) -> list[tuple[str, str]]:
 
 def aura_params(params: ModelParams, *, with_voice: bool = True) -> list[tuple[str, str]]:
     """Aura query pairs: the voice (named ``params.aura_voice_param``; left out when
-    ``with_voice`` is false), encoding and sample_rate, each only when set, then the extras."""
+    ``with_voice`` is false), encoding and sample_rate, each only when set, then the extras.
+    An encoding without a sample rate gets its default rate
+    (:data:`voiceload.protocol.aura.SAMPLE_RATE_BY_ENCODING`), so the rate the client times the
+    audio at is always the one asked for."""
+    if params.aura_encoding is not None and params.aura_sample_rate is None:
+        rate = SAMPLE_RATE_BY_ENCODING.get(params.aura_encoding)
+        if rate is not None:
+            params = replace(params, aura_sample_rate=rate)
     pairs: list[tuple[str, str]] = []
     if with_voice and params.aura_voice is not None:
         pairs.append((params.aura_voice_param, params.aura_voice))
@@ -386,6 +394,11 @@ def deepgram_endpoints(
     headers, protocols = auth(form, key)
     flux_model = params.deepgram_flux_model or DEFAULT_DEEPGRAM_FLUX_MODEL
     flux = deepgram_url(base, Service.FLUX, flux_model, flux_params(params))
+    # ROUTE RULE (issue 14a; to move into the per-route parameter rules of
+    # voiceload.protocol.params): /v1/speak documents `encoding` and `sample_rate`, so the
+    # output format is always asked for there, never left to the service's default.
+    if params.aura_encoding is None:
+        params = replace(params, aura_encoding="linear16")  # aura_params adds its rate
     # The voice is part of Deepgram's model name, not a parameter of its own.
     aura = deepgram_url(base, Service.AURA, deepgram_aura_model(params),
                         aura_params(params, with_voice=False))

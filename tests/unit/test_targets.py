@@ -115,6 +115,17 @@ def test_deepgram_direct_routes_with_token_auth_and_deepgram_model_names() -> No
     assert target.aura.wire_headers() == [("Authorization", f"Token {DG_KEY}")]
 
 
+def test_deepgram_aura_route_always_asks_for_its_output_format() -> None:
+    params = ModelParams(aura_model="@cf/deepgram/aura-2-en", aura_voice="thalia")
+    target = resolve_target("deepgram", credentials=CREDS, params=params)
+    assert query(target.aura.url) == [
+        ("model", "aura-2-thalia-en"), ("encoding", "linear16"), ("sample_rate", "24000"),
+    ]
+    # the Workers AI routes leave it to the service unless asked (not documented there)
+    gateway = resolve_target("gateway", credentials=CREDS, params=params)
+    assert [k for k, _ in query(gateway.aura.url)] == ["model", "speaker"]
+
+
 @pytest.mark.parametrize(
     ("model", "voice", "expected"),
     [
