@@ -300,9 +300,10 @@ def aura_params(
     params: ModelParams, *, with_voice: bool = True, provider: Provider = Provider.WORKERS_AI
 ) -> list[tuple[str, str]]:
     """Aura query pairs: the voice (named ``params.aura_voice_param``; left out when
-    ``with_voice`` is false), then ``encoding`` and ``sample_rate`` always
-    (:func:`voiceload.protocol.params.aura_format`: the given values, else linear16 at
-    24000 Hz, so the format is known, not assumed), then the extras."""
+    ``with_voice`` is false), then the output format where the route takes it
+    (:func:`voiceload.protocol.params.aura_format`: always on Deepgram, on Workers AI only when
+    asked for; an encoding without a rate gets its default rate, so the rate the client times
+    the audio at is the one asked for), then the extras."""
     pairs: list[tuple[str, str]] = []
     if with_voice and params.aura_voice is not None:
         pairs.append((params.aura_voice_param, params.aura_voice))

@@ -28,6 +28,7 @@ from typing import Any
 from voiceload.errors import LocalProtocolError, RemoteProtocolError
 from voiceload.protocol import _json
 from voiceload.protocol.gateway import DEEPGRAM_TOO_BIG, CloseReason
+from voiceload.protocol.params import AURA_RATE_BY_ENCODING
 
 MAX_SPEAK_CHARS = 2000  # characters per Speak (Aura-1 and Aura-2) [doc]
 FLUSH_LIMIT = 20  # Flush messages ...
@@ -35,6 +36,10 @@ FLUSH_WINDOW_S = 60  # ... per this many seconds; more gets a Warning [doc]
 CHARS_PER_MINUTE_LIMIT = 2400  # throughput limit, characters sent per minute [doc]
 MAX_SESSION_S = 3600  # an active socket times out 60 minutes after connecting [doc]
 DEFAULT_SAMPLE_RATE_HZ = 24000  # /v1/speak default; the gateway example plays 24 kHz [doc]
+#: Streaming output encodings (Deepgram ``SpeakV1Encoding``: linear16, mulaw, alaw [doc]) and
+#: the rate voiceload asks for with each when none is given: 24 kHz for linear16 (the
+#: default), 8 kHz (telephony, one of the listed rates) for the G.711 ones [inf].
+SAMPLE_RATE_BY_ENCODING: Mapping[str, int] = AURA_RATE_BY_ENCODING  # one table: protocol.params
 
 # --------------------------------------------------------------------------------------------
 # Client messages

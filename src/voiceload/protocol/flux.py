@@ -4,7 +4,8 @@ Reference: ``../shared/reference/protocols.md`` §3 (Deepgram AsyncAPI ``listen.
 state-machine page). This module owns three things, and nothing here touches a socket or a clock:
 
 1. **Messages.** Typed, frozen objects for every server message (:class:`Connected`,
-   :class:`TurnInfo`, :class:`ConfigureSuccess`, :class:`ConfigureFailure`, :class:`FluxError`)
+   :class:`TurnInfo`, :class:`ConfigureSuccess`, :class:`ConfigureFailure`, :class:`FluxError`,
+   :class:`FluxWarning`, and :class:`UnknownMessage` for a type added after this was written)
    and client control message (:class:`CloseStream`, :class:`Configure`, :class:`ForceEndTurn`),
    with ``parse_*`` / ``serialize_*`` functions. Binary frames are raw linear16 audio and need no
    wrapper. Parsing is liberal: unknown fields are tolerated (a ``TurnInfo`` keeps them in

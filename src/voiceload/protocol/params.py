@@ -39,8 +39,9 @@ Choices where nothing is published (each marked ``[choice]`` in a rule's source)
   Deepgram's Flux, so its five documented rates are the rule on both providers.
 - Workers AI's schema gives ``eot_timeout_ms`` no range; Deepgram's 500 - 60000 applies.
 - Whether Workers AI's Aura WebSocket reads ``encoding`` / ``sample_rate`` from the query is not
-  documented (the query carries model inputs on the gateway, and both are Aura inputs); voiceload
-  sends them on both providers, so the audio format it times is the one it asked for.
+  documented (the query carries model inputs on the gateway, and both are Aura inputs), so
+  voiceload sends them there only when asked (``--aura-encoding``); Deepgram documents them, so
+  they always go to ``/v1/speak``. The client checks the format of what arrives either way.
 - For a ``ws://``/``wss://`` URL of the user's own (``provider`` ``None``), what stands behind it
   is unknown: a value either provider accepts passes.
 """
@@ -117,11 +118,17 @@ class AuraRules:
     containers: tuple[str, ...]  # empty: no container parameter
     default_encoding: str
     default_sample_rate: int
+    format_in_query: bool  # the client asks for its output format even when not told to
     source: str
 
 
 FLUX_SAMPLE_RATES = (8000, 16000, 24000, 44100, 48000)
 AURA_SAMPLE_RATES = (8000, 16000, 24000, 32000, 48000)
+#: The rate voiceload asks for with each Aura encoding when none is given: 24 kHz for linear16
+#: (the streaming default), 8 kHz (telephony, one of the listed rates) for G.711 [choice].
+AURA_RATE_BY_ENCODING: Mapping[str, int] = MappingProxyType(
+    {"linear16": 24000, "mulaw": 8000, "alaw": 8000}
+)
 EAGER_EOT_THRESHOLD = Range(0.3, 0.9, None, False, f"{_CF_FLUX}; {_DG_FLUX}")
 EOT_TIMEOUT_MS = Range(500, 60000, 5000, True, f"{_DG_FLUX}; [choice] on Workers AI")
 
@@ -156,6 +163,7 @@ AURA_RULES: Mapping[Provider, AuraRules] = MappingProxyType(
             containers=("none", "wav", "ogg"),
             default_encoding="linear16",  # [inf] the gateway example plays 16-bit 24 kHz
             default_sample_rate=24000,
+            format_in_query=False,  # [choice]: query names undocumented for the WebSocket
             source=_CF_AURA,
         ),
         Provider.DEEPGRAM: AuraRules(
@@ -164,6 +172,7 @@ AURA_RULES: Mapping[Provider, AuraRules] = MappingProxyType(
             containers=(),
             default_encoding="linear16",
             default_sample_rate=24000,
+            format_in_query=True,  # documented query parameters of /v1/speak
             source=_DG_AURA,
         ),
     }
@@ -374,10 +383,12 @@ def aura_format(
     provider: Provider, encoding: str | None, sample_rate: int | None
 ) -> list[tuple[str, str]]:
     """The ``encoding`` and ``sample_rate`` query pairs the client sends for Aura on
-    ``provider``: the given values, else the provider's defaults (linear16, 24000 Hz), so the
-    audio format is the one asked for, not assumed (see the module doc)."""
+    ``provider``: none when nothing was asked for and the provider does not document them
+    (Workers AI), else the encoding asked for (default linear16) with the rate asked for (default
+    :data:`AURA_RATE_BY_ENCODING`), so the rate the client times audio at is the one asked for."""
     rules = AURA_RULES[provider]
-    return [
-        ("encoding", encoding or rules.default_encoding),
-        ("sample_rate", str(sample_rate or rules.default_sample_rate)),
-    ]
+    if encoding is None and sample_rate is None and not rules.format_in_query:
+        return []
+    encoding = encoding or rules.default_encoding
+    rate = sample_rate or AURA_RATE_BY_ENCODING.get(encoding, rules.default_sample_rate)
+    return [("encoding", encoding), ("sample_rate", str(rate))]

@@ -247,7 +247,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="Flux eot_threshold (0.5 .. 0.9; Deepgram: .. 1.0)")
     add("--keyterm", action="append", default=[], help="Flux keyterm to boost (repeatable)")
     add("--aura-encoding", default=None, choices=AURA_ENCODINGS,
-        help="Aura output encoding sent as encoding= (default: not sent)")
+        help="Aura output encoding sent as encoding= with its sample_rate= (default: not"
+             " sent on Workers AI routes, linear16 on deepgram)")
     add("--slo-file", type=Path, default=None,
         help="SLO TOML for the report step (recorded in run.json; default: the shipped one)")
     add("--yes", action="store_true",

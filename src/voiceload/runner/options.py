@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from voiceload.credentials import Credentials
 from voiceload.errors import ConfigError
+from voiceload.protocol.aura import SAMPLE_RATE_BY_ENCODING
 from voiceload.protocol.gateway import AuthForm
 from voiceload.protocol.params import check_options, provider_for_target
 from voiceload.targets import NAMED_TARGETS, ModelParams, Target, resolve_target
@@ -27,8 +28,9 @@ DEFAULT_EMULATOR_URL = "ws://127.0.0.1:8787"
 DEFAULT_FLUX_MODEL = "@cf/deepgram/flux"
 DEFAULT_AURA_MODEL = "@cf/deepgram/aura-1"
 DEFAULT_SAMPLE_RATE = 16_000
-#: Aura output encodings voiceload can measure: the client times audio as linear16 samples.
-AURA_ENCODINGS = ("linear16",)
+#: Aura output encodings voiceload can measure (raw samples it times exactly; see
+#: voiceload.client.aura_format). Each is sent with its sample rate.
+AURA_ENCODINGS = tuple(SAMPLE_RATE_BY_ENCODING)
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,8 @@ def add_arguments(parser: Any) -> None:
     add("--aura-model", default=DEFAULT_AURA_MODEL, help="Aura model id")
     add("--aura-voice", default=None, help="Aura voice (service default when unset)")
     add("--aura-encoding", default="", choices=["", *AURA_ENCODINGS],
-        help="Aura output encoding sent as encoding= (unset: not sent; voiceload measures"
-             " linear16 only)")
+        help="Aura output encoding sent as encoding= with its sample_rate= (unset: not sent"
+             " on Workers AI routes, linear16 on deepgram)")
     add("--run-dir", default="",
         help="where this run's artifacts go (default: <reports-dir>/<run-id>)")
     add("--reports-dir", default="reports", help="parent of run directories and `latest`")

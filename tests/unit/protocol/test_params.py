@@ -135,11 +135,15 @@ def test_options_out_of_the_route_range_are_refused_in_one_line() -> None:
                   eager_eot_threshold=0.3, eot_timeout_ms=500, aura_sample_rate=22050)
 
 
-def test_aura_format_is_sent_explicitly_with_the_documented_defaults() -> None:
-    for provider in Provider:
-        assert aura_format(provider, None, None) == [
-            ("encoding", "linear16"), ("sample_rate", "24000")
-        ]
-    assert aura_format(Provider.DEEPGRAM, "mulaw", 8000) == [
-        ("encoding", "mulaw"), ("sample_rate", "8000")
+def test_aura_format_is_asked_for_where_the_route_documents_it() -> None:
+    assert aura_format(Provider.DEEPGRAM, None, None) == [
+        ("encoding", "linear16"), ("sample_rate", "24000")
     ]
+    assert aura_format(Provider.WORKERS_AI, None, None) == []  # undocumented there: not sent
+    for provider in Provider:  # asked for: sent, with the encoding's own default rate
+        assert aura_format(provider, "mulaw", None) == [
+            ("encoding", "mulaw"), ("sample_rate", "8000")
+        ]
+        assert aura_format(provider, None, 16000) == [
+            ("encoding", "linear16"), ("sample_rate", "16000")
+        ]

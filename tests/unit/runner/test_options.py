@@ -130,9 +130,8 @@ def test_flux_model_options_reach_the_url() -> None:
     assert ("eot_threshold", "0.8") in query
     assert ("sample_rate", "8000") in query
     assert [v for k, v in query if k == "keyterm"] == ["Acme", "customer service"]
-    # unset: the Aura format is still asked for explicitly (known, not assumed)
-    aura_query = _query(target.aura.url)
-    assert ("encoding", "linear16") in aura_query and ("sample_rate", "24000") in aura_query
+    # unset: not sent on the Workers AI routes, where the WebSocket does not document it
+    assert ("encoding", "linear16") not in _query(target.aura.url)
 
 
 def test_aura_encoding_reaches_the_aura_url_only() -> None:
@@ -140,7 +139,14 @@ def test_aura_encoding_reaches_the_aura_url_only() -> None:
         _creds()
     )
     assert ("encoding", "linear16") in _query(target.aura.url)
+    assert ("sample_rate", "24000") in _query(target.aura.url)  # the rate the client times at
     assert ("encoding", "linear16") in _query(target.flux.url)  # Flux's own, always sent
+
+
+def test_a_g711_aura_encoding_is_sent_with_its_rate_and_timed_at_it() -> None:
+    settings = _parse("--target", "gateway", "--aura-encoding", "mulaw")
+    aura_query = _query(settings.resolve_target(_creds()).aura.url)
+    assert ("encoding", "mulaw") in aura_query and ("sample_rate", "8000") in aura_query
 
 
 @pytest.mark.parametrize(
@@ -236,6 +242,6 @@ def test_an_unmeasurable_aura_encoding_from_the_web_ui_is_refused() -> None:
     parser = LocustArgumentParser()
     options.add_arguments(parser)
     namespace = parser.parse_args([])
-    namespace.aura_encoding = "mulaw"  # the form bypasses argparse's choices
-    with pytest.raises(ConfigError, match=r"--aura-encoding mulaw cannot be measured"):
+    namespace.aura_encoding = "mp3"  # the form bypasses argparse's choices
+    with pytest.raises(ConfigError, match=r"--aura-encoding mp3 cannot be measured"):
         options.settings_from(namespace)
