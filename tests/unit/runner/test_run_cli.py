@@ -279,3 +279,18 @@ def test_a_bad_emulator_config_in_a_scenario_stops_voiceload_run_before_anything
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "realism.split_turn must be a probability" in lines[0]
     assert not (tmp_path / "reports").exists()
+
+
+def test_an_eot_threshold_the_route_refuses_stops_voiceload_run_in_one_line(
+    tmp_path: Path, repo_root: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voiceload.cli", "run", "--eot-threshold", "2",
+         "--reports-dir", str(tmp_path / "reports"), "--no-report"],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--eot-threshold 2 is not accepted on Workers AI" in lines[0]
+    assert "expected 0.5 .. 0.9" in lines[0]
+    assert not (tmp_path / "reports").exists()  # no run directory, no emulator, no Locust
