@@ -90,8 +90,9 @@ def generate_run(
         row.update(session_id=f"s{n:05d}", worker=worker, user_type=user_type,
                    phase=_phase(t, ramp_s, steady_end_s).value, start_s=round(START_WALL_S + t, 3),
                    outcome="ok", turns_expected=0, turns_ended=0, turns_missed=0,
-                   turns_premature=0, turns_resumed=0, findings=0, connections=1,
-                   flux_audio_s=0.0, aura_chars=0, aura_audio_s=0.0)
+                   turns_premature=0, turns_resumed=0, turns_split=0, turns_merged=0,
+                   turns_extra=0, findings=0, findings_warning=0, findings_info=0,
+                   connections=1, flux_audio_s=0.0, aura_chars=0, aura_audio_s=0.0)
         failed = rng.random() < 0.04
         first: dict[str, float] = {}
 
@@ -135,6 +136,14 @@ def generate_run(
                            turns_resumed=int(rng.random() < 0.1),
                            findings=int(rng.random() < 0.02),
                            flux_audio_s=round(streamed_s, 3))
+                # turn pairing and softer findings draw from their own generator, so adding
+                # them left every other number of the golden run as it was
+                aside = random.Random(f"{seed}-aside-{n}")
+                merged = 2 if turns - missed >= 2 and aside.random() < 0.05 else 0
+                row.update(turns_split=int(turns > 0 and aside.random() < 0.05),
+                           turns_merged=merged, turns_extra=int(aside.random() < 0.03),
+                           findings_warning=int(aside.random() < 0.1),
+                           findings_info=int(aside.random() < 0.05))
                 if has_ref:
                     row["wer"] = round(rng.choice([0.0, 0.0, 0.0, 0.05, 0.1]), 4)
                 length_s = streamed_s + 0.2

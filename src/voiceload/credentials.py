@@ -6,7 +6,7 @@ followed it needs no new configuration:
 ==========================  ==========================================================
 ``CLOUDFLARE_ACCOUNT_ID``   32 hex characters (an identifier, not a secret)
 ``CLOUDFLARE_GATEWAY_ID``   the AI Gateway's id, e.g. ``my-ai-gateway`` (not a secret)
-``CLOUDFLARE_API_TOKEN``    secret: Workers AI Read + AI Gateway Read
+``CLOUDFLARE_API_TOKEN``    secret: AI Gateway Run + Workers AI Read permissions
 ``DEEPGRAM_API_KEY``        secret: only for the ``deepgram`` target
 ==========================  ==========================================================
 

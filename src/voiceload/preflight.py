@@ -48,7 +48,7 @@ from voiceload.credentials import (
 )
 from voiceload.errors import ConfigError, FixtureError, RemoteProtocolError
 from voiceload.fixtures import load_manifest
-from voiceload.protocol.failures import ADVICE, FailureCategory
+from voiceload.protocol.failures import ADVICE, WORKERS_AI_TOKEN_PERMISSION, FailureCategory
 from voiceload.protocol.flux import FluxError, TurnEvent, TurnInfo, parse_server_message
 from voiceload.protocol.gateway import AuthForm, classify_upgrade_failure
 from voiceload.targets import NAMED_TARGETS, ModelParams, Target, resolve_target
@@ -97,8 +97,8 @@ LAYER_FIXES: Final[dict[str, str]] = {
 
 #: The Unauthorized fix for targets that do not use the gateway token header.
 _UNAUTHORIZED_FIX_BY_TARGET: Final[dict[str, str]] = {
-    "workers-ai": "check CLOUDFLARE_API_TOKEN is valid and not expired and has Workers AI Read "
-    "(it is sent as Authorization: Bearer)",
+    "workers-ai": "check CLOUDFLARE_API_TOKEN is valid and not expired and has the "
+    f"{WORKERS_AI_TOKEN_PERMISSION} permission (it is sent as Authorization: Bearer)",
     "deepgram": "check DEEPGRAM_API_KEY is a valid Deepgram API key (sent as Authorization: "
     "Token)",
     "custom": "check the --header values your endpoint expects",

@@ -63,6 +63,7 @@ from voiceload.protocol.gateway import (
     gateway_url,
     workers_ai_url,
 )
+from voiceload.protocol.params import Provider, aura_format, check_options, provider_for_target
 
 # What `voiceload emulate` accepts unless told otherwise (its --account/--gateway/--token).
 EMULATOR_ACCOUNT_ID: Final = "0" * 32
@@ -295,16 +296,18 @@ def flux_params(params: ModelParams) -> list[tuple[str, str]]:
     return pairs
 
 
-def aura_params(params: ModelParams, *, with_voice: bool = True) -> list[tuple[str, str]]:
+def aura_params(
+    params: ModelParams, *, with_voice: bool = True, provider: Provider = Provider.WORKERS_AI
+) -> list[tuple[str, str]]:
     """Aura query pairs: the voice (named ``params.aura_voice_param``; left out when
-    ``with_voice`` is false), encoding and sample_rate, each only when set, then the extras."""
+    ``with_voice`` is false), then the output format where the route takes it
+    (:func:`voiceload.protocol.params.aura_format`: always on Deepgram, on Workers AI only when
+    asked for; an encoding without a rate gets its default rate, so the rate the client times
+    the audio at is the one asked for), then the extras."""
     pairs: list[tuple[str, str]] = []
     if with_voice and params.aura_voice is not None:
         pairs.append((params.aura_voice_param, params.aura_voice))
-    if params.aura_encoding is not None:
-        pairs.append(("encoding", params.aura_encoding))
-    if params.aura_sample_rate is not None:
-        pairs.append(("sample_rate", str(params.aura_sample_rate)))
+    pairs.extend(aura_format(provider, params.aura_encoding, params.aura_sample_rate))
     pairs.extend(params.extra_aura_params)
     return pairs
 
@@ -388,7 +391,7 @@ def deepgram_endpoints(
     flux = deepgram_url(base, Service.FLUX, flux_model, flux_params(params))
     # The voice is part of Deepgram's model name, not a parameter of its own.
     aura = deepgram_url(base, Service.AURA, deepgram_aura_model(params),
-                        aura_params(params, with_voice=False))
+                        aura_params(params, with_voice=False, provider=Provider.DEEPGRAM))
     return Endpoint(flux, headers, protocols), Endpoint(aura, headers, protocols)
 
 
@@ -414,9 +417,18 @@ def resolve_target(
     ``aura_url`` is the Aura endpoint of a URL target (default: the same URL).
 
     Raises :class:`ConfigError` naming the missing variable when ``credentials`` lack what the
-    target needs (the guide's names), or for a bad URL, header, auth form or Aura model.
+    target needs (the guide's names), for a model parameter the target's route does not accept
+    (:func:`voiceload.protocol.params.check_options`), or for a bad URL, header, auth form or
+    Aura model.
     """
     params = params or ModelParams()
+    # The route's parameter rules, before anything connects (protocol.params).
+    check_options(
+        provider_for_target(target), sample_rate=params.sample_rate,
+        eot_threshold=params.eot_threshold, eager_eot_threshold=params.eager_eot_threshold,
+        eot_timeout_ms=params.eot_timeout_ms, aura_encoding=params.aura_encoding,
+        aura_sample_rate=params.aura_sample_rate,
+    )
     extra: list[tuple[str, str | Secret]] = []
     for text in headers:
         name, value = parse_header(text)

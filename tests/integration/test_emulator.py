@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,27 @@ def refused(url: str, **kwargs: Any) -> tuple[int, bytes]:
     with pytest.raises(InvalidStatus) as info:
         connect(url, compression=None, open_timeout=10, **kwargs).close()
     return info.value.response.status_code, info.value.response.body
+
+
+Answer = tuple[int, bytes] | Callable[[str], tuple[int, bytes]]
+
+
+def assert_refused(url: str, expected: Answer, **kwargs: Any) -> None:
+    """The refusal equals ``expected`` byte for byte; a callable builds a Deepgram answer from
+    the request_id the server chose, which must also be in ``dg-request-id`` (and the message
+    in ``dg-error``)."""
+    with pytest.raises(InvalidStatus) as info:
+        connect(url, compression=None, open_timeout=10, **kwargs).close()
+    response = info.value.response
+    answer = (response.status_code, response.body)
+    if callable(expected):
+        body = json.loads(response.body)
+        assert tuple(body) == gateway.DEEPGRAM_ERROR_FIELDS, body
+        assert response.headers["dg-request-id"] == body["request_id"]
+        assert response.headers["dg-error"] == body["err_msg"]
+        assert answer == expected(body["request_id"]), url
+    else:
+        assert answer == expected, url
 
 
 def auth_kwargs(form: AuthForm, token: str) -> dict[str, Any]:
@@ -114,6 +135,17 @@ def test_every_auth_form_is_accepted_and_subprotocols_echoed(
         assert first["type"] == ("Connected" if "flux" in path else "Metadata")
 
 
+def test_the_deepgram_route_names_its_request_in_dg_request_id() -> None:
+    with BackgroundEmulator() as emu:
+        for path, first in ((DEEPGRAM_FLUX, "Connected"), (DEEPGRAM_AURA, "Metadata")):
+            with connect(emu.url + path, compression=None, open_timeout=10) as ws:
+                message = recv_json(ws)
+                assert ws.response is not None and message["type"] == first
+                assert ws.response.headers["dg-request-id"] == message["request_id"]
+        with connect(emu.url + GATEWAY_FLUX, compression=None, open_timeout=10) as ws:
+            assert ws.response is not None and "dg-request-id" not in ws.response.headers
+
+
 @pytest.mark.parametrize(
     ("path", "form", "token", "expected"),
     [
@@ -123,24 +155,24 @@ def test_every_auth_form_is_accepted_and_subprotocols_echoed(
         (GATEWAY_FLUX, AuthForm.BEARER, TOKEN, gateway.unauthorized()),  # not a gateway form
         (DIRECT_FLUX, None, None, gateway.api_authentication_error()),
         (DIRECT_FLUX, AuthForm.BEARER, "wrong", gateway.api_authentication_error()),
-        (DEEPGRAM_FLUX, AuthForm.TOKEN, "wrong", gateway.api_authentication_error()),
-        (DEEPGRAM_AURA, None, None, gateway.api_authentication_error()),
+        (DEEPGRAM_FLUX, AuthForm.TOKEN, "wrong", gateway.deepgram_unauthorized),
+        (DEEPGRAM_AURA, None, None, gateway.deepgram_unauthorized),
     ],
 )
 def test_missing_or_wrong_token_is_refused(
-    path: str, form: AuthForm | None, token: str | None, expected: tuple[int, bytes]
+    path: str, form: AuthForm | None, token: str | None, expected: Answer
 ) -> None:
     options = ServerOptions(token=TOKEN)
     kwargs = auth_kwargs(form, token) if form is not None and token is not None else {}
     with BackgroundEmulator(options) as emu:
-        assert refused(emu.url + path, **kwargs) == expected
+        assert_refused(emu.url + path, expected, **kwargs)
 
 
 def test_bad_routes_models_and_parameters_get_the_real_answers() -> None:
     options = ServerOptions(account="acc", gateway="gw")
     with pytest.raises(gateway.RouteError) as route_error:
         gateway.parse_route("/v1/nothing/here")
-    cases = [
+    cases: list[tuple[str, Answer]] = [
         ("/v1/nothing/here", gateway.route_not_found(route_error.value)),
         (GATEWAY_FLUX.replace("/gw/", "/other/"), gateway.gateway_not_found()),
         (GATEWAY_FLUX.replace("/acc/", "/other/"), gateway.gateway_not_found()),
@@ -155,7 +187,37 @@ def test_bad_routes_models_and_parameters_get_the_real_answers() -> None:
         ),
         (
             DEEPGRAM_FLUX.replace("&sample_rate=16000", ""),
-            gateway.bad_parameter("missing required parameter 'sample_rate'"),
+            lambda rid: gateway.deepgram_bad_request(
+                "missing required parameter 'sample_rate'", rid
+            ),
+        ),
+        (
+            DEEPGRAM_FLUX.replace("flux-general-en", "nova-9"),
+            lambda rid: gateway.deepgram_unknown_model("nova-9", rid),
+        ),
+        (
+            DEEPGRAM_FLUX + "&eot_threshold=2",
+            lambda rid: gateway.deepgram_bad_request(
+                "invalid value for 'eot_threshold': '2', expected 0.5 .. 1", rid
+            ),
+        ),
+        (
+            GATEWAY_FLUX + "&eot_threshold=0.95",  # Workers AI: 0.5 - 0.9
+            gateway.bad_parameter("invalid value for 'eot_threshold': '0.95', expected 0.5 .. 0.9"),
+        ),
+        (
+            DEEPGRAM_FLUX.replace("linear16", "opus").replace("16000", "48000"),  # not emulated
+            lambda rid: gateway.deepgram_bad_request(
+                "encoding 'opus' is accepted by the service but not emulated: the voiceload"
+                " emulator decodes linear16, linear32, mulaw, alaw only", rid,
+            ),
+        ),
+        (
+            DEEPGRAM_AURA + "&sample_rate=11025",
+            lambda rid: gateway.deepgram_bad_request(
+                "invalid value for 'sample_rate': '11025', expected one of 8000, 16000, 24000,"
+                " 32000, 48000", rid,
+            ),
         ),
         (
             GATEWAY_FLUX.replace("16000", "0"),
@@ -165,16 +227,28 @@ def test_bad_routes_models_and_parameters_get_the_real_answers() -> None:
             ),
         ),
         (
-            GATEWAY_AURA + "&sample_rate=11025",
+            GATEWAY_AURA + "&encoding=mp3",  # Workers AI takes it; not emulated
             gateway.bad_parameter(
-                "invalid value for 'sample_rate': '11025', expected one of 8000, 16000, 24000,"
-                " 32000, 48000"
+                "encoding 'mp3' is accepted by the service but not emulated: the voiceload"
+                " emulator synthesises linear16, mulaw, alaw only"
             ),
         ),
     ]
     with BackgroundEmulator(options) as emu:
         for path, expected in cases:
-            assert refused(emu.url + path) == expected, path
+            assert_refused(emu.url + path, expected)
+        # what each route accepts, the emulator accepts on that route
+        for path in (
+            DEEPGRAM_FLUX + "&eot_threshold=1.0&eot_timeout_ms=60000",
+            GATEWAY_FLUX + "&eot_threshold=0.9&eager_eot_threshold=0.3&eot_timeout_ms=500",
+            GATEWAY_AURA + "&encoding=linear16&sample_rate=11025",
+            DEEPGRAM_AURA + "&encoding=linear16&sample_rate=48000",
+            "/v2/listen?model=flux-general-en",  # containerized audio: no encoding, no rate
+            DEEPGRAM_FLUX.replace("linear16", "mulaw").replace("16000", "8000"),
+            DEEPGRAM_AURA + "&encoding=alaw&sample_rate=8000",
+        ):
+            with connect(emu.url + path, compression=None, open_timeout=10) as ws:
+                assert recv_json(ws)["type"] in ("Connected", "Metadata"), path
         # and it keeps serving
         with connect(emu.url + GATEWAY_FLUX, compression=None, open_timeout=10) as ws:
             assert recv_json(ws)["type"] == "Connected"
@@ -554,3 +628,55 @@ def test_a_bug_met_in_the_short_cut_closes_1011_and_the_server_serves_on(
         with connect(emu.url + DEEPGRAM_FLUX, compression=None, open_timeout=10) as ws:
             assert recv_json(ws)["type"] == "Connected"
             ws.send(SILENCE_80MS)
+
+
+@pytest.mark.slow
+def test_the_realism_profile_varies_what_goes_on_the_wire(
+    references: dict[str, Any], tmp_path: Path
+) -> None:
+    """Every [realism] variation reaches the client intact: a split turn, Warnings with their
+    sequence ids, word timings left out, unknown fields added; the trace records what varied."""
+    from voiceload.emulator.realism import EXTRA_FIELD
+
+    config = {
+        "latency": {"flux": {"eot_delay": {"kind": "fixed", "ms": 100}},
+                    "aura": {"first_byte": {"kind": "fixed", "ms": 10}}},
+        "realism": {"split_turn": 1.0, "flux_warning": 1.0, "aura_warning": 1.0,
+                    "omit_optional": 1.0, "extra_fields": 1.0},
+    }  # fmt: skip
+    options = ServerOptions(config=parse_config(config), references=references)
+    audio = prepare(FIXTURE, 16000, 80)  # arctic_a0009: one turn with a pause inside it
+    trace_path = tmp_path / "trace.jsonl"
+    flux_msgs: list[dict[str, Any]] = []
+    with BackgroundEmulator(options, trace=TraceWriter(trace_path)) as emu:
+        with connect(f"{emu.url}{GATEWAY_FLUX}&tag=arctic_a0009", compression=None,
+                     open_timeout=10) as ws:  # fmt: skip
+            for frame in [*audio.frames, *([SILENCE_80MS] * 20)]:
+                ws.send(frame)
+            deadline = time.monotonic() + 10
+            while sum(m.get("event") == "EndOfTurn" for m in flux_msgs) < 2:
+                assert time.monotonic() < deadline, flux_msgs
+                flux_msgs.append(recv_json(ws))
+        with connect(emu.url + GATEWAY_AURA, compression=None, open_timeout=10) as ws:
+            ws.send(aura.serialize_client_message(aura.Speak("Hello there.")))
+            ws.send(aura.serialize_client_message(aura.Flush()))
+            aura_types = []
+            while "Flushed" not in aura_types:
+                msg = ws.recv(timeout=10)
+                if isinstance(msg, str):
+                    aura_types.append(json.loads(msg)["type"])
+    assert [m["sequence_id"] for m in flux_msgs] == list(range(len(flux_msgs)))
+    assert all(EXTRA_FIELD in m for m in flux_msgs)
+    events = [m.get("event") or m["type"] for m in flux_msgs if m["type"] != "Connected"]
+    events = [e for e in events if e != "Update"]
+    assert events == ["StartOfTurn", "Warning", "EndOfTurn"] * 2
+    ends = [m for m in flux_msgs if m.get("event") == "EndOfTurn"]
+    assert " ".join(m["transcript"] for m in ends) == REFERENCE  # split, not lost
+    assert all(m["trigger"] == "model" for m in ends)
+    assert all(set(w) == {"word", "confidence"} for m in ends for w in m["words"])
+    assert aura_types[-2:] == ["Warning", "Flushed"]
+    trace = [json.loads(line) for line in trace_path.read_text().splitlines()]
+    varied = [r for r in trace if r["ev"] == "realism"]
+    assert {v["kind"] for r in varied for v in r["varied"]} >= {
+        "split_turn", "flux_warning", "aura_warning", "omit_optional", "extra_fields"
+    }

@@ -96,7 +96,7 @@ def test_every_route_passes_against_the_emulator(
 @pytest.mark.parametrize(
     ("fault", "problem"),
     [
-        ("unauthorized", "Unauthorized (token invalid, lacking Workers AI Read / AI Gateway Read"),
+        ("unauthorized", "Unauthorized (token invalid, lacking AI Gateway Run / Workers AI Read"),
         ("unknown_gateway", "AI Gateway not found"),
         ("unknown_model", "unknown model"),
         ("allocation_exhausted", "allocation used up (4006)"),
@@ -167,8 +167,12 @@ def test_model_parameters_reach_the_service_and_bad_ones_are_named(
         assert code == 0, text
         assert "eot_threshold=0.8" in text and "keyterm=load%20test" in text
         code, text = check(tmp_path, utterance, "--target", "gateway", "--base-url", base,
-                           "--eot-threshold", "1.5")  # outside the Workers AI range
-    assert code == 1 and "bad request (400)" in text and "eot_threshold" in text
+                           "--eot-threshold", "0.95")  # outside the Workers AI range
+    # refused by the route's rules before anything connects (the 400 answer of a bad
+    # parameter is the bad_param fault's case above)
+    steps = lines_of(text)
+    assert code == 1 and steps["config"].startswith("✗") and steps["dns"].startswith("- dns")
+    assert "--eot-threshold 0.95 is not accepted on Workers AI" in steps["config"]
 
 
 @pytest.mark.slow

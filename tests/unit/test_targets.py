@@ -115,6 +115,32 @@ def test_deepgram_direct_routes_with_token_auth_and_deepgram_model_names() -> No
     assert target.aura.wire_headers() == [("Authorization", f"Token {DG_KEY}")]
 
 
+def test_deepgram_aura_route_always_asks_for_its_output_format() -> None:
+    params = ModelParams(aura_model="@cf/deepgram/aura-2-en", aura_voice="thalia")
+    target = resolve_target("deepgram", credentials=CREDS, params=params)
+    assert query(target.aura.url) == [
+        ("model", "aura-2-thalia-en"), ("encoding", "linear16"), ("sample_rate", "24000"),
+    ]
+    # the Workers AI routes leave it to the service unless asked (not documented there)
+    gateway = resolve_target("gateway", credentials=CREDS, params=params)
+    assert [k for k, _ in query(gateway.aura.url)] == ["model", "speaker"]
+
+
+def test_the_aura_format_is_checked_per_route() -> None:
+    with pytest.raises(ConfigError, match=r"--aura-sample-rate 22050 is not accepted on Deepgram"):
+        resolve_target("deepgram", credentials=CREDS, params=ModelParams(aura_sample_rate=22050))
+    gateway = resolve_target("gateway", credentials=CREDS,
+                             params=ModelParams(aura_sample_rate=22050))
+    assert ("sample_rate", "22050") in query(gateway.aura.url)  # the Workers AI schema: a number
+
+
+def test_route_rules_refuse_bad_parameters_before_anything_connects() -> None:
+    with pytest.raises(ConfigError, match=r"--eot-threshold 2 is not accepted on Workers AI"):
+        resolve_target("gateway", credentials=CREDS, params=ModelParams(eot_threshold=2))
+    target = resolve_target("deepgram", credentials=CREDS, params=ModelParams(eot_threshold=1.0))
+    assert ("eot_threshold", "1") in query(target.flux.url)
+
+
 @pytest.mark.parametrize(
     ("model", "voice", "expected"),
     [
@@ -162,7 +188,7 @@ def test_rebase_with_a_path_prefix() -> None:
     assert rebase("wss://h.example/v1/a?x=1", "ws://127.0.0.1:9/pre/") == (
         "ws://127.0.0.1:9/pre/v1/a?x=1"
     )
-    with pytest.raises(ConfigError, match="--base-url"):
+    with pytest.raises(ConfigError, match=r"--base-url"):
         rebase("wss://h.example/v1", "http://127.0.0.1:9")
 
 

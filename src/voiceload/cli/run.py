@@ -244,10 +244,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="extra upgrade header for every connection (repeatable); its value is a secret")
     add("--aura-url", default=None, help="Aura endpoint of a ws:// --target")
     add("--sample-rate", type=int, default=None, help="Flux input sample rate in Hz")
-    add("--eot-threshold", type=float, default=None, help="Flux eot_threshold (0.5 .. 1.0)")
+    add("--eot-threshold", type=float, default=None,
+        help="Flux eot_threshold (0.5 .. 0.9; Deepgram: .. 1.0)")
     add("--keyterm", action="append", default=[], help="Flux keyterm to boost (repeatable)")
     add("--aura-encoding", default=None, choices=AURA_ENCODINGS,
-        help="Aura output encoding sent as encoding= (default: not sent)")
+        help="Aura output encoding sent as encoding= with its sample_rate= (default: not"
+             " sent on Workers AI routes, linear16 on deepgram)")
     add("--slo-file", type=Path, default=None,
         help="SLO TOML for the report step (recorded in run.json; default: the shipped one)")
     add("--yes", action="store_true",
@@ -484,8 +486,6 @@ def main(args: argparse.Namespace) -> int:
     if args.duration is not None:
         parse_duration_s(args.duration)
     check_numbers(args)
-    if args.emulator_config is not None:  # the emulator would refuse it after the run dir exists
-        load_config(args.emulator_config)
     if not LOCUSTFILE.is_file():
         raise ConfigError(f"{LOCUSTFILE} not found: run voiceload run from the repository root")
     # Everything Locust's init would refuse fails here, before the emulator starts.
@@ -494,6 +494,12 @@ def main(args: argparse.Namespace) -> int:
         args=args, user_classes=user_classes,
     ))  # fmt: skip
     _, paid = check_run_input(options)
+    # --emulator-config, else the scenario's own `emulator-config = FILE` (e.g. realism.conf)
+    emulator_config = args.emulator_config or (
+        Path(options.emulator_config) if options.emulator_config else None
+    )
+    if emulator_config is not None:
+        load_config(emulator_config)  # a bad file: one line now, not a failed emulator start
     stop_timeout_s = float(options.stop_timeout or 0)
     if paid:  # a small load unless the user set one
         load = polite_load(
@@ -511,7 +517,7 @@ def main(args: argparse.Namespace) -> int:
 
     start_emulator = args.target == "emulator" and args.emulator_url is None
     if start_emulator:
-        with Emulator(run_dir / "emulator.log", pinning.emulator_core, args.emulator_config) as emu:
+        with Emulator(run_dir / "emulator.log", pinning.emulator_core, emulator_config) as emu:
             print(f"emulator at {emu.url} (core {pinning.emulator_core}); Locust on core"
                   f" {pinning.locust_core}", flush=True)  # fmt: skip
             command = locust_command(scenario=scenario, run_dir=run_dir, emulator_url=emu.url,

@@ -31,13 +31,17 @@ from typing import Protocol
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
+from voiceload.client.aura_format import UnmeasurableAudio
 from voiceload.client.aura_request import AuraRequest
 from voiceload.client.aura_session import (
     AURA_CONNECT,
     AuraOptions,
+    FlushRefused,
     RequestTimeout,
+    flush_refused_error,
     request_timeout_error,
     run_request,
+    unmeasurable_audio_error,
 )
 from voiceload.client.connect import (
     Helper,
@@ -226,7 +230,8 @@ class AgentSession:
             if not reply:
                 continue
             scheduled_ns = event.arrival_ns + self.think_time_ms * NS_PER_MS
-            request = AuraRequest(reply, scheduled_ns, self.aura_options.sample_rate_hz)
+            request = AuraRequest(reply, scheduled_ns, self.aura_options.sample_rate_hz,
+                                  self.aura_options.encoding)  # fmt: skip
             self.result.aura_requests.append(request.record)
 
             def on_samples(req: AuraRequest, event: EndOfTurnEvent = event) -> None:
@@ -246,6 +251,10 @@ class AgentSession:
                 self._aura_error = request_timeout_error(
                     k, self.aura_options.request_timeout_s, request
                 )
+            except FlushRefused as exc:
+                self._aura_error = flush_refused_error(k, exc)
+            except UnmeasurableAudio as exc:
+                self._aura_error = unmeasurable_audio_error(exc)
             except ConnectionClosed as exc:
                 if self._stopping:
                     return  # our own close: the session was killed
@@ -270,10 +279,11 @@ class AgentSession:
             r.findings = [*flux.findings, *self._aura_findings]
             r.flux_audio_s = flux.flux_audio_s
             r.first_response_us = flux.first_response_us
+            r.turns_extra = flux.turns_extra
             r.send_lag_max_us = flux.send_lag_max_us
             r.error = flux.error
         for turn in r.turns:
-            if turn.ended:
+            if turn.transcript is not None:  # merged turns got no reply of their own
                 turn.think_ms = self.think_time_ms
             turn.voice_to_voice_us = self._voice_to_voice_us.get(turn.index)
         if r.error is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
+from voiceload.client.aura_format import UnmeasurableAudio
 from voiceload.client.aura_request import AuraRequest
 from voiceload.client.connect import (
     NowNs,
@@ -38,10 +39,11 @@ from voiceload.client.errors import (
 )
 from voiceload.client.flux_turns import UNPARSEABLE_RULE
 from voiceload.client.results import ErrorCategory, SampleSink, SessionError, SessionResult
+from voiceload.credentials import redact
 from voiceload.errors import ConfigError, RemoteProtocolError
 from voiceload.pacing import ns_to_us
 from voiceload.protocol import aura
-from voiceload.protocol.flux import Finding
+from voiceload.protocol.flux import Finding, Rule, Severity
 
 AURA_CONNECT = "aura.connect"
 NS_PER_S = 1_000_000_000
@@ -52,7 +54,8 @@ NS_PER_S = 1_000_000_000
 class AuraOptions:
     """Per-session Aura settings."""
 
-    sample_rate_hz: int = aura.DEFAULT_SAMPLE_RATE_HZ  # linear16 rate the URL asks for
+    sample_rate_hz: int = aura.DEFAULT_SAMPLE_RATE_HZ  # the rate the URL asks for
+    encoding: str = "linear16"  # the encoding the URL asks for (a WAV header overrides both)
     open_timeout_s: float = 10.0
     request_timeout_s: float = 30.0  # from r to Flushed
     request_interval_s: float | None = None  # None: back to back
@@ -60,6 +63,20 @@ class AuraOptions:
 
 class RequestTimeout(Exception):
     """No ``Flushed`` within the request timeout (internal: becomes a SessionError)."""
+
+
+class FlushRefused(Exception):
+    """The service answered the Flush with a Warning refusing it (the Flush limit): no audio
+    and no ``Flushed`` will come for this request (internal: becomes a SessionError)."""
+
+    def __init__(self, warning: aura.Warning) -> None:
+        super().__init__(f"Warning {warning.code}: {warning.description}")
+        self.warning = warning
+
+
+#: Rule ids of Aura findings (the Flux ones are :class:`voiceload.protocol.flux.Rule`).
+SERVICE_WARNING_RULE = str(Rule.SERVICE_WARNING)
+UNKNOWN_TYPE_RULE = str(Rule.UNKNOWN_MESSAGE_TYPE)
 
 
 def run_request(
@@ -77,9 +94,12 @@ def run_request(
     """Send ``text`` at ``request.scheduled_ns`` and receive until ``Flushed``.
 
     Samples go to ``sink`` as they complete; ``on_samples`` is called after each (the agent
-    uses it to catch the moment speech becomes audible). Unparseable text frames become
-    findings. Raises :class:`RequestTimeout` after ``timeout_s`` past ``r`` without
-    ``Flushed``, and ``ConnectionClosed`` if the peer closes.
+    uses it to catch the moment speech becomes audible). Text frames that are not what this
+    client expects become findings: an unreadable one a violation, a ``Warning`` a warning
+    (with its code), an unknown type info. Raises :class:`RequestTimeout` after ``timeout_s``
+    past ``r`` without ``Flushed``, :class:`FlushRefused` when a Warning refuses the Flush,
+    :class:`~voiceload.client.aura_format.UnmeasurableAudio` on audio it cannot time, and
+    ``ConnectionClosed`` if the peer closes.
     """
     sleep_until(request.scheduled_ns, now_ns, sleep)
     ws.send(aura.serialize_client_message(aura.Speak(text)))
@@ -114,15 +134,23 @@ def _on_text(
         return []
     if isinstance(msg, aura.Flushed):
         return request.on_flushed(arrival_ns)
-    return []  # Metadata, Cleared, Warning: nothing to measure
+    if isinstance(msg, aura.Warning):
+        text = f"Aura sent Warning {msg.code}: {msg.description}"
+        findings.append(Finding(SERVICE_WARNING_RULE, text, None, Severity.WARNING, msg.code))
+        if aura.is_flush_refusal(msg) and not request.done:
+            raise FlushRefused(msg)
+    elif isinstance(msg, aura.UnknownMessage):
+        findings.append(Finding(UNKNOWN_TYPE_RULE, f"unknown Aura message type"
+                                f" {msg.type!r} (skipped)", None, Severity.INFO))  # fmt: skip
+    return []  # Metadata, Cleared: nothing to measure
 
 
 class AuraSession:
     """Speaks ``texts`` over one Aura socket; :meth:`run` returns the session's result.
 
-    ``url`` must already carry the model and output format (linear16 at
-    ``options.sample_rate_hz``). Clock hooks as in :class:`~voiceload.client.flux_session.
-    FluxSession`.
+    ``url`` must already carry the model and, where the route takes them, the output format
+    (``options.encoding`` at ``options.sample_rate_hz``; what arrives is checked anyway).
+    Clock hooks as in :class:`~voiceload.client.flux_session.FluxSession`.
     """
 
     service = "Aura"
@@ -197,7 +225,7 @@ class AuraSession:
                 r_ns = max(r0_ns, self.now_ns())
             else:
                 r_ns = r0_ns + round(k * interval_s * NS_PER_S)
-            request = AuraRequest(text, r_ns, self.options.sample_rate_hz)
+            request = AuraRequest(text, r_ns, self.options.sample_rate_hz, self.options.encoding)
             self.result.aura_requests.append(request.record)
             try:
                 run_request(
@@ -208,6 +236,12 @@ class AuraSession:
             except RequestTimeout:
                 self._fail(request_timeout_error(k, self.options.request_timeout_s, request))
                 return
+            except FlushRefused as exc:
+                self._fail(flush_refused_error(k, exc))
+                return
+            except UnmeasurableAudio as exc:
+                self._fail(unmeasurable_audio_error(exc))
+                return
             except ConnectionClosed as exc:
                 code, reason = close_facts(exc)
                 self._fail(
@@ -216,19 +250,34 @@ class AuraSession:
                     )
                 )
                 return
-        if self.result.error is None and self.result.findings:
-            first = self.result.findings[0]
+        violations = [f for f in self.result.findings if f.is_violation]
+        if self.result.error is None and violations:  # Warnings and unknown types never fail
             self._fail(
                 SessionError(
                     ErrorCategory.PROTOCOL_VIOLATION,
-                    f"Aura sent {len(self.result.findings)} unreadable message(s); first: "
-                    f"{first.message}",
+                    f"Aura sent {len(violations)} unreadable message(s); first: "
+                    f"{violations[0].message}",
                 )
             )
 
     def _fail(self, error: SessionError) -> None:
         if self.result.error is None:
             self.result.error = error
+
+
+def flush_refused_error(k: int, exc: FlushRefused) -> SessionError:
+    """The service refused request ``k``'s Flush (a Warning, not a timeout)."""
+    return SessionError(
+        ErrorCategory.RATE_LIMITED,
+        f"Aura refused the Flush of request {k}: {redact(str(exc))} (at most"
+        f" {aura.FLUSH_LIMIT} Flush messages every {aura.FLUSH_WINDOW_S} s per socket)",
+        service_code=exc.warning.code or None,
+    )
+
+
+def unmeasurable_audio_error(exc: UnmeasurableAudio) -> SessionError:
+    """Aura's audio is in a format voiceload cannot time: refused, not measured wrongly."""
+    return SessionError(ErrorCategory.BAD_REQUEST, redact(str(exc)))
 
 
 def request_timeout_error(k: int, timeout_s: float, request: AuraRequest) -> SessionError:

@@ -153,6 +153,7 @@ class FluxSession:
             tracker = self._tracker
             if tracker is not None:
                 result.first_response_us = tracker.first_response_us
+                result.turns_extra = tracker.extra_turns
         result.error = self._settled_error(result.error)
         return result
 
@@ -212,6 +213,7 @@ class FluxSession:
             if not isinstance(exc, Exception):  # GreenletExit: Locust is killing this user
                 self._stop_now(ws, reader)
             raise
+        self._settle(tracker)
         if not self._all_ended():  # a close or Error seen by the reader overrides this
             waited_s = (self.now_ns() - (t0_ns + round(last_offset_s * NS_PER_S))) / NS_PER_S
             missing = [r.index for r in tracker.records if not r.ended]
@@ -251,6 +253,16 @@ class FluxSession:
             ws.send(serialize_client_message(CloseStream()))
             reader.join(self.options.close_wait_s)
 
+    def _settle(self, tracker: FluxTurnTracker) -> None:
+        """The stream is over: turns that only got pieces of ``EndOfTurn`` end at the last."""
+        with self._lock:
+            step = tracker.finish()
+        for metric, value_us in step.samples:
+            self.sink.record(metric, value_us)
+        if self.on_end_of_turn is not None:
+            for event in step.ended_turns:
+                self.on_end_of_turn(event)
+
     def _stop_now(self, ws: ClientConnection, reader: Helper) -> None:
         """Killed mid-session: close the socket (waiting at most :data:`STOP_WAIT_S` for the
         server's answer) and end the reader; neither failure is reported as the server's."""
@@ -280,8 +292,9 @@ class FluxSession:
                         f"Flux sent Error: {step.error.description}",
                         service_code=step.error.code,
                     )
-                if step.ended is not None and self.on_end_of_turn is not None:
-                    self.on_end_of_turn(step.ended)
+                if self.on_end_of_turn is not None:
+                    for event in step.ended_turns:
+                        self.on_end_of_turn(event)
             if self._reader_error is not None and self._reader_error.close_code is None:
                 # the service's Error message explains the close; keep its close code too
                 self._reader_error = replace(self._reader_error, close_code=ws.close_code)
@@ -332,11 +345,13 @@ class FluxSession:
         with self._lock:
             self.result.turns = tracker.records
             self.result.findings = list(tracker.findings)
+            self.result.turns_extra = tracker.extra_turns
             self.result.first_response_us = tracker.first_response_us
-        if self.result.error is None and self.result.findings:
-            first = self.result.findings[0]
+        violations = tracker.violations  # info and warning findings never fail a session
+        if self.result.error is None and violations:
+            first = violations[0]
             self.result.error = SessionError(
                 ErrorCategory.PROTOCOL_VIOLATION,
-                f"Flux broke the protocol {len(self.result.findings)} time(s); first: "
+                f"Flux broke the protocol {len(violations)} time(s); first: "
                 f"{first.message} [{first.rule}]",
             )

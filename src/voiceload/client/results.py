@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from voiceload.protocol.failures import FailureCategory
-from voiceload.protocol.flux import Finding
+from voiceload.protocol.flux import Finding, Severity
 from voiceload.wer import word_error_rate
 
 #: Why a session failed: the one failure taxonomy of :mod:`voiceload.protocol.failures` (an
@@ -88,6 +88,13 @@ class TurnRecord:
     METRICS.md defines them; what went to the histogram is clamped at 0 (a premature
     ``EndOfTurn`` is recorded as 0 and flagged ``premature``). ``transcript`` is the
     ``EndOfTurn`` transcript, ``None`` when the turn was missed.
+
+    Turns are paired with ``EndOfTurn`` messages by audio time
+    (:mod:`voiceload.client.turn_alignment`). A turn with several ``EndOfTurn`` messages
+    (``end_of_turns`` > 1: *split*) keeps their transcripts joined in arrival order. When one
+    ``EndOfTurn`` ends several turns (*merged*), the last of them holds the measurements (its
+    ``reference`` stays its own; :meth:`SessionResult.wer` scores the group's references
+    together) and the earlier ones have ``merged_into`` set to its index and no latencies.
     """
 
     index: int
@@ -103,10 +110,16 @@ class TurnRecord:
     wer: float | None = None
     voice_to_voice_us: int | None = None  # agent sessions only, think time included
     think_ms: int | None = None  # agent sessions only
+    end_of_turns: int = 0  # EndOfTurn messages paired with this turn (> 1: split)
+    merged_into: int | None = None  # ended by the EndOfTurn of that (later) turn: merged
 
     @property
     def ended(self) -> bool:
-        return self.transcript is not None
+        return self.transcript is not None or self.merged_into is not None
+
+    @property
+    def split(self) -> bool:
+        return self.end_of_turns > 1
 
 
 @dataclass
@@ -130,8 +143,9 @@ def _ms(value_us: int | None) -> str | float:
 SESSIONS_CSV_COLUMNS: tuple[str, ...] = (
     "session_id", "worker", "user_type", "fixture", "model", "phase", "start_s", "duration_s",
     "outcome", "error_category", "error_detail", "turns_expected", "turns_ended",
-    "turns_missed", "turns_premature", "turns_resumed", "wer", "flux_audio_s", "aura_chars",
-    "aura_audio_s", "connections", "findings", "ttft_ms", "eot_ms", "ttfb_ms", "ttfa_ms",
+    "turns_missed", "turns_premature", "turns_resumed", "turns_split", "turns_merged",
+    "turns_extra", "wer", "flux_audio_s", "aura_chars", "aura_audio_s", "connections",
+    "findings", "findings_warning", "findings_info", "ttft_ms", "eot_ms", "ttfb_ms", "ttfa_ms",
     "voice_to_voice_ms",
 )  # fmt: skip
 
@@ -152,7 +166,8 @@ class SessionResult:
     connections: int = 0  # WebSocket handshakes that succeeded
     connect_us: list[int] = field(default_factory=list)  # one per successful handshake
     first_response_us: int | None = None
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # every severity, in arrival order
+    turns_extra: int = 0  # EndOfTurn messages over no reference speech (turn_alignment)
     send_lag_max_us: int = 0
     stopped: bool = False  # cut short by the harness (Locust's stop): turns left are unheard
 
@@ -182,6 +197,22 @@ class SessionResult:
         return sum(t.resumed for t in self.turns)
 
     @property
+    def turns_split(self) -> int:
+        """Expected turns the service ended more than once (two or more ``EndOfTurn``)."""
+        return sum(1 for t in self.turns if t.split)
+
+    @property
+    def turns_merged(self) -> int:
+        """Expected turns ended together with another by one ``EndOfTurn`` (all of them:
+        a merge of two turns counts 2)."""
+        holders = {t.merged_into for t in self.turns if t.merged_into is not None}
+        return sum(1 for t in self.turns if t.merged_into is not None or t.index in holders)
+
+    def findings_of(self, severity: Severity) -> int:
+        """How many findings of ``severity`` the session recorded."""
+        return sum(1 for f in self.findings if f.severity is severity)
+
+    @property
     def wer(self) -> float | None:
         """Corpus WER over every expected turn (a missed turn counts as all deletions).
 
@@ -190,7 +221,15 @@ class SessionResult:
         turns = [t for t in self.turns if t.ended] if self.stopped else self.turns
         if not turns:
             return None
-        return word_error_rate([t.reference for t in turns], [t.transcript or "" for t in turns])
+        references: dict[int, list[str]] = {}  # a merged group is scored as one turn
+        for t in turns:
+            references.setdefault(t.index if t.merged_into is None else t.merged_into,
+                                  []).append(t.reference)  # fmt: skip
+        holders = [t for t in turns if t.merged_into is None]
+        return word_error_rate(
+            [" ".join(references[t.index]) for t in holders],
+            [t.transcript or "" for t in holders],
+        )
 
     @property
     def aura_chars(self) -> int:
@@ -206,9 +245,12 @@ class SessionResult:
         """One ``sessions.csv`` row, keyed by :data:`SESSIONS_CSV_COLUMNS` in that order.
 
         The caller supplies what a session cannot know (its id, worker and run phase). Latency
-        columns hold the first turn / first request in milliseconds, ``""`` when absent.
+        columns hold the first turn (the first not merged into a later one) / first request in
+        milliseconds, ``""`` when absent. ``findings`` counts protocol violations only;
+        ``findings_warning`` and ``findings_info`` the softer findings.
         """
-        first_turn = self.turns[0] if self.turns else None
+        # the first turn that holds its own measurements (not merged into a later one)
+        first_turn = next((t for t in self.turns if t.merged_into is None), None)
         first_req = self.aura_requests[0] if self.aura_requests else None
         wer = self.wer
         row: dict[str, str | int | float] = {
@@ -228,12 +270,17 @@ class SessionResult:
             "turns_missed": self.turns_missed,
             "turns_premature": self.turns_premature,
             "turns_resumed": self.turns_resumed,
+            "turns_split": self.turns_split,
+            "turns_merged": self.turns_merged,
+            "turns_extra": self.turns_extra,
             "wer": "" if wer is None else round(wer, 6),
             "flux_audio_s": round(self.flux_audio_s, 6),
             "aura_chars": self.aura_chars,
             "aura_audio_s": round(self.aura_audio_s, 6),
             "connections": self.connections,
-            "findings": len(self.findings),
+            "findings": self.findings_of(Severity.VIOLATION),
+            "findings_warning": self.findings_of(Severity.WARNING),
+            "findings_info": self.findings_of(Severity.INFO),
             "ttft_ms": _ms(first_turn.ttft_us if first_turn else None),
             "eot_ms": _ms(first_turn.eot_us if first_turn else None),
             "ttfb_ms": _ms(first_req.ttfb_us if first_req else None),

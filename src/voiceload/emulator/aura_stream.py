@@ -6,7 +6,8 @@ collects what is due with :meth:`AuraStream.poll` and sleeps until
 
 - ``Metadata`` first; ``Speak`` accumulates text (one over ``MAX_SPEAK_CHARS`` gets the answer
   of :func:`voiceload.protocol.aura.oversize_speak_response`); ``Flush`` turns the buffer into a
-  job: after the first-byte delay, linear16 audio of ``len(text) / chars_per_s`` seconds (after
+  job: after the first-byte delay, audio (linear16; ``mulaw``/``alaw`` when the URL asks) of
+  ``len(text) / chars_per_s`` seconds (after
   ``leading_silence_ms`` of silence), a tone with a little noise, in ``chunk_ms`` chunks delivered
   at ``speed`` times real time, then ``Flushed``. Jobs run one after another. A Flush over the
   limit (20 per 60 s, ``FlushLimiter``) gets a ``Warning``; then, by ``over_limit_flush``
@@ -27,32 +28,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from voiceload.emulator import codecs
 from voiceload.emulator.behaviour import AuraSettings
 from voiceload.emulator.flux_stream import Close
+from voiceload.emulator.realism import Realism, aura_warning_text
 from voiceload.protocol import aura
+from voiceload.protocol.params import first_values
 
 NS_PER_MS = 1_000_000
 
-#: Sample rates the emulator synthesises (Deepgram ``/v1/speak`` streaming, §4.1).
-SAMPLE_RATES = (8000, 16000, 24000, 32000, 48000)
-
 AuraOut = str | bytes | Close
+
+#: Output encodings the emulator synthesises (linear16, re-encoded with :mod:`.codecs`).
+EMULATED_ENCODINGS = ("linear16", "mulaw", "alaw")
 
 
 def param_problem(params: Sequence[tuple[str, str]]) -> str | None:
-    """Why the emulator cannot serve these Aura query parameters, or None.
+    """Why the emulator cannot serve Aura parameters its route accepts, or None.
 
-    Only ``linear16`` output is emulated (the streaming default); ``sample_rate`` must be one
-    of :data:`SAMPLE_RATES`.
+    A route's own rules come first (:mod:`voiceload.protocol.params`); this is only the
+    emulator's limit: it synthesises :data:`EMULATED_ENCODINGS` (``linear16``, ``mulaw``,
+    ``alaw``) as raw audio, so Workers AI's compressed ones (``mp3``, ``opus``, ``flac``,
+    ``aac``) and containers (``wav``, ``ogg``) are refused with a message saying so. Any
+    positive sample rate the route accepts is synthesised.
     """
-    values = dict(reversed(params))
+    values = first_values(params)
     encoding = values.get("encoding", "linear16")
-    if encoding != "linear16":
-        return f"invalid value for 'encoding': {encoding!r}, expected 'linear16'"
-    rate = values.get("sample_rate")
-    if rate is not None and (not rate.isdigit() or int(rate) not in SAMPLE_RATES):
-        allowed = ", ".join(map(str, SAMPLE_RATES))
-        return f"invalid value for 'sample_rate': {rate!r}, expected one of {allowed}"
+    if encoding not in EMULATED_ENCODINGS:
+        return (
+            f"encoding {encoding!r} is accepted by the service but not emulated: the voiceload"
+            f" emulator synthesises {', '.join(EMULATED_ENCODINGS)} only"
+        )
+    container = values.get("container", "none")
+    if container != "none":
+        return (
+            f"container {container!r} is accepted by the service but not emulated: the"
+            " voiceload emulator streams raw audio only"
+        )
     return None
 
 
@@ -102,6 +114,8 @@ class AuraStream:
     settings: AuraSettings
     sample_rate: int
     first_byte_ms: Iterator[float]
+    realism: Realism | None = None  # [realism]: a Warning before some Flushed
+    encoding: str = "linear16"  # one of EMULATED_ENCODINGS
     _outbox: deque[AuraOut] = field(default_factory=deque)
     _jobs: deque[_Job] = field(default_factory=deque)
     _text: list[str] = field(default_factory=list)
@@ -111,7 +125,8 @@ class AuraStream:
 
     def __post_init__(self) -> None:
         self._limiter = aura.FlushLimiter()
-        self._chunk_bytes = 2 * max(1, self.sample_rate * self.settings.chunk_ms // 1000)
+        width = codecs.SAMPLE_BYTES[self.encoding]
+        self._chunk_bytes = width * max(1, self.sample_rate * self.settings.chunk_ms // 1000)
         self._chunk_ns = int(self.settings.chunk_ms * NS_PER_MS / self.settings.speed)
         self._outbox.append(
             aura.serialize_server_message(
@@ -167,6 +182,8 @@ class AuraStream:
             if job.sent_bytes < len(job.audio):
                 break
             self._jobs.popleft()
+            if self.realism is not None and self.realism.aura_warning(job.flush_id):
+                self._outbox.append(aura_warning_text())
             self._outbox.append(
                 aura.serialize_server_message(aura.Flushed(sequence_id=job.flush_id))
             )
@@ -201,6 +218,7 @@ class AuraStream:
             n_chunks = -(-len(last.audio) // self._chunk_bytes)
             start_ns = max(start_ns, last.first_ns + n_chunks * self._chunk_ns)
         audio = synthesize(len(text), self.settings, self.sample_rate) if text else b""
+        audio = codecs.from_linear16(audio, self.encoding)
         self._jobs.append(_Job(audio, start_ns, self._take_id()))
 
     def _take_id(self) -> int:

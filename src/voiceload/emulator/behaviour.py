@@ -37,6 +37,9 @@ Config file (every key optional; unknown keys are errors; see ``voiceload/data/e
     service = "any"              # flux | aura | any
     after_messages = 3           # mid-stream faults: after this many messages sent
     delay_ms = 3000              # slow_handshake only
+    [realism]                    # variability profile, off by default (see .realism)
+    split_turn = 0.3             # probabilities: split_turn, merge_turns, flux_warning,
+                                 # aura_warning, omit_optional, extra_fields
 
 Distributions: ``fixed`` (``ms``), ``uniform`` (``low_ms``, ``high_ms``), ``lognormal``
 (``p50_ms``, ``p99_ms``: median and 99th percentile, so ``sigma = ln(p99/p50) / z(0.99)``).
@@ -52,6 +55,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from voiceload.emulator.realism import Realism, RealismSettings, parse_realism
 from voiceload.errors import ConfigError
 from voiceload.protocol.flux import UPDATE_INTERVAL_S
 
@@ -183,6 +187,7 @@ class EmulatorConfig:
         default_factory=lambda: {"flux": Latency(), "aura": Latency()}
     )
     faults: tuple[FaultRule, ...] = ()
+    realism: RealismSettings = field(default_factory=RealismSettings)  # [realism]: off by default
 
     def latency_for(self, service: str, model: str) -> Latency:
         """The model's own table if configured, else its service's."""
@@ -235,6 +240,13 @@ class Behaviour:
                 stream = rule
         return ConnectionPlan(connection_no, delay_ms, upgrade, stream, rng)
 
+    def realism(self, connection_no: int) -> Realism | None:
+        """Connection ``connection_no``'s variability draws, or None when ``[realism]`` is off
+        (its own generator: the latency and fault draws stay the same either way)."""
+        if not self.config.realism.enabled:
+            return None
+        return Realism(self.config.realism, self.connection_seed(connection_no))
+
     def connection_seed(self, connection_no: int) -> str:
         """The seed of connection ``connection_no``'s generator in this process."""
         if self.process_index == 0:
@@ -264,7 +276,7 @@ def load_config(path: Path | str | None) -> EmulatorConfig:
 
 def parse_config(raw: Mapping[str, Any]) -> EmulatorConfig:
     """Validate a decoded config table; raises :class:`ConfigError` on the first bad key."""
-    _only(raw, "", ("seed", "flux", "aura", "latency", "faults"))
+    _only(raw, "", ("seed", "flux", "aura", "latency", "faults", "realism"))
     seed = _int(raw, "seed", 1, "", minimum=0)
     flux = _flux_settings(_table(raw, "flux", ""))
     aura = _aura_settings(_table(raw, "aura", ""))
@@ -273,7 +285,8 @@ def parse_config(raw: Mapping[str, Any]) -> EmulatorConfig:
     if not isinstance(faults_raw, list):
         raise ConfigError("emulator config: faults must be an array of tables ([[faults]])")
     faults = tuple(_fault(item, i) for i, item in enumerate(faults_raw))
-    return EmulatorConfig(seed, flux, aura, latency, faults)
+    realism = parse_realism(_table(raw, "realism", ""))
+    return EmulatorConfig(seed, flux, aura, latency, faults, realism)
 
 
 def _flux_settings(t: Mapping[str, Any]) -> FluxSettings:

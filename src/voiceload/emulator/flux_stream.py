@@ -47,10 +47,13 @@ Message legality (sequence ids, turn index, the §3.5 rules) is :class:`FluxTurn
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from voiceload.audio import SpeechDetector, VadParams
+from voiceload.emulator import codecs
+from voiceload.emulator.realism import Realism, flux_warning_text
 from voiceload.protocol.flux import (
     UPDATE_INTERVAL_S,
     Configure,
@@ -65,6 +68,7 @@ from voiceload.protocol.flux import (
     TurnState,
     Word,
 )
+from voiceload.protocol.params import first_values
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -100,6 +104,29 @@ _CONF_PAUSED = 0.3
 COMPLETE_TOLERANCE_S = 0.1
 
 
+#: Flux input the emulator decodes (to linear16, which its VAD reads).
+EMULATED_ENCODINGS = tuple(codecs.SAMPLE_BYTES)
+
+
+def emulation_problem(params: Sequence[tuple[str, str]]) -> str | None:
+    """Why the emulator cannot serve Flux parameters its route accepts, or None.
+
+    A route's own rules come first (:mod:`voiceload.protocol.params`); this is only the
+    emulator's limit: it decodes ``linear16``, ``linear32``, ``mulaw`` and ``alaw``
+    (:mod:`.codecs`), so Deepgram's Opus encodings are refused with a message saying so. With
+    no ``encoding`` on
+    the Deepgram route (containerized audio) the stream is read as linear16 at ``sample_rate``
+    (16000 when absent), which is what a WAV container of linear16 carries after its header.
+    """
+    encoding = first_values(params).get("encoding")
+    if encoding is not None and encoding not in EMULATED_ENCODINGS:
+        return (
+            f"encoding {encoding!r} is accepted by the service but not emulated: the voiceload"
+            f" emulator decodes {', '.join(EMULATED_ENCODINGS)} only"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Close:
     """Close the connection: ``code`` None means a close frame without a status code."""
@@ -108,7 +135,18 @@ class Close:
     reason: str = ""
 
 
-Outgoing = Connected | TurnInfo | ConfigureSuccess | ConfigureFailure | FluxError | Close
+@dataclass(frozen=True)
+class RawText:
+    """A text frame already serialised (a message :mod:`voiceload.protocol.flux` has no type
+    for, e.g. the realism profile's ``Warning``), with its trace fields."""
+
+    text: str
+    record: dict[str, Any]
+
+
+Outgoing = (
+    Connected | TurnInfo | ConfigureSuccess | ConfigureFailure | FluxError | RawText | Close
+)
 
 
 class AudioDecodeError(Exception):
@@ -138,6 +176,8 @@ class StreamParams:
     eager_fraction: float = 0.5
     idle_timeout_s: float = 10.0
     first_response_ms: float = 0.0
+    eot_threshold_max: float = 1.0  # Configure's upper bound: the route's (protocol.params)
+    encoding: str = "linear16"  # of the audio received (one of EMULATED_ENCODINGS)
 
 
 @dataclass
@@ -165,6 +205,8 @@ class _Turn:
     eot_due_ns: int | None = None
     eager_due_ns: int | None = None
     placeholders: tuple[Word, ...] = ()  # placeholder words built so far (they never change)
+    merge: bool | None = None  # realism: the next VAD turn joins this one (None: not drawn)
+    prefix: tuple[Word, ...] = ()  # realism: words of the VAD turns merged into this one
 
 
 class FluxStream:
@@ -172,7 +214,8 @@ class FluxStream:
 
     ``eot_delays_ms`` yields one end-of-turn delay per turn (drawn by the caller from the
     config's seeded distribution). ``reference`` holds the turns of the fixture named by ``tag``
-    (empty: placeholder words).
+    (empty: placeholder words). ``realism`` (None: off) splits and merges reference turns and
+    adds ``Warning`` messages (:mod:`voiceload.emulator.realism`).
     """
 
     def __init__(
@@ -183,7 +226,9 @@ class FluxStream:
         reference: tuple[ReferenceTurn, ...] = (),
         *,
         now_ns: int,
+        realism: Realism | None = None,
     ) -> None:
+        self.realism = realism
         self._vad = SpeechDetector(
             params.sample_rate, VadParams(turn_gap_s=params.vad_turn_gap_s), pauses=True
         )
@@ -217,11 +262,19 @@ class FluxStream:
     # -- input ----------------------------------------------------------------------------
 
     def feed_audio(self, pcm: bytes, now_ns: int) -> None:
-        """One binary frame received at ``now_ns``; raises :class:`AudioDecodeError` if odd."""
+        """One binary frame received at ``now_ns``, in the stream's ``encoding``; raises
+        :class:`AudioDecodeError` when it is not a whole number of samples."""
         if self._closed:
             return
-        if len(pcm) % 2:
-            raise AudioDecodeError(f"binary frame of {len(pcm)} bytes is not linear16 audio")
+        encoding = self.params.encoding
+        if encoding == "linear16":
+            if len(pcm) % 2:
+                raise AudioDecodeError(f"binary frame of {len(pcm)} bytes is not linear16 audio")
+        else:
+            try:
+                pcm = codecs.to_linear16(pcm, encoding)
+            except codecs.AudioEncodingError as exc:
+                raise AudioDecodeError(f"binary frame: {exc}") from None
         if not pcm:
             return
         self._last_audio_ns = now_ns
@@ -305,14 +358,24 @@ class FluxStream:
     def _on_onset(self, sample: int) -> bool:
         """A new VAD turn starts; True when a state-changing message was emitted.
 
-        A turn still open (its delay outlasted the turn gap) ends now, before the new one.
+        A turn still open (its delay outlasted the turn gap) ends now, before the new one,
+        unless the realism profile merges the two: then the open turn goes on with the new VAD
+        turn's words after its own.
         """
-        if self._turn is not None:
+        turn = self._turn
+        merging = turn is not None and turn.merge is True
+        if turn is not None and not merging:
             self._end_turn(forced=False)
         ref = self._reference[self._vad_turns] if self._vad_turns < len(self._reference) else None
         self._vad_turns += 1
         vad = _VadTurn(sample, ref, self._words_for(sample, ref))
         self._vad_turn = vad
+        if turn is not None and merging:
+            old = turn.vad
+            if old.all_words:  # the merged turn carries the earlier words first
+                turn.prefix += self._turn_words(turn)
+                old.sent = len(old.all_words)
+            turn.vad, turn.first_word, turn.merge = vad, 0, None
         return self._on_speech(vad, sample)
 
     def _on_resume(self, sample: int) -> bool:
@@ -336,6 +399,10 @@ class FluxStream:
             return False
         self._turn = _Turn(vad, vad.sent, sample)
         self._emit(TurnEvent.START_OF_TURN, _CONF_SPEAKING)
+        if self.realism is not None and self.realism.flux_warning(self.machine.turn_index):
+            seq = self.machine.next_sequence_id()
+            text = flux_warning_text(self.machine.request_id, seq)
+            self._outbox.append(RawText(text, {"type": "Warning", "seq": seq}))
         return True
 
     def _on_pause(self, sample: int, now_ns: int) -> None:
@@ -348,6 +415,14 @@ class FluxStream:
         if turn is not None:
             turn.paused_at = sample
             turn.pause_arrival_ns = self._arrival_ns(sample, now_ns)
+            if (
+                self.realism is not None
+                and vad.reference is not None
+                and not self._complete(vad)
+                and self.realism.split(self.machine.turn_index)
+            ):  # realism: the model takes a pause inside the turn for its end
+                self._end_turn(forced=False)
+                return
             self._arm(turn, now_ns)
 
     def _on_offset(self, sample: int, now_ns: int) -> None:
@@ -381,6 +456,13 @@ class FluxStream:
         start_ns = turn.pause_arrival_ns
         turn.armed_complete = self._complete(turn.vad)
         if not turn.armed_complete:  # mid-sentence pause: only the forced end of turn
+            turn.eot_due_ns = max(start_ns + int(timeout_ms * NS_PER_MS), now_ns)
+            turn.eager_due_ns = None
+            return
+        if turn.merge is None and self.realism is not None:
+            next_ref = self._vad_turns < len(self._reference)  # another reference turn follows
+            turn.merge = next_ref and self.realism.merge(self.machine.turn_index)
+        if turn.merge:  # realism: no EndOfTurn now; the next turn's speech continues this one
             turn.eot_due_ns = max(start_ns + int(timeout_ms * NS_PER_MS), now_ns)
             turn.eager_due_ns = None
             return
@@ -466,7 +548,7 @@ class FluxStream:
         """Words revealed so far in the open turn (see the module docstring)."""
         turn = self._turn
         assert turn is not None
-        words = self._turn_words(turn)
+        words = turn.prefix + self._turn_words(turn)
         return " ".join(w.word for w in words), words
 
     def _turn_words(self, turn: _Turn) -> tuple[Word, ...]:
@@ -521,7 +603,7 @@ class FluxStream:
         eot = thresholds.get("eot_threshold", self._thresholds["eot_threshold"])
         eager = thresholds.get("eager_eot_threshold")
         timeout = thresholds.get("eot_timeout_ms", self._thresholds["eot_timeout_ms"])
-        ok = ok and 0.5 <= eot <= 1.0 and 500 <= timeout <= 60000
+        ok = ok and 0.5 <= eot <= self.params.eot_threshold_max and 500 <= timeout <= 60000
         ok = ok and (eager is None or 0.3 <= eager <= 0.9)
         # eager mode can only be switched on between turns (the machine checks rule 7)
         if eager is not None and not self.machine.eager_enabled:

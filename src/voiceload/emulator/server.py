@@ -53,9 +53,10 @@ from voiceload.emulator.behaviour import (
     FaultRule,
 )
 from voiceload.emulator.flux_stream import AudioDecodeError, Close, FluxStream, ReferenceTurn
+from voiceload.emulator.realism import Realism
 from voiceload.emulator.trace import TraceWriter
 from voiceload.errors import RemoteProtocolError
-from voiceload.protocol import aura, gateway
+from voiceload.protocol import aura, gateway, params
 from voiceload.protocol.flux import (
     CloseStream,
     FluxError,
@@ -78,7 +79,13 @@ _GATEWAY_AUTH = (AuthForm.AIG_HEADER, AuthForm.AIG_BEARER, AuthForm.AIG_SUBPROTO
 _DIRECT_AUTH = (AuthForm.BEARER,)
 _DEEPGRAM_AUTH = (AuthForm.TOKEN, AuthForm.TOKEN_SUBPROTOCOL, AuthForm.BEARER)
 #: Flux's raw-audio sample rates (PROTOCOLS.md §3.1); the VAD needs one of them.
-FLUX_SAMPLE_RATES = (8000, 16000, 24000, 44100, 48000)
+FLUX_SAMPLE_RATES = params.FLUX_SAMPLE_RATES
+#: Whose parameter rules each route form follows (:mod:`voiceload.protocol.params`).
+_PROVIDERS = {
+    RouteForm.GATEWAY: params.Provider.WORKERS_AI,
+    RouteForm.WORKERS_AI: params.Provider.WORKERS_AI,
+    RouteForm.DEEPGRAM: params.Provider.DEEPGRAM,
+}
 _log = logging.getLogger("voiceload.emulator")
 _BAD_DATA = (gateway.DEEPGRAM_BAD_AUDIO.code, gateway.DEEPGRAM_BAD_AUDIO.reason)
 _MALFORMED_JSON = '{"type":"TurnInfo","event":'  # a truncated message (fault injection)
@@ -104,6 +111,7 @@ class _Accepted:
     model: str  # the config's model name (flux, aura-1, aura-2-en, aura-2-es)
     plan: ConnectionPlan
     subprotocol: str | None
+    request_id: str  # the stream's request_id (and dg-request-id on the Deepgram route)
 
 
 def config_model_name(route: Route) -> str:
@@ -123,13 +131,19 @@ def config_model_name(route: Route) -> str:
     return "aura-1"
 
 
-def _response(status: int, body: bytes, content_type: str = "application/json") -> Response:
+def _response(
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+    extra: Sequence[tuple[str, str]] = (),
+) -> Response:
     headers = Headers(
         [
             ("Date", email.utils.formatdate(usegmt=True)),
             ("Connection", "close"),
             ("Content-Length", str(len(body))),
             ("Content-Type", content_type),
+            *extra,
         ]
     )
     return Response(status, _HTTP_REASONS.get(status, "Error"), headers, body)
@@ -175,10 +189,11 @@ class EmulatorApp:
             route = gateway.parse_route(request.path)
         except RouteError as exc:
             return self._reject(request, *gateway.route_not_found(exc))
+        request_id = str(uuid.uuid4())
         offered = _offered_subprotocols(request)
-        refusal = self._check(route, request, offered)
+        refusal = self._check(route, request, offered, request_id)
         if refusal is not None:
-            return self._reject(request, *refusal)
+            return self._reject(request, *refusal, route=route, request_id=request_id)
         assert route.service is not None  # _check refused unknown models
         self.connections += 1
         model = config_model_name(route)
@@ -186,11 +201,21 @@ class EmulatorApp:
         if plan.handshake_delay_ms > 0:
             await asyncio.sleep(plan.handshake_delay_ms / 1000)
         if plan.upgrade_fault is not None:
-            return self._reject(request, *_upgrade_fault(plan.upgrade_fault, route))
+            fault = _upgrade_fault(plan.upgrade_fault, route, request_id)
+            return self._reject(request, *fault, route=route, request_id=request_id)
         _, form = gateway.server_extract_token(request.headers, offered)
         subprotocol = gateway.server_subprotocol(form, offered)
-        self._accepted[connection] = _Accepted(route, model, plan, subprotocol)
+        self._accepted[connection] = _Accepted(route, model, plan, subprotocol, request_id)
         return None
+
+    def process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response:
+        """The Deepgram route names the request in ``dg-request-id`` on every answer [doc]."""
+        accepted = self._accepted.get(connection)
+        if accepted is not None and accepted.route.form is RouteForm.DEEPGRAM:
+            response.headers["dg-request-id"] = accepted.request_id
+        return response
 
     def select_subprotocol(
         self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
@@ -202,9 +227,16 @@ class EmulatorApp:
         return Subprotocol(accepted.subprotocol)
 
     def _check(
-        self, route: Route, request: Request, offered: list[str]
+        self, route: Route, request: Request, offered: list[str], request_id: str
     ) -> tuple[int, bytes] | None:
+        """Why the upgrade is refused, in the route's own error shape; None lets it through.
+
+        The Deepgram route answers with Deepgram's body (``err_code``, ``err_msg``,
+        ``request_id``); the Cloudflare routes with Cloudflare's. Model parameters follow the
+        route's rules (:mod:`voiceload.protocol.params`), then what the emulator can serve.
+        """
         opts = self.options
+        deepgram = route.form is RouteForm.DEEPGRAM
         if opts.token is not None:
             token, form = gateway.server_extract_token(request.headers, offered)
             allowed = {
@@ -215,6 +247,8 @@ class EmulatorApp:
             if token != opts.token or form not in allowed:
                 if route.form is RouteForm.GATEWAY:
                     return gateway.unauthorized()
+                if deepgram:
+                    return gateway.deepgram_unauthorized(request_id)
                 return gateway.api_authentication_error()
         if opts.account is not None and route.account_id not in (None, opts.account):
             if route.form is RouteForm.GATEWAY:
@@ -223,25 +257,39 @@ class EmulatorApp:
         if opts.gateway is not None and route.gateway_id not in (None, opts.gateway):
             return gateway.gateway_not_found()
         if route.service is None:
+            if deepgram:
+                return gateway.deepgram_unknown_model(route.model, request_id)
             return gateway.unknown_model(route.model)
+        provider = _PROVIDERS[route.form]
         if route.service is Service.FLUX:
-            problem = gateway.flux_param_problem(route.params)
-            rate = route.param("sample_rate")
-            if problem is None and rate is not None and int(rate) not in FLUX_SAMPLE_RATES:
-                rates = ", ".join(map(str, FLUX_SAMPLE_RATES))
-                problem = f"invalid value for 'sample_rate': {rate!r}, expected one of {rates}"
+            problem = params.flux_query_problem(provider, route.params)
+            problem = problem or flux_stream.emulation_problem(route.params)
         else:
-            problem = aura_stream.param_problem(route.params)
+            problem = params.aura_query_problem(provider, route.params)
+            problem = problem or aura_stream.param_problem(route.params)
         if problem is not None:
+            if deepgram:
+                return gateway.deepgram_bad_request(problem, request_id)
             return gateway.bad_parameter(problem)
         return None
 
-    def _reject(self, request: Request, status: int, body: bytes) -> Response:
+    def _reject(
+        self,
+        request: Request,
+        status: int,
+        body: bytes,
+        *,
+        route: Route | None = None,
+        request_id: str | None = None,
+    ) -> Response:
         if self.trace is not None:
             self.trace.write(
                 {"ev": "reject", "ns": time.monotonic_ns(), "path": request.path, "status": status}
             )
-        return _response(status, body)
+        extra: list[tuple[str, str]] = []
+        if route is not None and route.form is RouteForm.DEEPGRAM and request_id is not None:
+            extra = gateway.deepgram_headers(request_id, body)
+        return _response(status, body, extra=extra)
 
     # -- connections ----------------------------------------------------------------------
 
@@ -289,7 +337,7 @@ class EmulatorApp:
         cfg = self.options.config
         latency = cfg.latency_for("flux", accepted.model)
         tag = route.param("tag")
-        params = flux_stream.StreamParams(
+        stream_params = flux_stream.StreamParams(
             sample_rate=int(route.param("sample_rate") or 16000),
             eot_threshold=float(route.param("eot_threshold") or 0.7),
             eager_eot_threshold=(
@@ -305,13 +353,17 @@ class EmulatorApp:
             eager_fraction=cfg.flux.eager_fraction,
             idle_timeout_s=cfg.flux.idle_timeout_s,
             first_response_ms=latency.first_response.sample_ms(plan.rng),
+            eot_threshold_max=params.FLUX_RULES[_PROVIDERS[route.form]].eot_threshold.high,
+            encoding=route.param("encoding") or "linear16",
         )
+        conn.realism = self.behaviour.realism(plan.connection_no)
         stream = FluxStream(
-            str(uuid.uuid4()),
-            params,
+            accepted.request_id,
+            stream_params,
             _draws(latency.eot_delay, plan),
             self.options.references.get(tag, ()) if tag else (),
             now_ns=time.monotonic_ns(),
+            realism=conn.realism,
         )
 
         def flux_error(seq: int | None) -> str:
@@ -328,7 +380,7 @@ class EmulatorApp:
         def take_audio(data: bytes) -> bool:
             """The short cut for audio (module docstring): feed it now; send what it made due
             now too when the task is idle in ``recv`` (else wake the task to send it)."""
-            if len(data) % 2:
+            if len(data) % 2 and stream_params.encoding == "linear16":
                 return False  # not linear16: the handler reads it and closes 1008
             recv_ns = time.monotonic_ns()
             try:
@@ -374,12 +426,15 @@ class EmulatorApp:
         cfg = self.options.config
         latency = cfg.latency_for("aura", accepted.model)
         rate = route.param("sample_rate")
+        conn.realism = self.behaviour.realism(plan.connection_no)
         stream = aura_stream.AuraStream(
-            request_id=str(uuid.uuid4()),
+            request_id=accepted.request_id,
             model_name=route.model,
             settings=cfg.aura,
             sample_rate=int(rate) if rate else cfg.aura.sample_rate,
             first_byte_ms=_draws(latency.first_byte, plan),
+            realism=conn.realism,
+            encoding=route.param("encoding") or "linear16",
         )
         conn.error_text = lambda _seq: aura_stream.error_message()
         end_ns = time.monotonic_ns() + aura.MAX_SESSION_S * 1_000_000_000
@@ -393,7 +448,7 @@ class EmulatorApp:
                     ok = await conn.send_audio(out)
                 else:
                     record = _aura_record(out) if conn.trace is not None else {}
-                    ok = await conn.send_text(out, record, recv_ns)
+                    ok = await conn.send_text(conn.rewrite(out), record, recv_ns)
                 if not ok:
                     return
             data = await waker.recv(min(stream.next_wakeup_ns() or end_ns, end_ns))
@@ -535,7 +590,23 @@ def _draws(dist: Distribution, plan: ConnectionPlan) -> Iterator[float]:
         yield dist.sample_ms(plan.rng)
 
 
-def _upgrade_fault(kind: str, route: Route) -> tuple[int, bytes]:
+def _upgrade_fault(kind: str, route: Route, request_id: str) -> tuple[int, bytes]:
+    """The refusal an upgrade fault injects; the Deepgram route answers in Deepgram's shape
+    where Deepgram has the case (auth, model, parameter, rate limit)."""
+    if route.form is RouteForm.DEEPGRAM:
+        match kind:
+            case "unauthorized":
+                return gateway.deepgram_unauthorized(request_id)
+            case "unknown_model":
+                return gateway.deepgram_unknown_model(route.model, request_id)
+            case "rate_limited":
+                return gateway.deepgram_error(
+                    429, "TOO_MANY_REQUESTS", "Too many requests (emulated fault)", request_id
+                )
+            case "bad_param":
+                return gateway.deepgram_bad_request(
+                    "invalid value for 'encoding' (emulated fault)", request_id
+                )
     match kind:
         case "unauthorized":
             return gateway.unauthorized()
@@ -570,6 +641,7 @@ class _Conn:
         self.fault = fault
         self.idle_timeout_s = idle_timeout_s
         self.error_text: Callable[[int | None], str] = lambda _seq: _MALFORMED_JSON
+        self.realism: Realism | None = None  # the [realism] variations of this connection
         self.sent = 0
         self.close_code: int | None = None
         self._closed_traced = False
@@ -603,9 +675,19 @@ class _Conn:
         await self._send_raw(text, record, recv_ns)
         return True
 
-    async def send_flux(self, msg: ServerMessage, recv_ns: int | None) -> bool:
+    async def send_flux(
+        self, msg: ServerMessage | flux_stream.RawText, recv_ns: int | None
+    ) -> bool:
         """Send one Flux message; False ends the connection."""
-        return await self.send_text(serialize_server_message(msg), _flux_record(msg), recv_ns)
+        if isinstance(msg, flux_stream.RawText):
+            return await self.send_text(self.rewrite(msg.text), dict(msg.record), recv_ns)
+        text = self.rewrite(serialize_server_message(msg))
+        return await self.send_text(text, _flux_record(msg), recv_ns)
+
+    def rewrite(self, text: str) -> str:
+        """``text`` as the realism profile varies it (unchanged when it is off)."""
+        realism = self.realism
+        return realism.rewrite(text) if realism is not None and realism.rewrites else text
 
     async def send_audio(self, chunk: bytes) -> bool:
         """Send one binary audio frame; False ends the connection."""
@@ -626,7 +708,11 @@ class _Conn:
         for msg in messages:
             if isinstance(msg, Close):
                 raise RuntimeError("the audio short cut cannot close a stream")
-            texts.append(serialize_server_message(msg))
+            if isinstance(msg, flux_stream.RawText):
+                texts.append(self.rewrite(msg.text))
+                records.append(dict(msg.record))
+                continue
+            texts.append(self.rewrite(serialize_server_message(msg)))
             records.append(_flux_record(msg))
         ws_compat.write_texts_now(self.ws, texts)
         for record in records:
@@ -672,6 +758,8 @@ class _Conn:
         if self.trace is None or self._closed_traced:
             return
         self._closed_traced = True
+        if self.realism is not None and self.realism.log:  # ground truth of what was varied
+            self.trace.write({"ev": "realism", "conn": self.no, "varied": self.realism.log})
         self.trace.write(
             {"ev": "close", "conn": self.no, "ns": time.monotonic_ns(), "code": self.close_code}
         )
@@ -692,6 +780,7 @@ async def start(
         app.handler,
         create_connection=EmulatorConnection,
         process_request=app.process_request,
+        process_response=app.process_response,
         select_subprotocol=app.select_subprotocol,
         compression=None,
         ping_interval=None,

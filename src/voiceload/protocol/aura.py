@@ -5,8 +5,9 @@ TTS limits page) and §4.4 (Aura on Workers AI). Binary frames from the server a
 (linear16, 24 kHz mono by default) and need no wrapper.
 
 Parsing follows the Flux rules: unknown fields are tolerated (``Metadata`` keeps them in
-``extra``); a missing or mistyped required field, invalid JSON or an unknown ``type`` raises
-:class:`~voiceload.errors.RemoteProtocolError` with one line naming the field.
+``extra``), an unknown ``type`` gives an :class:`UnknownMessage`; a missing or mistyped required
+field or invalid JSON raises :class:`~voiceload.errors.RemoteProtocolError` with one line naming
+the field.
 
 **Over-long Speak.** Deepgram documents that more than 2,000 characters "can result in a 413:
 Input Text Exceeds Character Limits error" but not how a WebSocket carries it (PROTOCOLS.md §4.2,
@@ -27,6 +28,7 @@ from typing import Any
 from voiceload.errors import LocalProtocolError, RemoteProtocolError
 from voiceload.protocol import _json
 from voiceload.protocol.gateway import DEEPGRAM_TOO_BIG, CloseReason
+from voiceload.protocol.params import AURA_RATE_BY_ENCODING
 
 MAX_SPEAK_CHARS = 2000  # characters per Speak (Aura-1 and Aura-2) [doc]
 FLUSH_LIMIT = 20  # Flush messages ...
@@ -34,6 +36,10 @@ FLUSH_WINDOW_S = 60  # ... per this many seconds; more gets a Warning [doc]
 CHARS_PER_MINUTE_LIMIT = 2400  # throughput limit, characters sent per minute [doc]
 MAX_SESSION_S = 3600  # an active socket times out 60 minutes after connecting [doc]
 DEFAULT_SAMPLE_RATE_HZ = 24000  # /v1/speak default; the gateway example plays 24 kHz [doc]
+#: Streaming output encodings (Deepgram ``SpeakV1Encoding``: linear16, mulaw, alaw [doc]) and
+#: the rate voiceload asks for with each when none is given: 24 kHz for linear16 (the
+#: default), 8 kHz (telephony, one of the listed rates) for the G.711 ones [inf].
+SAMPLE_RATE_BY_ENCODING: Mapping[str, int] = AURA_RATE_BY_ENCODING  # one table: protocol.params
 
 # --------------------------------------------------------------------------------------------
 # Client messages
@@ -130,7 +136,16 @@ class Warning:  # Deepgram's name; it shadows the builtin, so import AuraWarning
 AuraWarning = Warning
 
 
-ServerMessage = Metadata | Flushed | Cleared | Warning
+@dataclass(frozen=True)
+class UnknownMessage:
+    """A message whose ``type`` this module does not know (added after it was written): kept,
+    not refused, as Deepgram's SDK skips such messages rather than failing."""
+
+    type: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+ServerMessage = Metadata | Flushed | Cleared | Warning | UnknownMessage
 
 _METADATA_FIELDS = frozenset(
     {"type", "request_id", "model_name", "model_version", "model_uuid", "additional_model_uuids"}
@@ -168,13 +183,28 @@ _SERVER_PARSERS: Mapping[str, Callable[[dict[str, Any]], ServerMessage]] = Mappi
 
 
 def parse_server_message(data: str | bytes) -> ServerMessage:
-    """Decode one Aura JSON text frame sent by the server (binary frames are audio)."""
+    """Decode one Aura JSON text frame sent by the server (binary frames are audio).
+
+    An unknown ``type`` gives an :class:`UnknownMessage`; invalid JSON, a missing ``type`` or
+    a missing required field of a known type raise :class:`RemoteProtocolError`."""
     obj = _json.loads_object(data, "Aura server message")
     msg_type = _json.req_str(obj, "type", "Aura server")
     parser = _SERVER_PARSERS.get(msg_type)
     if parser is None:
-        raise RemoteProtocolError(f"unknown Aura server message type {msg_type!r}")
+        return UnknownMessage(type=msg_type, fields=obj)
     return parser(obj)
+
+
+def is_flush_refusal(warning: Warning) -> bool:
+    """Whether ``warning`` says a Flush was refused for exceeding the Flush limit.
+
+    Deepgram documents the limit ("more gets a Warning") but not the Warning's code, so both
+    the emulator's code (:func:`flush_limit_warning`) and a description naming the Flush limit
+    count [inf]."""
+    text = warning.description.lower()
+    return warning.code == "FLUSH_LIMIT_EXCEEDED" or (
+        "flush" in text and ("limit" in text or "exceed" in text)
+    )
 
 
 def serialize_server_message(msg: ServerMessage) -> str:
@@ -198,6 +228,8 @@ def serialize_server_message(msg: ServerMessage) -> str:
             obj = {"type": "Cleared", "sequence_id": msg.sequence_id}
         case Warning():
             obj = {"type": "Warning", "description": msg.description, "code": msg.code}
+        case UnknownMessage():
+            obj = {**msg.fields, "type": msg.type}
     return _json.dumps(obj)
 
 

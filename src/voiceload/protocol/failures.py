@@ -71,6 +71,15 @@ _URL_FIX: Final = (
     "workers-ai?model=...; isolate with a plain HTTP request"
 )
 
+#: The token permissions Cloudflare's docs require: "AI Gateway Run" for an authenticated
+#: gateway (https://developers.cloudflare.com/ai-gateway/configuration/authentication/: "Create
+#: authentication token ... with the required Run permissions"; "Any token with AI Gateway Run
+#: can send requests through every gateway"), "Workers AI Read" for Workers AI models
+#: (https://developers.cloudflare.com/ai-gateway/usage/providers/workersai/: "generate an API
+#: token with Workers AI Read access").
+GATEWAY_TOKEN_PERMISSIONS: Final = "AI Gateway Run + Workers AI Read"
+WORKERS_AI_TOKEN_PERMISSION: Final = "Workers AI Read"
+
 #: One entry per category (a test checks it is complete). Preflight prints ``problem: fix``;
 #: the report shows both; a refused upgrade's one-line description ends with ``fix``.
 ADVICE: Final = MappingProxyType(
@@ -82,11 +91,12 @@ ADVICE: Final = MappingProxyType(
             "and that it is in the same account as the Worker",
         ),
         FailureCategory.UNAUTHORIZED: Advice(
-            "Unauthorized (token invalid, lacking Workers AI Read / AI Gateway Read, or header "
+            "Unauthorized (token invalid, lacking AI Gateway Run / Workers AI Read, or header "
             'not sent; {"error": "Unauthorized", "status": 401})',
-            "check the token (CLOUDFLARE_API_TOKEN) is valid and not expired, has Workers AI "
-            "Read + AI Gateway Read, and that the cf-aig-authorization header is actually sent "
-            "(try --auth-form aig-bearer)",
+            "check the token (CLOUDFLARE_API_TOKEN) is valid and not expired, has the "
+            f"{GATEWAY_TOKEN_PERMISSIONS} permissions (an authenticated gateway needs AI Gateway "
+            "Run), and that the cf-aig-authorization header is actually sent (try --auth-form "
+            "aig-bearer)",
         ),
         FailureCategory.UNKNOWN_MODEL: Advice(
             "unknown model: Workers AI does not know the model (5007 / 3042)",

@@ -4,19 +4,21 @@ Reference: docs/PROTOCOLS.md §3 (Deepgram AsyncAPI ``listen.v2`` and the Flux
 state-machine page). This module owns three things, and nothing here touches a socket or a clock:
 
 1. **Messages.** Typed, frozen objects for every server message (:class:`Connected`,
-   :class:`TurnInfo`, :class:`ConfigureSuccess`, :class:`ConfigureFailure`, :class:`FluxError`)
+   :class:`TurnInfo`, :class:`ConfigureSuccess`, :class:`ConfigureFailure`, :class:`FluxError`,
+   :class:`FluxWarning`, and :class:`UnknownMessage` for a type added after this was written)
    and client control message (:class:`CloseStream`, :class:`Configure`, :class:`ForceEndTurn`),
    with ``parse_*`` / ``serialize_*`` functions. Binary frames are raw linear16 audio and need no
-   wrapper. Parsing tolerates unknown fields (a ``TurnInfo`` keeps them in ``extra``) and raises
-   :class:`~voiceload.errors.RemoteProtocolError` with one line naming the field when a required
-   field is missing or mistyped, or the ``type`` is unknown.
+   wrapper. Parsing is liberal: unknown fields are tolerated (a ``TurnInfo`` keeps them in
+   ``extra``), a ``Warning`` becomes a :class:`FluxWarning` and an unknown ``type`` an
+   :class:`UnknownMessage`; it raises :class:`~voiceload.errors.RemoteProtocolError` with one
+   line naming the field only when a required field of a known type is missing or mistyped.
 
 2. **The turn state machine**, written once as :data:`TRANSITIONS` (states Initial, TurnOngoing,
    AwaitingEnd) plus the content rules of §3.5:
 
    1. ``Update`` about every :data:`UPDATE_INTERVAL_S` (0.25 s) of transcribed audio. Its
       exact timing cannot be judged from messages alone, so :class:`TurnChecker` only warns
-      (a soft finding, :attr:`Rule.UPDATE_CADENCE_GAP`, kept apart in ``warnings``) when
+      (a finding of severity ``warning``, :attr:`Rule.UPDATE_CADENCE_GAP`) when
       ``audio_window_end`` advances by more than two intervals plus one audio frame between
       consecutive ``TurnInfo`` messages: Updates come during silence too, so no legal stream
       goes that long without one;
@@ -41,7 +43,9 @@ state-machine page). This module owns three things, and nothing here touches a s
 3. **Two roles over those rules.** :class:`FluxTurnMachine` *generates* legal messages for the
    emulator and raises :class:`~voiceload.errors.LocalProtocolError` when asked for an illegal
    one. :class:`TurnChecker` *checks* what a real service sends, never raises on a bad peer, and
-   records every violation as a :class:`Finding` with a stable :class:`Rule` id.
+   records everything unexpected as a :class:`Finding` with a stable :class:`Rule` id and a
+   :class:`Severity` (``info`` / ``warning`` / ``violation``): only violations make a client
+   report the session as broken.
 """
 
 from __future__ import annotations
@@ -140,7 +144,39 @@ class FluxError:
     description: str
 
 
-ServerMessage = Connected | TurnInfo | ConfigureSuccess | ConfigureFailure | FluxError
+@dataclass(frozen=True)
+class FluxWarning:
+    """A non-fatal condition the service reports (``"type": "Warning"``); the stream goes on.
+
+    Published in Deepgram's SDK (``ListenV2Warning``: ``request_id``, ``sequence_id``, ``code``
+    in SCREAMING_SNAKE_CASE, ``description``;
+    https://github.com/deepgram/deepgram-python-sdk/blob/main/src/deepgram/listen/v2/types/listen_v2warning.py)
+    but not in the AsyncAPI page this module was first written from, so every field is optional.
+    """
+
+    sequence_id: int | None
+    code: str
+    description: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UnknownMessage:
+    """A JSON object whose ``type`` this module does not know (a type added after it was
+    written). Deepgram's own SDK skips such messages with a log line ("update your SDK version
+    to support new message types",
+    https://github.com/deepgram/deepgram-python-sdk/blob/main/src/deepgram/listen/v2/socket_client.py);
+    the client records them as ``info`` findings instead of failing the stream."""
+
+    type: str
+    sequence_id: int | None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+ServerMessage = (
+    Connected | TurnInfo | ConfigureSuccess | ConfigureFailure | FluxError | FluxWarning
+    | UnknownMessage
+)  # fmt: skip
 
 _TURN_INFO_FIELDS = frozenset(
     {
@@ -235,6 +271,21 @@ def _parse_configure_failure(obj: dict[str, Any]) -> ConfigureFailure:
     )
 
 
+def _opt_int(obj: dict[str, Any], key: str) -> int | None:
+    value = obj.get(key)
+    return value if type(value) is int else None
+
+
+def _parse_warning(obj: dict[str, Any]) -> FluxWarning:
+    code, description, request_id = obj.get("code"), obj.get("description"), obj.get("request_id")
+    return FluxWarning(
+        sequence_id=_opt_int(obj, "sequence_id"),
+        code=code if isinstance(code, str) else "",
+        description=description if isinstance(description, str) else "",
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
+
+
 def _parse_error(obj: dict[str, Any]) -> FluxError:
     return FluxError(
         sequence_id=_json.req_int(obj, "sequence_id", "Error"),
@@ -250,6 +301,7 @@ _SERVER_PARSERS: Mapping[str, Callable[[dict[str, Any]], ServerMessage]] = Mappi
         "ConfigureSuccess": _parse_configure_success,
         "ConfigureFailure": _parse_configure_failure,
         "Error": _parse_error,
+        "Warning": _parse_warning,
     }
 )
 
@@ -258,8 +310,10 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
     """Decode one Flux JSON text frame sent by the server.
 
     A message without ``type`` but with an ``event`` field is read as ``TurnInfo``: the Workers AI
-    output schema omits ``type`` (PROTOCOLS.md §8 q3). Raises :class:`RemoteProtocolError` on
-    invalid JSON, an unknown ``type``, or a missing/mistyped required field.
+    output schema omits ``type`` (PROTOCOLS.md §8 q3). A ``type`` string this module does not
+    know gives an :class:`UnknownMessage` (liberal in what it accepts, as Deepgram's SDK is).
+    Raises :class:`RemoteProtocolError` on invalid JSON, a missing or non-string ``type``, or a
+    missing/mistyped required field of a known type.
     """
     obj = _json.loads_object(data, "Flux server message")
     msg_type = obj.get("type")
@@ -267,9 +321,11 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
         if "event" in obj:
             return _parse_turn_info(obj)
         raise RemoteProtocolError("Flux server message lacks required field 'type'")
-    parser = _SERVER_PARSERS.get(msg_type) if isinstance(msg_type, str) else None
+    if not isinstance(msg_type, str):
+        raise RemoteProtocolError(f"Flux server message has a non-string type {msg_type!r}")
+    parser = _SERVER_PARSERS.get(msg_type)
     if parser is None:
-        raise RemoteProtocolError(f"unknown Flux server message type {msg_type!r}")
+        return UnknownMessage(type=msg_type, sequence_id=_opt_int(obj, "sequence_id"), fields=obj)
     return parser(obj)
 
 
@@ -329,6 +385,15 @@ def serialize_server_message(msg: ServerMessage) -> str:
                 "code": msg.code,
                 "description": msg.description,
             }
+        case FluxWarning():
+            obj = {"type": "Warning"}
+            if msg.request_id is not None:
+                obj["request_id"] = msg.request_id
+            if msg.sequence_id is not None:
+                obj["sequence_id"] = msg.sequence_id
+            obj.update(code=msg.code, description=msg.description)
+        case UnknownMessage():
+            obj = {**msg.fields, "type": msg.type}
     return _json.dumps(obj)
 
 
@@ -455,6 +520,11 @@ EAGER_EVENTS = frozenset({_E.EAGER_END_OF_TURN, _E.TURN_RESUMED})
 #: ``EndOfTurn.trigger`` values that end a turn without the model's eager path (hosted Flux).
 FORCED_TRIGGERS = frozenset({"timeout", "manual"})
 
+#: Optional ``TurnInfo`` fields documented by Deepgram that :class:`TurnInfo` keeps in ``extra``
+#: (hosted Flux's ``trigger``; the multilingual ``languages`` / ``languages_hinted``): known, so
+#: never reported as unknown.
+DOCUMENTED_OPTIONAL_FIELDS = frozenset({"trigger", "languages", "languages_hinted"})
+
 #: ``EndOfTurn.trigger`` of a turn the model ended (hosted Flux); only then, with eager mode on,
 #: does a missing ``EagerEndOfTurn`` count as a finding (rule 7).
 MODEL_TRIGGER = "model"
@@ -478,22 +548,71 @@ class Rule(StrEnum):
     END_OF_TURN_WITHOUT_EAGER = "end-of-turn-without-eager"
     AUDIO_WINDOW_END_BACKWARDS = "audio-window-end-backwards"
     AUDIO_WINDOW_INVERTED = "audio-window-inverted"
-    #: soft: a cadence warning, not a violation (see :data:`WARNING_RULES`)
     UPDATE_CADENCE_GAP = "update-cadence-gap"
+    CONNECTED_MISSING = "connected-missing"
+    SERVICE_WARNING = "service-warning"
+    UNKNOWN_MESSAGE_TYPE = "unknown-message-type"
+    UNKNOWN_FIELD = "unknown-field"
 
 
-#: Rules whose findings are warnings: reported in :attr:`TurnChecker.warnings`, never in
-#: ``findings`` (a client treats a finding as the service breaking the protocol).
-WARNING_RULES = frozenset({Rule.UPDATE_CADENCE_GAP})
+class Severity(StrEnum):
+    """How much a :class:`Finding` matters.
+
+    * ``violation``: the service broke a documented rule that the measurements rely on (turn
+      state machine, transcripts, audio windows, unreadable messages); the session is reported
+      as a ``protocol_violation`` (everything measured is kept);
+    * ``warning``: a difference from the documentation that does not change any number
+      (``Connected`` missing or not first, ``sequence_id`` / ``request_id`` / ``turn_index``
+      bookkeeping, the Update cadence, a ``Warning`` message from the service); recorded and
+      counted, the session stays ok;
+    * ``info``: something this client does not know but may legally appear (a message type or
+      field added after this client was written); recorded once, never a failure.
+    """
+
+    INFO = "info"
+    WARNING = "warning"
+    VIOLATION = "violation"
+
+
+#: The severity of each rule; rules not listed are violations. turn_index rules are warnings
+#: because turns are paired with the manifest by audio time, not by index
+#: (:mod:`voiceload.client.turn_alignment`).
+RULE_SEVERITY: Mapping[str, Severity] = MappingProxyType(
+    {
+        Rule.CONNECTED_NOT_FIRST: Severity.WARNING,
+        Rule.CONNECTED_MISSING: Severity.WARNING,
+        Rule.SEQUENCE_ID_NOT_CONSECUTIVE: Severity.WARNING,
+        Rule.REQUEST_ID_CHANGED: Severity.WARNING,
+        Rule.TURN_INDEX_NOT_INCREMENTED: Severity.WARNING,
+        Rule.TURN_INDEX_UNEXPECTED: Severity.WARNING,
+        Rule.UPDATE_CADENCE_GAP: Severity.WARNING,
+        Rule.SERVICE_WARNING: Severity.WARNING,
+        Rule.UNKNOWN_MESSAGE_TYPE: Severity.INFO,
+        Rule.UNKNOWN_FIELD: Severity.INFO,
+    }
+)
+
+
+def severity_of(rule: str) -> Severity:
+    """The severity of ``rule`` (:data:`RULE_SEVERITY`; any other rule is a violation)."""
+    return RULE_SEVERITY.get(rule, Severity.VIOLATION)
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One protocol violation seen in a stream: which rule, a plain message, and where."""
+    """One thing a stream did that the documentation does not lead us to expect: which rule, a
+    plain message, where (``sequence_id``), how much it matters, and the service's own code
+    when the finding is a ``Warning`` message it sent."""
 
     rule: str
     message: str
     sequence_id: int | None
+    severity: Severity = Severity.VIOLATION
+    code: str | None = None
+
+    @property
+    def is_violation(self) -> bool:
+        return self.severity is Severity.VIOLATION
 
 
 @dataclass
@@ -732,14 +851,15 @@ class FluxTurnMachine:
 
 
 class TurnChecker:
-    """Check role: feed every server message of one stream; violations become findings.
+    """Check role: feed every server message of one stream; what it breaks becomes findings.
 
     ``eager_enabled`` is whether the client set ``eager_eot_threshold`` (None: unknown, so the
     eager-mode rules are not judged). ``frame_s`` is the longest audio frame the client sends:
     the cadence warning allows ``2 * UPDATE_INTERVAL_S + frame_s`` of audio between consecutive
     ``TurnInfo`` messages. Never raises on a bad peer. After a violation the checker follows
     what the peer said (its ``sequence_id``, ``turn_index``, state), so one fault gives one
-    finding rather than one per later message. Cadence warnings go to :attr:`warnings` only.
+    finding rather than one per later message. Every finding carries its :class:`Severity`
+    (:func:`severity_of`); :attr:`findings` holds them all, in arrival order.
     """
 
     def __init__(self, eager_enabled: bool | None = None, *, frame_s: float = 0.1) -> None:
@@ -747,23 +867,24 @@ class TurnChecker:
         self.max_update_gap_s = 2 * UPDATE_INTERVAL_S + frame_s
         self._track = _TurnTrack()
         self._findings: list[Finding] = []
-        self._warnings: list[Finding] = []
-        self._expected_seq: int | None = None  # None until the first message
+        self._expected_seq: int | None = None  # None until the first message with a sequence_id
+        self._seen_message = False
         self._request_id: str | None = None
         self._last_event: TurnEvent | None = None
+        self._unknown_seen: set[str] = set()  # unknown types / fields already reported
         # set when a turn_index that did not increment after EndOfTurn was reported: a peer
         # that increments at the next StartOfTurn instead is then followed without a 2nd finding
         self._index_late = False
 
     @property
     def findings(self) -> list[Finding]:
-        """Every finding so far, in arrival order (a copy)."""
+        """Every finding so far, of every severity, in arrival order (a copy)."""
         return list(self._findings)
 
     @property
-    def warnings(self) -> list[Finding]:
-        """Every soft finding (rules in :data:`WARNING_RULES`) so far, in arrival order (a copy)."""
-        return list(self._warnings)
+    def violations(self) -> list[Finding]:
+        """The findings of severity ``violation`` (a copy)."""
+        return [f for f in self._findings if f.is_violation]
 
     @property
     def state(self) -> TurnState:
@@ -775,30 +896,31 @@ class TurnChecker:
         return self._track.turn_index
 
     def feed(self, msg: ServerMessage) -> list[Finding]:
-        """Check one server message; returns the findings it caused (also kept in findings).
-
-        Cadence warnings it caused are not returned: they go to :attr:`warnings`.
-        """
+        """Check one server message; returns the findings it caused (also kept in findings)."""
         seq = msg.sequence_id
         new: list[Finding] = []
 
-        def add(rule: Rule, message: str) -> None:
-            new.append(Finding(rule=str(rule), message=message, sequence_id=seq))
+        def add(rule: Rule, message: str, code: str | None = None) -> None:
+            new.append(Finding(str(rule), message, seq, severity_of(rule), code))
 
-        if self._expected_seq is None:
-            if not isinstance(msg, Connected):
-                add(Rule.CONNECTED_NOT_FIRST, f"first message is {_type_name(msg)}, not Connected")
-            expected = 0
-        else:
-            if isinstance(msg, Connected):
-                add(Rule.CONNECTED_NOT_FIRST, "Connected is not the first message")
-            expected = self._expected_seq
-        if seq != expected:
-            add(
-                Rule.SEQUENCE_ID_NOT_CONSECUTIVE,
-                f"sequence_id not consecutive (expected {expected}, got {seq})",
-            )
-        self._expected_seq = seq + 1
+        first = not self._seen_message
+        self._seen_message = True
+        if first and not isinstance(msg, Connected):
+            add(Rule.CONNECTED_MISSING, f"first message is {_type_name(msg)}, not Connected")
+        elif not first and isinstance(msg, Connected):
+            add(Rule.CONNECTED_NOT_FIRST, "Connected is not the first message")
+        if seq is not None:
+            if self._expected_seq is None:
+                # without Connected the stream may count from 0 or from 1: take it as it comes
+                expected = 0 if isinstance(msg, Connected) else seq
+            else:
+                expected = self._expected_seq
+            if seq != expected:
+                add(
+                    Rule.SEQUENCE_ID_NOT_CONSECUTIVE,
+                    f"sequence_id not consecutive (expected {expected}, got {seq})",
+                )
+            self._expected_seq = seq + 1
 
         request_id = getattr(msg, "request_id", None)
         if isinstance(request_id, str):
@@ -811,10 +933,24 @@ class TurnChecker:
 
         if isinstance(msg, TurnInfo):
             self._check_turn(msg, add)
-        self._warnings.extend(f for f in new if f.rule in WARNING_RULES)
-        new = [f for f in new if f.rule not in WARNING_RULES]
+            for name in msg.extra:
+                if name not in DOCUMENTED_OPTIONAL_FIELDS and self._first(f"field:{name}"):
+                    add(Rule.UNKNOWN_FIELD, f"TurnInfo has a field this client does not know:"
+                                            f" {name!r}")  # fmt: skip
+        elif isinstance(msg, FluxWarning):
+            add(Rule.SERVICE_WARNING, f"Flux sent Warning {msg.code}: {msg.description}",
+                code=msg.code)  # fmt: skip
+        elif isinstance(msg, UnknownMessage) and self._first(f"type:{msg.type}"):
+            add(Rule.UNKNOWN_MESSAGE_TYPE, f"unknown Flux message type {msg.type!r} (skipped)")
         self._findings.extend(new)
         return new
+
+    def _first(self, key: str) -> bool:
+        """True the first time ``key`` is seen on this stream (unknowns are reported once)."""
+        if key in self._unknown_seen:
+            return False
+        self._unknown_seen.add(key)
+        return True
 
     def _check_turn(self, msg: TurnInfo, add: Callable[[Rule, str], None]) -> None:
         expected_index = self._track.turn_index
@@ -865,4 +1001,6 @@ class TurnChecker:
 
 
 def _type_name(msg: ServerMessage) -> str:
-    return "Error" if isinstance(msg, FluxError) else type(msg).__name__
+    if isinstance(msg, UnknownMessage):
+        return msg.type
+    return {FluxError: "Error", FluxWarning: "Warning"}.get(type(msg), type(msg).__name__)

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from voiceload.errors import ConfigError, RemoteProtocolError
 from voiceload.protocol.failures import ADVICE, FailureCategory
+from voiceload.protocol.params import Provider, flux_query_problem
 
 # --------------------------------------------------------------------------------------------
 # Models
@@ -242,44 +243,13 @@ def deepgram_url(
 # Flux query parameters (Workers AI schema, §3.2)
 # --------------------------------------------------------------------------------------------
 
-_DIGITS = re.compile(r"^[0-9]+$")
-_FLUX_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
-    {"eot_threshold": (0.5, 0.9), "eager_eot_threshold": (0.3, 0.9)}
-)
-
-
 def flux_param_problem(params: Sequence[tuple[str, str]]) -> str | None:
     """First way ``params`` break the Workers AI Flux input schema, or None when they fit.
 
-    Checks: ``encoding`` present and ``linear16``; ``sample_rate`` present and digits;
-    ``eot_threshold`` in 0.5-0.9; ``eager_eot_threshold`` in 0.3-0.9; ``eot_timeout_ms`` digits.
-    Unknown parameters pass (the service's own tolerance is not documented).
+    The rules live in :mod:`voiceload.protocol.params` (one table per route); this is its
+    Workers AI check, kept here for callers of the gateway module.
     """
-    values = dict(reversed(params))  # first occurrence wins
-    encoding = values.get("encoding")
-    if encoding is None:
-        return "missing required parameter 'encoding' (Workers AI Flux takes linear16)"
-    if encoding != "linear16":
-        return f"invalid value for 'encoding': {encoding!r}, expected 'linear16'"
-    rate = values.get("sample_rate")
-    if rate is None:
-        return "missing required parameter 'sample_rate'"
-    if not _DIGITS.match(rate):
-        return f"invalid value for 'sample_rate': {rate!r}, expected digits"
-    for name, (low, high) in _FLUX_RANGES.items():
-        raw = values.get(name)
-        if raw is None:
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            return f"invalid value for {name!r}: {raw!r}, expected a number"
-        if not low <= value <= high:
-            return f"invalid value for {name!r}: {raw}, expected {low}-{high}"
-    timeout = values.get("eot_timeout_ms")
-    if timeout is not None and not _DIGITS.match(timeout):
-        return f"invalid value for 'eot_timeout_ms': {timeout!r}, expected digits"
-    return None
+    return flux_query_problem(Provider.WORKERS_AI, params)
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,6 +462,46 @@ def route_not_found(error: RouteError) -> tuple[int, bytes]:
     return error.status, _body(
         {"errors": [{"message": str(error)}], "result": {}, "success": False}
     )
+
+
+#: Deepgram's documented error body: ``{"err_code", "err_msg", "request_id"}``
+#: (https://developers.deepgram.com/reference/errors). A failed WebSocket upgrade also carries
+#: the headers ``dg-request-id`` and ``dg-error`` (https://developers.deepgram.com/changelog/2022/11/8).
+DEEPGRAM_ERROR_FIELDS = ("err_code", "err_msg", "request_id")
+
+
+def deepgram_error(status: int, err_code: str, err_msg: str, request_id: str) -> tuple[int, bytes]:
+    """A Deepgram-shaped error answer [doc shape]."""
+    return status, _body({"err_code": err_code, "err_msg": err_msg, "request_id": request_id})
+
+
+def deepgram_bad_request(message: str, request_id: str) -> tuple[int, bytes]:
+    """400 ``{"err_code":"Bad Request","err_msg":...}`` [doc shape and code; ``message`` ours]."""
+    return deepgram_error(400, "Bad Request", message, request_id)
+
+
+def deepgram_unauthorized(request_id: str) -> tuple[int, bytes]:
+    """401 ``INVALID_AUTH`` / ``Invalid credentials.`` [obs: bodies captured in public code]."""
+    return deepgram_error(401, "INVALID_AUTH", "Invalid credentials.", request_id)
+
+
+def deepgram_unknown_model(model: str, request_id: str) -> tuple[int, bytes]:
+    """400 for a model ``/v2/listen`` or ``/v1/speak`` does not serve [inf: wording ours]."""
+    return deepgram_bad_request(f"No such model: {model!r}", request_id)
+
+
+def deepgram_headers(request_id: str, body: bytes | None = None) -> list[tuple[str, str]]:
+    """``dg-request-id`` (every upgrade answer) and, for a refusal, ``dg-error`` carrying the
+    error's ``err_msg`` [doc: headers named; what ``dg-error`` holds exactly is inf]."""
+    headers = [("dg-request-id", request_id)]
+    if body is not None:
+        try:
+            message = json.loads(body).get("err_msg")
+        except (ValueError, AttributeError):
+            message = None
+        if isinstance(message, str):
+            headers.append(("dg-error", " ".join(message.split())))
+    return headers
 
 
 @dataclass(frozen=True)

@@ -270,9 +270,11 @@ class ReportModel:
     errors: list[ErrorRow]
     sessions_total: int
     sessions_failed: int
-    findings_total: int
+    findings_total: int  # protocol violations (sessions.csv ``findings``)
     sessions_with_findings: int
     turn_counts: dict[str, int]
+    #: findings by severity: ``violation`` (= findings_total), ``warning``, ``info``
+    findings_by_severity: dict[str, int]
     # 6 accuracy
     wer_overall: float | None
     wer: list[WerRow]
@@ -408,6 +410,7 @@ def build_model(
         findings_total=sess_summary["findings"],
         sessions_with_findings=sess_summary["with_findings"],
         turn_counts=sess_summary["turns"],
+        findings_by_severity=sess_summary["findings_by_severity"],
         wer_overall=wer_overall,
         wer=wer_rows,
         validity=validity,
@@ -620,8 +623,10 @@ def _num(value: object) -> float | None:
 
 def _session_summary(sessions: Sequence[Mapping[str, str]]) -> dict[str, Any]:
     errors: dict[str, dict[str, Any]] = {}
-    turns = dict.fromkeys(("expected", "ended", "missed", "premature", "resumed"), 0)
-    findings = with_findings = failed = 0
+    turns = dict.fromkeys(
+        ("expected", "ended", "missed", "premature", "resumed", "split", "merged", "extra"), 0
+    )
+    findings = with_findings = failed = warnings = infos = 0
     for r in sessions:
         if (r.get("outcome") or "") != "ok":
             failed += 1
@@ -631,10 +636,13 @@ def _session_summary(sessions: Sequence[Mapping[str, str]]) -> dict[str, Any]:
         f = int(_num(r.get("findings")) or 0)
         findings += f
         with_findings += f > 0
+        warnings += int(_num(r.get("findings_warning")) or 0)  # 0 in runs made before them
+        infos += int(_num(r.get("findings_info")) or 0)
         for k in turns:
             turns[k] += int(_num(r.get(f"turns_{k}")) or 0)
     return {"total": len(sessions), "failed": failed, "errors": errors, "findings": findings,
-            "with_findings": with_findings, "turns": turns}
+            "with_findings": with_findings, "turns": turns,
+            "findings_by_severity": {"violation": findings, "warning": warnings, "info": infos}}
 
 
 def _guidance(category: str) -> tuple[str, str]:

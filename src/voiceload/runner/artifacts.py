@@ -155,19 +155,35 @@ def _number(value: str | int | float) -> float | None:
     return float(value)
 
 
-def summarise_sessions(rows: Iterable[Row]) -> dict[str, Any]:
-    """The ``errors``, ``sessions`` and ``wer`` parts of summary.json, from sessions.csv rows.
+#: The sessions.csv ``turns_<name>`` columns summed into summary.json ``turns``.
+TURN_COUNTS = ("expected", "ended", "missed", "premature", "resumed", "split", "merged", "extra")
+#: summary.json ``findings`` severity -> the sessions.csv column counting it.
+FINDING_COLUMNS = {"violation": "findings", "warning": "findings_warning", "info": "findings_info"}
 
-    ``errors`` maps each category to its count and the first message seen. ``wer.overall`` is
-    the mean of the sessions' WER (sessions without a reference are left out); ``per_fixture``
-    the same per fixture. All sessions count, whatever their phase.
+
+def summarise_sessions(rows: Iterable[Row]) -> dict[str, Any]:
+    """The ``errors``, ``sessions``, ``turns``, ``findings`` and ``wer`` parts of summary.json,
+    from sessions.csv rows.
+
+    ``errors`` maps each category to its count and the first message seen. ``turns`` sums the
+    sessions' turn columns (``expected``, ``ended``, ``missed``, ``premature``, ``resumed``,
+    ``split``, ``merged``, ``extra``); ``findings`` counts findings by severity
+    (``violation``, ``warning``, ``info``). ``wer.overall`` is the mean of the sessions' WER
+    (sessions without a reference are left out); ``per_fixture`` the same per fixture. All
+    sessions count, whatever their phase.
     """
     errors: dict[str, dict[str, Any]] = {}
     by_type: dict[str, dict[str, int]] = {}
     wer_by_fixture: dict[str, list[float]] = {}
+    turns = dict.fromkeys(TURN_COUNTS, 0)
+    findings = dict.fromkeys(("violation", "warning", "info"), 0)
     total = ok = 0
     for row in rows:
         total += 1
+        for name in TURN_COUNTS:
+            turns[name] += int(_number(row.get(f"turns_{name}", "")) or 0)
+        for severity, column in FINDING_COLUMNS.items():
+            findings[severity] += int(_number(row.get(column, "")) or 0)
         user_type = str(row["user_type"])
         counts = by_type.setdefault(user_type, {"total": 0, "ok": 0, "failed": 0})
         counts["total"] += 1
@@ -188,6 +204,8 @@ def summarise_sessions(rows: Iterable[Row]) -> dict[str, Any]:
     return {
         "errors": errors,
         "sessions": {"total": total, "ok": ok, "failed": total - ok, "by_user_type": by_type},
+        "turns": turns,
+        "findings": findings,
         "wer": {
             "overall": sum(all_wer) / len(all_wer) if all_wer else None,
             "per_fixture": {f: sum(ws) / len(ws) for f, ws in sorted(wer_by_fixture.items())},

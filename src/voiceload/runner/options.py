@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 
 from voiceload.credentials import Credentials
 from voiceload.errors import ConfigError
+from voiceload.protocol.aura import SAMPLE_RATE_BY_ENCODING
 from voiceload.protocol.gateway import AuthForm
+from voiceload.protocol.params import check_options, provider_for_target
 from voiceload.slo import load_slos
 from voiceload.targets import NAMED_TARGETS, ModelParams, Target, resolve_target
 
@@ -27,10 +29,9 @@ DEFAULT_EMULATOR_URL = "ws://127.0.0.1:8787"
 DEFAULT_FLUX_MODEL = "@cf/deepgram/flux"
 DEFAULT_AURA_MODEL = "@cf/deepgram/aura-1"
 DEFAULT_SAMPLE_RATE = 16_000
-SAMPLE_RATE_RANGE = (8_000, 48_000)  # Hz, Flux input (linear16)
-EOT_THRESHOLD_RANGE = (0.5, 1.0)  # PROTOCOLS.md: 0.5-0.9, 1.0 suppresses natural EndOfTurn
-#: Aura output encodings voiceload can measure: the client times audio as linear16 samples.
-AURA_ENCODINGS = ("linear16",)
+#: Aura output encodings voiceload can measure (raw samples it times exactly; see
+#: voiceload.client.aura_format). Each is sent with its sample rate.
+AURA_ENCODINGS = tuple(SAMPLE_RATE_BY_ENCODING)
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,15 @@ def add_arguments(parser: Any) -> None:
         help="Flux audio frame size in ms: a positive multiple of 10 (80 is Deepgram's advice)")
     add("--flux-model", default=DEFAULT_FLUX_MODEL, help="Flux model id")
     add("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE,
-        help="Flux input sample rate in Hz (fixtures are resampled to it): 8000 .. 48000")
+        help="Flux input sample rate in Hz (fixtures are resampled to it): 8000, 16000,"
+             " 24000, 44100 or 48000")
     add("--eot-threshold", type=float, default=None,
-        help="Flux eot_threshold, 0.5 .. 1.0 (service default 0.7 when unset)")
+        help="Flux eot_threshold: 0.5 .. 0.9 on Workers AI routes, 0.5 .. 1.0 on Deepgram"
+             " (service default 0.7 when unset)")
     add("--eager-eot-threshold", type=float, default=None,
         help="turn on eager end-of-turn with this threshold (0.3 .. 0.9)")
     add("--eot-timeout-ms", type=int, default=None,
-        help="Flux eot_timeout_ms (service default when unset)")
+        help="Flux eot_timeout_ms, 500 .. 60000 (service default 5000 when unset)")
     add("--keyterm", action="append", default=None,
         help="Flux keyterm to boost (repeatable; in the web UI: comma-separated)")
     add("--think-time-ms", type=int, default=0,
@@ -132,8 +135,8 @@ def add_arguments(parser: Any) -> None:
     add("--aura-model", default=DEFAULT_AURA_MODEL, help="Aura model id")
     add("--aura-voice", default=None, help="Aura voice (service default when unset)")
     add("--aura-encoding", default="", choices=["", *AURA_ENCODINGS],
-        help="Aura output encoding sent as encoding= (unset: not sent; voiceload measures"
-             " linear16 only)")
+        help="Aura output encoding sent as encoding= with its sample_rate= (unset: not sent"
+             " on Workers AI routes, linear16 on deepgram)")
     add("--run-dir", default="",
         help="where this run's artifacts go (default: <reports-dir>/<run-id>)")
     add("--reports-dir", default="reports", help="parent of run directories and `latest`")
@@ -226,11 +229,12 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
     """Check Locust's parsed options and return the voiceload part of them.
 
     Raises :class:`ConfigError` (one line, naming the flag) for a frame size that is not a
-    positive multiple of 10 ms, a bad URL, a non-number, a threshold or sample rate out of
-    range, an unknown auth form or Aura encoding, ``--aura-url`` without a ws:// target, or a
-    non-positive budget, fewer than 1 user or a spawn rate of 0 or less
-    (:func:`check_load_shape`), an SLO file that is missing, not TOML or not an SLO file
-    (:func:`voiceload.slo.load_slos`). The target itself (credentials, headers) is checked by
+    positive multiple of 10 ms, a bad URL, a non-number, a threshold, timeout or sample rate the
+    target's route does not accept (:func:`voiceload.protocol.params.check_options`), an
+    unknown auth form or Aura encoding, ``--aura-url`` without a ws:// target, a non-positive
+    budget, fewer than 1 user or a spawn rate of 0 or less (:func:`check_load_shape`), or an
+    SLO file that is missing, not TOML or not an SLO file (:func:`voiceload.slo.load_slos`).
+    The target itself (credentials, headers) is checked by
     :meth:`RunSettings.resolve_target`, fixture names by the session factory.
     """
     url = str(options.emulator_url)
@@ -238,18 +242,8 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ConfigError(f"--emulator-url {url!r} is not a ws:// or wss:// URL with a host")
     threshold = _number("eager-eot-threshold", options.eager_eot_threshold, float)
-    if threshold is not None and not 0.3 <= threshold <= 0.9:
-        raise ConfigError(f"--eager-eot-threshold {threshold:g} is outside 0.3 .. 0.9")
     eot_threshold = _number("eot-threshold", options.eot_threshold, float)
-    low, high = EOT_THRESHOLD_RANGE
-    if eot_threshold is not None and not low <= eot_threshold <= high:
-        raise ConfigError(f"--eot-threshold {eot_threshold:g} is outside {low:g} .. {high:g}")
     sample_rate = int(_required("sample-rate", options.sample_rate, int))
-    if not SAMPLE_RATE_RANGE[0] <= sample_rate <= SAMPLE_RATE_RANGE[1]:
-        raise ConfigError(
-            f"--sample-rate {sample_rate} is outside {SAMPLE_RATE_RANGE[0]} .. "
-            f"{SAMPLE_RATE_RANGE[1]} Hz; 16000 is what Flux expects"
-        )
     aura_encoding = str(options.aura_encoding or "").strip() or None
     if aura_encoding is not None and aura_encoding not in AURA_ENCODINGS:
         raise ConfigError(
@@ -263,8 +257,13 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
             f"--aura-url is for a ws:// or wss:// --target; target {target} has its own Aura route"
         )
     eot_timeout_ms = _number("eot-timeout-ms", options.eot_timeout_ms, int)
-    if eot_timeout_ms is not None and eot_timeout_ms <= 0:
-        raise ConfigError(f"--eot-timeout-ms {eot_timeout_ms} must be greater than 0")
+    # Ranges and allowed values per route live in one table (protocol.params).
+    check_options(
+        provider_for_target(target), sample_rate=sample_rate, eot_threshold=eot_threshold,
+        eager_eot_threshold=threshold,
+        eot_timeout_ms=None if eot_timeout_ms is None else int(eot_timeout_ms),
+        aura_encoding=aura_encoding,
+    )
     think_time_ms = int(_required("think-time-ms", options.think_time_ms, int))
     if think_time_ms < 0:
         raise ConfigError(f"--think-time-ms {think_time_ms} must be 0 or more")

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 from voiceload.audio import prepare
 from voiceload.client.agent_session import AgentSession
-from voiceload.client.aura_session import AuraSession
+from voiceload.client.aura_session import AuraOptions, AuraSession
 from voiceload.client.flux_session import FluxOptions, FluxSession
 from voiceload.client.results import SampleSink
 from voiceload.errors import FixtureError
 from voiceload.fixtures import Fixture, Manifest, ensure_fixture
+from voiceload.protocol.aura import SAMPLE_RATE_BY_ENCODING
 from voiceload.runner.options import RunSettings
 from voiceload.targets import Endpoint, Target
 
@@ -138,6 +139,12 @@ class SessionFactory:
             eager=settings.eager_eot_threshold is not None,
             eot_timeout_ms=settings.eot_timeout_ms or FluxOptions.eot_timeout_ms,
         )
+        # the format the Aura URL asks for (targets.aura_params sends the encoding's rate);
+        # with nothing asked, Aura's default, and the client checks what arrives either way
+        encoding = settings.aura_encoding or "linear16"
+        self.aura_options = AuraOptions(
+            sample_rate_hz=SAMPLE_RATE_BY_ENCODING[encoding], encoding=encoding
+        )
         self._prepared: dict[str, tuple[bytes, ...]] = {}
 
     def _frames(self, fixture: Fixture) -> tuple[bytes, ...]:
@@ -161,7 +168,8 @@ class SessionFactory:
         name, text = rng.choice(self.pools.aura)
         url, headers, subprotocols = _endpoint_args(self.target.aura)
         return AuraSession(
-            url, headers, subprotocols, [text], sink, fixture=name, model=self.settings.aura_model
+            url, headers, subprotocols, [text], sink, fixture=name,
+            model=self.settings.aura_model, options=self.aura_options,
         )
 
     def agent(self, sink: SampleSink, rng: random.Random) -> AgentSession:
@@ -173,5 +181,5 @@ class SessionFactory:
             self._frames(fixture), fixture.turns, self.settings.frame_ms, sink, rng,
             fixture=fixture.name, flux_model=self.settings.flux_model,
             aura_model=self.settings.aura_model, think_time_ms=self.settings.think_time_ms,
-            flux_options=self.flux_options,
+            flux_options=self.flux_options, aura_options=self.aura_options,
         )  # fmt: skip

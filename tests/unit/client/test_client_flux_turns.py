@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from voiceload.client.flux_turns import UNPARSEABLE_RULE, FluxTurnTracker
+from voiceload.protocol.flux import Severity
 
 MS = 1_000_000
 T0 = 10_000 * MS  # the session's scheduled start
@@ -38,10 +39,12 @@ class Server:
     def connected(self) -> str:
         return self._next({"type": "Connected", "request_id": "r"})
 
-    def turn(self, event: str, index: int, transcript: str, window_end_s: float) -> str:
+    def turn(
+        self, event: str, index: int, transcript: str, window_end_s: float, start_s: float = 0.0
+    ) -> str:
         return self._next({
             "type": "TurnInfo", "request_id": "r", "event": event, "turn_index": index,
-            "audio_window_start": 0.0, "audio_window_end": window_end_s,
+            "audio_window_start": start_s, "audio_window_end": window_end_s,
             "transcript": transcript, "words": [], "end_of_turn_confidence": 0.5,
         })  # fmt: skip
 
@@ -57,18 +60,22 @@ def test_two_turns_without_eager() -> None:
         (srv.connected(), 5, []),
         (srv.turn("Update", 0, "", 0.24), 300,
          [("flux.first_response", 220_000), ("flux.transcript_lag", 60_000)]),
-        (srv.turn("StartOfTurn", 0, "hello", 0.72), 750, [("flux.ttft", 250_000)]),
+        (srv.turn("StartOfTurn", 0, "hello", 0.72), 750, []),
         (srv.turn("Update", 0, "hello there", 1.2), 1230,
          [("flux.transcript_lag", 30_000)]),
-        (srv.turn("EndOfTurn", 0, "hello there", 2.3), 2412.345, [("flux.eot", 412_345)]),
-        (srv.turn("StartOfTurn", 1, "bye", 3.3), 3400, [("flux.ttft", 400_000)]),
-        (srv.turn("EndOfTurn", 1, "bye", 3.9), 3950, [("flux.eot", 0)]),  # premature
+        # the pairing is known at EndOfTurn: ttft (measured at its own arrival) comes with it
+        (srv.turn("EndOfTurn", 0, "hello there", 2.3), 2412.345,
+         [("flux.ttft", 250_000), ("flux.eot", 412_345)]),
+        (srv.turn("StartOfTurn", 1, "bye", 3.3), 3400, []),
+        (srv.turn("EndOfTurn", 1, "bye", 3.9), 3950,
+         [("flux.ttft", 400_000), ("flux.eot", 0)]),  # premature
     ]  # fmt: skip
     ended = []
     for message, arrival_ms, expected in table:
         step = tr.on_text(message, T0 + round(arrival_ms * MS))
         assert step.samples == expected, message
-        assert step.findings == []
+        # this sparse table skips Updates: cadence warnings only, never a violation
+        assert [f for f in step.findings if f.is_violation] == []
         if step.ended:
             ended.append(step.ended)
     assert [(e.index, e.arrival_ns, e.offset_ns) for e in ended] == [
@@ -88,14 +95,16 @@ def test_eager_turn_with_resume_and_early_transcript() -> None:
     tr.on_text(srv.connected(), T0)
     # a transcript before S(onset) = T0 + 500 ms is measured from S(onset): signed -100 ms
     step = tr.on_text(srv.turn("StartOfTurn", 0, "hello", 0.4), T0 + 400 * MS)
-    assert ("flux.ttft", 0) in step.samples and tr.records[0].ttft_us == -100_000
+    assert step.samples == [("flux.first_response", 320_000)]
     step = tr.on_text(srv.turn("EagerEndOfTurn", 0, "hello", 1.9), T0 + 2_100 * MS)
-    assert step.samples == [("flux.eager_eot", 100_000)]
+    assert step.samples == []
     tr.on_text(srv.turn("TurnResumed", 0, "hello there", 2.0), T0 + 2_150 * MS)
     step = tr.on_text(srv.turn("EagerEndOfTurn", 0, "hello there", 2.1), T0 + 2_200 * MS)
-    assert step.samples == []  # only the first EagerEndOfTurn of a turn counts
+    assert step.samples == []
     step = tr.on_text(srv.turn("EndOfTurn", 0, "hello there", 2.2), T0 + 2_300 * MS)
-    assert step.samples == [("flux.eot", 300_000)] and step.findings == []
+    # only the first EagerEndOfTurn of a turn counts; all three samples come with EndOfTurn
+    assert step.samples == [("flux.ttft", 0), ("flux.eager_eot", 100_000), ("flux.eot", 300_000)]
+    assert not step.findings and tr.records[0].ttft_us == -100_000
     assert tr.records[0].resumed == 1 and tr.records[0].eager_eot_us == 100_000
 
 
@@ -106,14 +115,21 @@ def test_missed_turn_and_extra_turns_and_findings() -> None:
     tr.on_text(srv.turn("StartOfTurn", 0, "hello", 0.7), T0 + 800 * MS)
     tr.on_text(srv.turn("EndOfTurn", 0, "hello there", 2.2), T0 + 2_300 * MS)
     assert not tr.all_ended and tr.records[1].transcript is None
-    # a turn beyond the manifest: counted, not measured
-    step = tr.on_text(srv.turn("StartOfTurn", 2, "noise", 5.0), T0 + 5_100 * MS)
-    assert step.samples == [] and tr.extra_turn_messages == 1
-    assert [f.rule for f in step.findings] == ["turn-index-unexpected"]
-    step = tr.on_text("{not json", T0 + 5_200 * MS)
-    assert [f.rule for f in step.findings] == [UNPARSEABLE_RULE]
+    # a turn_index the checker did not expect is only a warning: turns pair by audio time
+    step = tr.on_text(srv.turn("StartOfTurn", 2, "noise", 5.0, 4.5), T0 + 5_100 * MS)
+    assert step.samples == []
+    assert ("turn-index-unexpected", Severity.WARNING) in [
+        (f.rule, f.severity) for f in step.findings
+    ]
+    # its window (4.5 .. 5.5 s) holds no reference speech: an extra turn, counted, not measured
+    step = tr.on_text(srv.turn("EndOfTurn", 2, "noise", 5.5, 4.5), T0 + 5_600 * MS)
+    assert step.samples == [] and step.ended is None and tr.extra_turns == 1
+    step = tr.on_text("{not json", T0 + 5_700 * MS)
+    assert [(f.rule, f.severity) for f in step.findings] == [(UNPARSEABLE_RULE,
+                                                              Severity.VIOLATION)]
     assert tr.on_binary().rule == UNPARSEABLE_RULE
-    assert len(tr.findings) == 3
+    assert len(tr.violations) == 2 and not any(f.is_violation for f in tr.checker.findings)
+    assert tr.finish().samples == [] and not tr.records[1].ended  # turn 1 stays missed
 
 
 def test_service_error_is_reported() -> None:

@@ -64,7 +64,8 @@ def test_full_config_is_read() -> None:
     [
         (
             {"sede": 1},
-            "emulator config: unknown key sede (allowed: seed, flux, aura, latency, faults)",
+            "emulator config: unknown key sede (allowed: seed, flux, aura, latency, faults,"
+            " realism)",
         ),
         (
             {"flux": {"idle_timeout": 3}},

@@ -266,6 +266,15 @@ def test_configure_out_of_range_fails(thresholds: dict[str, float]) -> None:
     assert stream.poll(5) == [ConfigureFailure("req-1", 1)]
 
 
+def test_configure_follows_the_routes_eot_threshold_range() -> None:
+    workers_ai, deepgram = make(eot_threshold_max=0.9), make()  # the server sets it per route
+    for stream in (workers_ai, deepgram):
+        stream.poll(0)
+        stream.control(Configure(thresholds={"eot_threshold": 1.0}), 5)
+    assert workers_ai.poll(5) == [ConfigureFailure("req-1", 1)]
+    assert isinstance(deepgram.poll(5)[0], ConfigureSuccess)
+
+
 # --- end of turn counts from when speech stops ----------------------------------------------
 
 

@@ -109,7 +109,7 @@ def test_server_wire_form_and_round_trip(msg: ServerMessage, wire: str) -> None:
         ('{"type":"Cleared","sequence_id":"1"}', "'sequence_id' must be an integer"),
         ('{"type":"Warning","description":"x"}', "Warning message lacks required field 'code'"),
         ('{"type":"Metadata","request_id":"r"}', "Metadata message lacks required field"),
-        ('{"type":"Results"}', "unknown Aura server message type 'Results'"),
+        ('{"text":"x"}', "Aura server message lacks required field 'type'"),
         ("[]", "Aura server message is a JSON list, not an object"),
     ],
 )
@@ -120,6 +120,18 @@ def test_bad_server_messages(text: str, error: str) -> None:
 
 def test_warning_name_is_the_aura_message() -> None:
     assert aura.Warning is AuraWarning
+
+
+def test_unknown_type_is_kept_not_refused() -> None:
+    msg = parse_server_message('{"type":"Results","x":1}')
+    assert msg == aura.UnknownMessage("Results", {"type": "Results", "x": 1})
+    assert parse_server_message(serialize_server_message(msg)) == msg
+
+
+def test_flush_refusal_is_recognised_by_code_or_description() -> None:
+    assert aura.is_flush_refusal(aura.flush_limit_warning())
+    assert aura.is_flush_refusal(AuraWarning("Flush limit exceeded, try later", "W1"))
+    assert not aura.is_flush_refusal(AuraWarning("Input Text Exceeds Character Limits", "413"))
 
 
 # ---- Flush limiter ------------------------------------------------------------------------

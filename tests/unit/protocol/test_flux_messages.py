@@ -13,10 +13,12 @@ from voiceload.protocol.flux import (
     ConfigureSuccess,
     Connected,
     FluxError,
+    FluxWarning,
     ForceEndTurn,
     ServerMessage,
     TurnEvent,
     TurnInfo,
+    UnknownMessage,
     Word,
     parse_client_message,
     parse_server_message,
@@ -194,7 +196,7 @@ def test_word_lacking_confidence() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ('{"type":"Bogus"}', "unknown Flux server message type 'Bogus'"),
+        ('{"type":7}', "Flux server message has a non-string type 7"),
         ('{"request_id":"r"}', "Flux server message lacks required field 'type'"),
         ("{not json", "Flux server message is not valid JSON"),
         ("[1, 2]", "Flux server message is a JSON list, not an object"),
@@ -307,3 +309,20 @@ def test_serialised_json_is_compact_utf8_as_the_standard_library_writes_it() -> 
     obj = json.loads(text)
     assert text == json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     assert parse_server_message(text) == msg
+
+
+def test_unknown_types_and_warnings_are_parsed_not_refused() -> None:
+    # Deepgram's SDK skips unknown types and documents a Warning message (ListenV2Warning)
+    unknown = parse_server_message('{"type":"SpeechStarted","sequence_id":4,"timestamp":1.5}')
+    assert unknown == UnknownMessage(
+        "SpeechStarted", 4, {"type": "SpeechStarted", "sequence_id": 4, "timestamp": 1.5}
+    )
+    assert parse_server_message(serialize_server_message(unknown)) == unknown
+    warning = parse_server_message(
+        '{"type":"Warning","request_id":"r","sequence_id":3,"code":"AUDIO_SLOW",'
+        '"description":"audio arrives slower than real time"}'
+    )
+    assert warning == FluxWarning(3, "AUDIO_SLOW", "audio arrives slower than real time", "r")
+    assert parse_server_message(serialize_server_message(warning)) == warning
+    # a Warning missing its optional fields is still a Warning
+    assert parse_server_message('{"type":"Warning"}') == FluxWarning(None, "", "")

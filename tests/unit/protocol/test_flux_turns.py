@@ -13,16 +13,17 @@ from voiceload.protocol.flux import (
     EVENT_TARGET,
     TRANSITIONS,
     UPDATE_INTERVAL_S,
-    WARNING_RULES,
     Connected,
     FluxError,
     FluxTurnMachine,
     Rule,
     ServerMessage,
+    Severity,
     TurnChecker,
     TurnEvent,
     TurnInfo,
     TurnState,
+    severity_of,
 )
 
 E = TurnEvent
@@ -146,12 +147,28 @@ def test_sequence_id_gap() -> None:
     ]
 
 
-def test_connected_missing() -> None:
+def test_connected_missing_is_one_warning() -> None:
+    # without Connected the stream may count from 1 (or 0): the first sequence_id is taken as is
     msgs = published_messages()[1:]
-    assert check(msgs) == [
-        ("connected-not-first", "first message is TurnInfo, not Connected", 1),
-        ("sequence-id-not-consecutive", "sequence_id not consecutive (expected 0, got 1)", 1),
+    assert check(msgs) == [("connected-missing", "first message is TurnInfo, not Connected", 1)]
+    checker = TurnChecker(eager_enabled=True)
+    for msg in msgs:
+        checker.feed(msg)
+    assert [f.severity for f in checker.findings] == [Severity.WARNING]
+    assert checker.violations == []
+
+
+def test_connected_with_another_sequence_id_is_a_warning() -> None:
+    msgs = published_messages()
+    msgs[0] = replace(msgs[0], sequence_id=5)
+    checker = TurnChecker(eager_enabled=True)
+    for msg in msgs:
+        checker.feed(msg)
+    assert [(f.rule, f.severity) for f in checker.findings] == [
+        ("sequence-id-not-consecutive", Severity.WARNING),  # Connected 5, expected 0
+        ("sequence-id-not-consecutive", Severity.WARNING),  # the next one 1, expected 6
     ]
+    assert checker.violations == []
 
 
 def test_connected_not_first() -> None:
@@ -489,7 +506,7 @@ def test_forced_end_of_turn_keeps_every_rule(
     assert forced[-1].transcript == "Hi there"
     for msg in sent + list(forced):
         checker.feed(msg)
-    assert checker.findings == []
+    assert checker.violations == []  # the 5 s jump is only a cadence warning
     assert machine.turn_index == 1
 
 
@@ -533,10 +550,11 @@ def test_machine_and_checker_agree_on_random_walks(eager: bool) -> None:
                     0.5,
                 )
                 probe = copy.deepcopy(checker)
-                assert probe.feed(would_be) != []
+                assert any(f.is_violation for f in probe.feed(would_be))
                 continue
             sent += 1
-            assert checker.feed(msg) == []
+            # refused emits leave audio gaps: cadence warnings only, never a violation
+            assert [f for f in checker.feed(msg) if f.is_violation] == []
             assert checker.state is machine.state
             assert checker.turn_index == machine.turn_index
         turns_ended += machine.turn_index
@@ -553,9 +571,14 @@ def _updates(ends_s: list[float], first_seq: int = 1, turn_index: int = 0) -> li
     ]
 
 
+def _warnings(checker: TurnChecker) -> list[tuple[str, str, int | None]]:
+    return [(f.rule, f.message, f.sequence_id) for f in checker.findings
+            if f.severity is Severity.WARNING]  # fmt: skip
+
+
 def test_update_interval_is_the_documented_quarter_second() -> None:
     assert UPDATE_INTERVAL_S == 0.25
-    assert Rule.UPDATE_CADENCE_GAP in WARNING_RULES
+    assert severity_of(Rule.UPDATE_CADENCE_GAP) is Severity.WARNING
 
 
 def test_legal_streams_give_no_cadence_warning() -> None:
@@ -574,17 +597,16 @@ def test_legal_streams_give_no_cadence_warning() -> None:
     checker = TurnChecker(eager_enabled=True, frame_s=0.08)
     for msg in msgs + _updates(silence_updates, len(msgs), turn_index=1):
         assert checker.feed(msg) == []
-    assert checker.warnings == []
     assert checker.findings == []
 
 
-def test_a_long_gap_between_turn_messages_is_a_cadence_warning_not_a_finding() -> None:
+def test_a_long_gap_between_turn_messages_is_a_cadence_warning_not_a_violation() -> None:
     checker = TurnChecker(eager_enabled=None, frame_s=0.08)
     msgs = [Connected(REQ, 0), *_updates([0.25, 0.5, 1.5, 1.75])]
-    returned = [checker.feed(m) for m in msgs]
-    assert returned == [[], [], [], [], []]  # warnings are not returned as findings
-    assert checker.findings == []
-    assert [(w.rule, w.message, w.sequence_id) for w in checker.warnings] == [
+    returned = [[f.rule for f in checker.feed(m)] for m in msgs]
+    assert returned == [[], [], [], ["update-cadence-gap"], []]
+    assert checker.violations == []
+    assert _warnings(checker) == [
         (
             "update-cadence-gap",
             "no TurnInfo for 1.00 s of audio (Updates come about every 0.25 s)",
@@ -598,8 +620,8 @@ def test_cadence_tolerance_is_two_intervals_plus_one_frame() -> None:
     at_limit = TurnChecker(frame_s=0.2)
     for msg in [Connected(REQ, 0), *_updates([0.25, 0.25 + limit_s])]:
         at_limit.feed(msg)
-    assert at_limit.warnings == []
+    assert at_limit.findings == []
     over = TurnChecker(frame_s=0.2)
     for msg in [Connected(REQ, 0), *_updates([0.25, 0.25 + limit_s + 0.01])]:
         over.feed(msg)
-    assert [w.rule for w in over.warnings] == ["update-cadence-gap"]
+    assert [w[0] for w in _warnings(over)] == ["update-cadence-gap"]

@@ -12,6 +12,7 @@ from voiceload.protocol.gateway import (
     AURA_1_MODEL,
     AURA_2_ES_MODEL,
     DEEPGRAM_BAD_AUDIO,
+    DEEPGRAM_ERROR_FIELDS,
     DEEPGRAM_IDLE_TIMEOUT,
     FLUX_MODEL,
     AuthForm,
@@ -26,7 +27,11 @@ from voiceload.protocol.gateway import (
     bad_parameter,
     classify_upgrade_failure,
     client_auth,
+    deepgram_bad_request,
+    deepgram_headers,
     deepgram_service,
+    deepgram_unauthorized,
+    deepgram_unknown_model,
     deepgram_url,
     flux_param_problem,
     gateway_not_found,
@@ -236,19 +241,20 @@ def test_deepgram_service_names() -> None:
         ([("encoding", "linear16")], "missing required parameter 'sample_rate'"),
         (
             [("encoding", "linear16"), ("sample_rate", "16k")],
-            "invalid value for 'sample_rate': '16k', expected digits",
+            "invalid value for 'sample_rate': '16k', expected one of 8000, 16000, 24000, 44100,"
+            " 48000",
         ),
         (
             [*FLUX_PARAMS[:2], ("eot_threshold", "0.95")],
-            "invalid value for 'eot_threshold': 0.95, expected 0.5-0.9",
+            "invalid value for 'eot_threshold': '0.95', expected 0.5 .. 0.9",
         ),
         (
             [*FLUX_PARAMS[:2], ("eager_eot_threshold", "x")],
-            "invalid value for 'eager_eot_threshold': 'x', expected a number",
+            "invalid value for 'eager_eot_threshold': 'x', expected 0.3 .. 0.9",
         ),
         (
             [*FLUX_PARAMS[:2], ("eot_timeout_ms", "5s")],
-            "invalid value for 'eot_timeout_ms': '5s', expected digits",
+            "invalid value for 'eot_timeout_ms': '5s', expected an integer 500 .. 60000",
         ),
     ],
 )
@@ -390,6 +396,9 @@ def test_other_bodies() -> None:
         (out_of_capacity(), FailureCategory.OUT_OF_CAPACITY, 3040),
         (rate_limited(), FailureCategory.RATE_LIMITED, None),
         (bad_parameter("invalid value for 'encoding'"), FailureCategory.BAD_REQUEST, None),
+        (deepgram_unauthorized("r"), FailureCategory.UNAUTHORIZED, None),
+        (deepgram_bad_request("invalid value", "r"), FailureCategory.BAD_REQUEST, None),
+        (deepgram_unknown_model("nova-9", "r"), FailureCategory.BAD_REQUEST, None),
     ],
 )
 def test_every_body_classifies_back(
@@ -397,6 +406,28 @@ def test_every_body_classifies_back(
 ) -> None:
     failure = classify_upgrade_failure(*answer)
     assert (failure.category, failure.status, failure.code) == (category, answer[0], code)
+
+
+def test_deepgram_bodies_have_the_documented_shape() -> None:
+    for status, body in (
+        deepgram_unauthorized("req-1"),
+        deepgram_bad_request("invalid value for 'encoding'", "req-1"),
+        deepgram_unknown_model("nova-9", "req-1"),
+    ):
+        obj = json.loads(body)
+        assert tuple(obj) == DEEPGRAM_ERROR_FIELDS and obj["request_id"] == "req-1"
+        assert status in (400, 401) and obj["err_msg"]
+    assert json.loads(deepgram_unauthorized("r")[1])["err_code"] == "INVALID_AUTH"
+    assert json.loads(deepgram_bad_request("m", "r")[1])["err_code"] == "Bad Request"
+    assert classify_upgrade_failure(*deepgram_bad_request("bad rate", "r")).message == "bad rate"
+
+
+def test_deepgram_headers_name_the_request_and_the_error() -> None:
+    assert deepgram_headers("req-1") == [("dg-request-id", "req-1")]
+    _, body = deepgram_bad_request("invalid  value\nfor x", "req-1")
+    assert deepgram_headers("req-1", body) == [
+        ("dg-request-id", "req-1"), ("dg-error", "invalid value for x")
+    ]
 
 
 def test_classification_messages() -> None:

@@ -40,6 +40,9 @@ def test_report_command_writes_page_junit_and_summary(
                     "8. Cost and capacity", "9. Configuration"):
         assert heading in page
     assert "2,000 sessions/day" in page
+    # turn pairing and findings by severity, from the golden sessions.csv
+    assert "3 split (ended more than once), 2 merged (ended together with another)" in page
+    assert "2 extra <code>EndOfTurn</code>" in page and "6 warnings" in page
     from voiceload.report import html
 
     assert html._ENV.get_template("_style.css.j2").render() in page  # the shared stylesheet

@@ -85,6 +85,19 @@ def test_summarise_sessions_counts_errors_and_wer() -> None:
     assert summary["wer"]["overall"] == pytest.approx(0.25)
 
 
+def test_summarise_sessions_counts_turns_and_findings_by_severity() -> None:
+    rows = [
+        _row(turns_expected=3, turns_ended=3, turns_split=1, turns_merged=2, findings=1,
+             findings_warning=2, findings_info=1),
+        _row(turns_expected=2, turns_ended=1, turns_missed=1, turns_extra=1, findings_warning=1),
+        {k: v for k, v in _row().items() if not k.startswith(("turns_", "findings"))},  # old run
+    ]  # fmt: skip
+    summary = artifacts.summarise_sessions(rows)  # type: ignore[arg-type]
+    assert summary["turns"] == {"expected": 5, "ended": 4, "missed": 1, "premature": 0,
+                                "resumed": 0, "split": 1, "merged": 2, "extra": 1}  # fmt: skip
+    assert summary["findings"] == {"violation": 1, "warning": 3, "info": 1}
+
+
 def test_build_summary_and_write_json_round_trip(tmp_path: Path) -> None:
     verdict = judge(send_lag_p99_ms=1.0, workers=[], out_of_range={})
     stats = {"flux.eot": {"count": 3, "p50": 250.0}}

@@ -46,7 +46,7 @@ def test_frame_size_must_be_a_positive_multiple_of_10(frame_ms: str) -> None:
     ("argv", "fragment"),
     [
         (["--emulator-url", "http://x"], "not a ws:// or wss:// URL"),
-        (["--eager-eot-threshold", "0.95"], "outside 0.3 .. 0.9"),
+        (["--eager-eot-threshold", "0.95"], "--eager-eot-threshold 0.95 .* expected 0.3 .. 0.9"),
         (["--report-interval-s", "0"], "--report-interval-s 0 must be greater than 0"),
         (["--think-time-ms", "-1"], "--think-time-ms -1 must be 0 or more"),
     ],
@@ -102,7 +102,7 @@ def test_text_from_the_web_ui_form_is_converted() -> None:
     assert (settings.frame_ms, settings.eager_eot_threshold) == (40, None)
     assert (settings.eot_timeout_ms, settings.think_time_ms) == (3000, 250)
     namespace.eot_timeout_ms = "soon"
-    with pytest.raises(ConfigError, match="--eot-timeout-ms 'soon' is not a number"):
+    with pytest.raises(ConfigError, match=r"--eot-timeout-ms 'soon' is not a number"):
         options.settings_from(namespace)
 
 
@@ -130,7 +130,8 @@ def test_flux_model_options_reach_the_url() -> None:
     assert ("eot_threshold", "0.8") in query
     assert ("sample_rate", "8000") in query
     assert [v for k, v in query if k == "keyterm"] == ["Acme", "customer service"]
-    assert ("encoding", "linear16") not in _query(target.aura.url)  # unset: not sent
+    # unset: not sent on the Workers AI routes, where the WebSocket does not document it
+    assert ("encoding", "linear16") not in _query(target.aura.url)
 
 
 def test_aura_encoding_reaches_the_aura_url_only() -> None:
@@ -138,7 +139,14 @@ def test_aura_encoding_reaches_the_aura_url_only() -> None:
         _creds()
     )
     assert ("encoding", "linear16") in _query(target.aura.url)
+    assert ("sample_rate", "24000") in _query(target.aura.url)  # the rate the client times at
     assert ("encoding", "linear16") in _query(target.flux.url)  # Flux's own, always sent
+
+
+def test_a_g711_aura_encoding_is_sent_with_its_rate_and_timed_at_it() -> None:
+    settings = _parse("--target", "gateway", "--aura-encoding", "mulaw")
+    aura_query = _query(settings.resolve_target(_creds()).aura.url)
+    assert ("encoding", "mulaw") in aura_query and ("sample_rate", "8000") in aura_query
 
 
 @pytest.mark.parametrize(
@@ -165,7 +173,7 @@ def test_auth_form_as_a_subprotocol() -> None:
 
 
 def test_auth_form_the_target_cannot_use_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="--auth-form token does not work with target gateway"):
+    with pytest.raises(ConfigError, match=r"--auth-form token does not work with target gateway"):
         _parse("--target", "gateway", "--auth-form", "token").resolve_target(
             _creds()
         )
@@ -203,8 +211,14 @@ def test_keyterms_from_the_web_ui_form_are_comma_separated() -> None:
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["--eot-threshold", "0.4"], "--eot-threshold 0.4 is outside 0.5 .. 1"),
-        (["--sample-rate", "4000"], "--sample-rate 4000 is outside 8000 .. 48000 Hz"),
+        (["--eot-threshold", "0.4"], "--eot-threshold 0.4 is not accepted on Workers AI .*"
+                                     "expected 0.5 .. 0.9"),
+        (["--eot-threshold", "2"], "--eot-threshold 2 is not accepted"),
+        (["--target", "deepgram", "--eot-threshold", "2"],
+         "--eot-threshold 2 is not accepted on Deepgram .* expected 0.5 .. 1"),
+        (["--eot-timeout-ms", "0"], "--eot-timeout-ms 0 .* an integer 500 .. 60000"),
+        (["--sample-rate", "4000"], "--sample-rate 4000 .* expected one of 8000, 16000, 24000"),
+        (["--sample-rate", "22050"], "--sample-rate 22050 .* expected one of 8000"),
         (["--aura-url", "ws://127.0.0.1:1/aura"], "--aura-url is for a ws:// or wss:// --target"),
     ],
 )
@@ -214,12 +228,22 @@ def test_bad_route_options_are_one_line_config_errors(argv: list[str], fragment:
     assert "\n" not in str(exc.value)
 
 
+def test_each_route_accepts_its_own_range() -> None:
+    # Deepgram documents eot_threshold up to 1.0 (ForceEndTurn-driven turns); Workers AI 0.9.
+    assert _parse("--target", "deepgram", "--eot-threshold", "1.0").eot_threshold == 1.0
+    with pytest.raises(ConfigError, match=r"--eot-threshold 1 is not accepted on Workers AI"):
+        _parse("--target", "gateway", "--eot-threshold", "1.0")
+    with pytest.raises(ConfigError, match=r"--eot-threshold 0.95 is not accepted on Workers AI"):
+        _parse("--eot-threshold", "0.95")  # target emulator: the gateway route's rules
+    assert _parse("--target", "ws://127.0.0.1:9/w", "--eot-threshold", "1.0").eot_threshold == 1
+
+
 def test_an_unmeasurable_aura_encoding_from_the_web_ui_is_refused() -> None:
     parser = LocustArgumentParser()
     options.add_arguments(parser)
     namespace = parser.parse_args([])
-    namespace.aura_encoding = "mulaw"  # the form bypasses argparse's choices
-    with pytest.raises(ConfigError, match="--aura-encoding mulaw cannot be measured"):
+    namespace.aura_encoding = "mp3"  # the form bypasses argparse's choices
+    with pytest.raises(ConfigError, match=r"--aura-encoding mp3 cannot be measured"):
         options.settings_from(namespace)
 
 

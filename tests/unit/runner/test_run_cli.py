@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from voiceload.cli import run as run_cli
+from voiceload.emulator.behaviour import load_config
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
 from voiceload.protocol.gateway import AuthForm
@@ -230,7 +231,7 @@ def test_a_bad_fixture_stops_voiceload_run_before_anything_starts(
     assert not (tmp_path / "reports").exists()  # no run directory, no emulator, no Locust
 
 
-@pytest.mark.parametrize("scenario", ["default", "smoke", "flux-capacity"])
+@pytest.mark.parametrize("scenario", ["default", "smoke", "flux-capacity", "realism"])
 def test_every_shipped_scenario_lets_its_longest_session_finish(
     repo_root: Path, scenario: str
 ) -> None:
@@ -296,3 +297,47 @@ def test_failed_slos_are_named_one_per_line() -> None:
     ]}  # fmt: skip
     assert run_cli.failed_slos(summary) == ["p95 flux.eot 926.1 ms > 600 ms"]
     assert run_cli.failed_slos({}) == []
+
+
+def test_the_realism_scenario_turns_the_emulator_variability_profile_on(repo_root: Path) -> None:
+    options = run_cli.locust_options(run_cli.locust_command(
+        scenario=repo_root / run_cli.SCENARIO_DIR / "realism.conf", run_dir=Path("r"),
+        emulator_url=None, args=_args(), user_classes=[],
+    ))  # fmt: skip
+    config = load_config(repo_root / options.emulator_config)
+    assert config.realism.enabled
+    assert config.realism.split_turn > 0 and config.realism.merge_turns > 0
+    assert not load_config(repo_root / "src/voiceload/data/emulator.toml").realism.enabled
+
+
+def test_a_bad_emulator_config_in_a_scenario_stops_voiceload_run_before_anything_starts(
+    tmp_path: Path, repo_root: Path
+) -> None:
+    bad = tmp_path / "bad-emulator.toml"
+    bad.write_text("[realism]\nsplit_turn = 2\n")
+    scenario = tmp_path / "bad.conf"
+    scenario.write_text(f"users = 1\nrun-time = 5s\nstop-timeout = 30\nemulator-config = {bad}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "voiceload.cli", "run", "--scenario", str(scenario),
+         "--reports-dir", str(tmp_path / "reports"), "--no-report"],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "realism.split_turn must be a probability" in lines[0]
+    assert not (tmp_path / "reports").exists()
+
+
+def test_an_eot_threshold_the_route_refuses_stops_voiceload_run_in_one_line(
+    tmp_path: Path, repo_root: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voiceload.cli", "run", "--eot-threshold", "2",
+         "--reports-dir", str(tmp_path / "reports"), "--no-report"],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--eot-threshold 2 is not accepted on Workers AI" in lines[0]
+    assert "expected 0.5 .. 0.9" in lines[0]
+    assert not (tmp_path / "reports").exists()  # no run directory, no emulator, no Locust

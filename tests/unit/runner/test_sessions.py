@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -117,3 +118,15 @@ def test_a_fixture_is_prepared_once_per_factory_not_per_session(
     for driver in drivers:
         assert driver.frames is by_name[driver.result.fixture]
         assert len(driver.frames[0]) == 16_000 * 80 // 1000 * 2
+
+
+@pytest.mark.parametrize(("encoding", "rate"), [(None, 24_000), ("linear16", 24_000),
+                                                ("mulaw", 8_000), ("alaw", 8_000)])  # fmt: skip
+def test_aura_sessions_time_audio_in_the_format_the_url_asks_for(
+    manifest: Manifest, encoding: str | None, rate: int
+) -> None:
+    factory = SessionFactory(RunSettings(aura_encoding=encoding), TARGET,
+                             build_pools(manifest, []), ["aura"])  # fmt: skip
+    session = factory.aura(sink=None, rng=random.Random(1))  # type: ignore[arg-type]
+    assert (session.options.encoding, session.options.sample_rate_hz) == (encoding or "linear16",
+                                                                          rate)  # fmt: skip
