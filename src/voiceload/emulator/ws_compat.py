@@ -14,7 +14,6 @@ its source, run tests/integration/test_emulator.py, then widen :data:`SUPPORTED`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -23,27 +22,18 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from voiceload.errors import ConfigError
+from voiceload.versions import Supported, check_supported, parse_version
+
+__all__ = ["SUPPORTED", "check_version", "parse_version"]
 
 #: The websockets releases whose internals this module was checked against: [low, high).
-SUPPORTED: Final = ((15, 0), (18, 0))
-
-
-def parse_version(text: str) -> tuple[int, int]:
-    """``"17.4"`` -> ``(17, 4)``; ``"16.0.dev1"`` -> ``(16, 0)`` (major and minor only)."""
-    numbers = [int(m.group()) if (m := re.match(r"\d+", part)) else 0 for part in text.split(".")]
-    return (*numbers, 0)[0], (*numbers, 0, 0)[1]
+SUPPORTED: Final[Supported] = ((15, 0), (18, 0))
 
 
 def check_version(version: str) -> None:
     """Raise :class:`~voiceload.errors.ConfigError` when ``version`` is outside
-    :data:`SUPPORTED`."""
-    low, high = SUPPORTED
-    if not low <= parse_version(version) < high:
-        raise ConfigError(
-            f"websockets {version} is not supported by voiceload's emulator (needs "
-            f">={low[0]}.{low[1]},<{high[0]}.{high[1]}): install a supported release"
-        )
+    :data:`SUPPORTED` (:func:`voiceload.versions.check_supported`)."""
+    check_supported("websockets", version, SUPPORTED, "voiceload's emulator")
 
 
 check_version(websockets.version.version)

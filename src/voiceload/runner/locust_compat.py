@@ -17,7 +17,6 @@ tests/integration/test_locust_plugin.py, test_distributed.py and test_locust_run
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -37,32 +36,22 @@ from locust.runners import (
     WorkerRunner,
 )
 
-from voiceload.errors import ConfigError
+from voiceload.versions import Supported, check_supported, parse_version
 
 __all__ = [
     "STATE_INIT", "STATE_MISSING", "STATE_RUNNING", "STATE_SPAWNING", "STATE_STOPPING",
-    "SUPPORTED", "Environment", "MasterRunner", "StopUser", "WorkerRunner",
+    "SUPPORTED", "Environment", "MasterRunner", "StopUser", "WorkerRunner", "check_version",
+    "parse_version",
 ]  # fmt: skip
 
 #: The Locust releases whose internals this module was checked against: [low, high).
-SUPPORTED: Final = ((2, 40), (3, 0))
-
-
-def parse_version(text: str) -> tuple[int, int]:
-    """``"2.47.0"`` -> ``(2, 47)`` (major and minor; a suffix such as ``rc1`` is ignored)."""
-    numbers = [int(m.group()) if (m := re.match(r"\d+", part)) else 0 for part in text.split(".")]
-    return (*numbers, 0)[0], (*numbers, 0, 0)[1]
+SUPPORTED: Final[Supported] = ((2, 40), (3, 0))
 
 
 def check_version(version: str) -> None:
     """Raise :class:`~voiceload.errors.ConfigError` when ``version`` is outside
-    :data:`SUPPORTED`."""
-    low, high = SUPPORTED
-    if not low <= parse_version(version) < high:
-        raise ConfigError(
-            f"locust {version} is not supported by voiceload (needs >={low[0]}.{low[1]},"
-            f"<{high[0]}.{high[1]}): install a supported release"
-        )
+    :data:`SUPPORTED` (:func:`voiceload.versions.check_supported`)."""
+    check_supported("locust", version, SUPPORTED, "voiceload")
 
 
 check_version(locust.__version__)
