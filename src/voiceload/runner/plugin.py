@@ -62,6 +62,7 @@ from voiceload.runner.locust_compat import (
     StopUser,
     WorkerRunner,
 )
+from voiceload.runner.looplag import LoopLagMonitor
 from voiceload.runner.options import RunSettings, add_arguments, probe_tcp, settings_from
 from voiceload.runner.sessions import SessionFactory, build_pools, check_pools
 from voiceload.runner.sink import (
@@ -261,6 +262,7 @@ class RunPlugin:
         """The validity budgets of the current settings."""
         return Budgets(
             send_lag_p99_ms=self.settings.send_lag_budget_ms,
+            loop_lag_p99_ms=self.settings.loop_lag_budget_ms,
             worker_cpu_percent=self.settings.cpu_budget_percent,
         )
 
@@ -399,6 +401,16 @@ class RunPlugin:
                 )  # fmt: skip
             over = percent > self.budgets.worker_cpu_percent
 
+    def _measure_loop_lag(self) -> None:
+        """Greenlet: ``harness.loop_lag``, this process's event-loop lag (runner/looplag.py).
+
+        Stops once this run's last payload is sent (a worker) or when :meth:`finalise` kills it
+        (a local run); the next test's start kills any left over."""
+        recorder, phases, outbox = self.recorder, self.phases, self.outbox
+        LoopLagMonitor(
+            lambda late_us: recorder.record("harness.loop_lag", late_us, phases.phase)
+        ).run(should_stop=lambda: outbox.last_sent)
+
     def _drain_locally(self) -> None:
         """Greenlet (local runs): hand the interval to the collector every reporting interval."""
         while True:
@@ -501,8 +513,10 @@ class RunPlugin:
                 self.absorb(self.take_payload(now_wall_s))
             metrics = self.collector.close()
         send_lag = metrics.get("flux.send_lag")
+        loop_lag = metrics.get("harness.loop_lag")
         self.validity = judge(
             send_lag_p99_ms=send_lag["p99"] if send_lag else None,
+            loop_lag_p99_ms=loop_lag["p99"] if loop_lag else None,
             workers=self._worker_health(),
             out_of_range={name: int(s.get("out_of_range", 0)) for name, s in metrics.items()},
             budgets=self.budgets,
@@ -547,6 +561,9 @@ class RunPlugin:
             gevent.spawn(runner.stop)
             return
         now_wall_s = time.time()
+        for greenlet in self._greenlets:  # a worker's samplers of the previous test
+            greenlet.kill(block=True)
+        self._greenlets = []
         self._reset_run_state(now_wall_s)
         self.state = RunState.RUNNING
         self.phases.enter(Phase.RAMP_UP, now_wall_s)
@@ -554,6 +571,7 @@ class RunPlugin:
             self._open_run(now_wall_s)
         if self.generates:
             self._greenlets.append(gevent.spawn(self._sample_cpu))
+            self._greenlets.append(gevent.spawn(self._measure_loop_lag))
         if self.generates and self.collects:
             self._greenlets.append(gevent.spawn(self._drain_locally))
 
