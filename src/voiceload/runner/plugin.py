@@ -53,7 +53,7 @@ from voiceload.credentials import load_credentials, redact_stdio
 from voiceload.errors import ConfigError
 from voiceload.fixtures import load_manifest
 from voiceload.metrics import Phase, Recorder
-from voiceload.runner import artifacts, collector, distributed, locust_compat
+from voiceload.runner import artifacts, collector, distributed, locust_compat, stalls
 from voiceload.runner.collector import Collector
 from voiceload.runner.locust_compat import (
     STATE_MISSING,
@@ -211,6 +211,7 @@ class RunPlugin:
         self._greenlets: list[gevent.Greenlet] = []
         self._merge_lock = gevent.lock.RLock()
         self._report_lock = gevent.lock.Semaphore()  # one worker report encodes at a time
+        self._stall_tracer: stalls.StallTracer | None = None  # make perf only (runner/stalls.py)
         self._reset_run_state(time.time())
 
     @property
@@ -572,6 +573,9 @@ class RunPlugin:
         if self.generates:
             self._greenlets.append(gevent.spawn(self._sample_cpu))
             self._greenlets.append(gevent.spawn(self._measure_loop_lag))
+            if stalls.from_environment() is not None and self._stall_tracer is None:
+                self._stall_tracer = stalls.StallTracer()
+                self._stall_tracer.install()
         if self.generates and self.collects:
             self._greenlets.append(gevent.spawn(self._drain_locally))
 
@@ -588,6 +592,12 @@ class RunPlugin:
 
     def on_test_stop(self, environment: Environment, **_: Any) -> None:
         self.outbox.last_due = True  # a worker's next report carries final=True
+        prefix = stalls.from_environment()
+        if self._stall_tracer is not None:
+            self._stall_tracer.uninstall()
+            if prefix is not None:
+                self._stall_tracer.write(Path(f"{prefix}.{self.worker_id}.json"))
+            self._stall_tracer = None
         if self.generates and self.collects:
             self.finalise()
 
