@@ -81,3 +81,19 @@ def test_loop_lag_budget_is_configurable() -> None:
     kw = {"send_lag_p99_ms": None, "workers": [], "out_of_range": {}, "budgets": budgets}
     assert judge(**kw, loop_lag_p99_ms=7.5).valid  # type: ignore[arg-type]
     assert not judge(**kw, loop_lag_p99_ms=10.5).valid  # type: ignore[arg-type]
+
+
+def test_generators_freeze_the_startup_heap() -> None:
+    import gc
+
+    from voiceload.runner.plugin import freeze_heap
+
+    gc.unfreeze()
+    kept: list[int] = [1]  # a container, tracked by the collector, alive before the run
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is kept for o in gc.get_objects())  # out of the collected generations
+    finally:
+        gc.unfreeze()
+    assert any(o is kept for o in gc.get_objects())  # collected again after unfreeze
