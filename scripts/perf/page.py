@@ -168,7 +168,34 @@ def _capacity(r: dict[str, Any]) -> list[str]:
                 "| streams | send lag p50 ms | p99 ms | client CPU % | emulator CPU % | result |",
                 "| --- | --- | --- | --- | --- | --- |", *_trial_rows(section, cpu),
             ]  # fmt: skip
-    return [*lines, ""]
+    return [*lines, "", *_stalls(r), ""]
+
+
+def _stalls(r: dict[str, Any]) -> list[str]:
+    """Event-loop stalls >= 2 ms by cause at each voiceload capacity (voiceload.runner.stalls)."""
+    lines = [
+        "Event-loop stalls of the voiceload worker at its capacity: each greenlet run (between "
+        "two switches) and each garbage collection of 2 ms or more, by cause "
+        "(`VOICELOAD_STALL_TRACE`, voiceload/runner/stalls.py; the hub's own runs are not "
+        "counted: idle waiting and I/O callbacks look alike). `harness.loop_lag` p99 is the "
+        "worker's 10 ms timer's lateness.",
+    ]
+    for frame_ms in (80, 20):
+        at = (r.get(f"runner_{frame_ms}") or {}).get("at_capacity") or {}
+        table = at.get("stalls")
+        if table is None:
+            continue
+        lines += [
+            "", f"{frame_ms} ms frames, {at.get('streams')} streams, loop-lag p99 "
+            f"{_n(at.get('loop_lag_p99_ms'), 2)} ms:", "",
+            "| cause | stalls | total ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- |",
+        ]  # fmt: skip
+        for cause, row in sorted(table.items(), key=lambda kv: -kv[1]["total_ms"]):
+            lines.append(f"| {cause} | {row['count']:.0f} | {row['total_ms']:.1f} | "
+                         f"{row['p99_ms']:.1f} | {row['max_ms']:.1f} |")  # fmt: skip
+        if not table:
+            lines.append("| none | 0 | | | |")
+    return lines
 
 
 def _accuracy(r: dict[str, Any]) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from perf import PerfError
+from voiceload.runner.stalls import merge_tables
 
 REPO = Path(__file__).resolve().parents[2]
 #: The directory holding the ``perf`` package: perf scripts run as ``python -m perf.<name>``
@@ -148,8 +149,13 @@ def voiceload_run(
                "--emulator-url", emulator_url, "--frame-ms", str(frame_ms), "--no-report",
                "--reports-dir", str(reports_dir), "--", "--stop-timeout", "5"]  # fmt: skip
     limit_s = duration_s + 90.0
+    # the stall tracer (voiceload.runner.stalls): each generator writes <prefix>.<worker>.json
+    prefix = reports_dir / f"stalls-{users}-{frame_ms}-{time.monotonic_ns()}"
+    env = {**os.environ, "VOICELOAD_STALL_TRACE": str(prefix)}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=limit_s, cwd=REPO)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=limit_s, cwd=REPO, env=env
+        )
     except subprocess.TimeoutExpired:
         raise PerfError(f"voiceload run ({users} users) did not finish in {limit_s:g} s") from None
     found = re.search(r"results in (\S+)", done.stdout)
@@ -158,7 +164,10 @@ def voiceload_run(
         raise PerfError(
             f"voiceload run ({users} users) wrote no summary.json: {done.stderr.strip()[-300:]}"
         )
+    tables = [json.loads(f.read_text(encoding="utf-8"))["stalls"]
+              for f in sorted(reports_dir.glob(f"{prefix.name}.*.json"))]  # fmt: skip
     return {
         "summary": json.loads((run_dir / "summary.json").read_text(encoding="utf-8")),
         "run": json.loads((run_dir / "run.json").read_text(encoding="utf-8")),
+        "stalls": merge_tables(tables),
     }

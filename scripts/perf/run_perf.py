@@ -141,6 +141,8 @@ def runner_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, reports: Path)
             "worker_cpu_mean": cpu, "worker_cpu_max": cpu_max, "emulator_cpu_run_avg": emu_cpu,
             "sessions": sessions.get("total"), "failed": sessions.get("failed"),
             "valid": out["summary"].get("validity", {}).get("valid"),
+            "loop_lag_p99_ms": metrics.get("harness.loop_lag", {}).get("p99"),
+            "stalls": out.get("stalls", {}),
         }  # fmt: skip
 
     return trial

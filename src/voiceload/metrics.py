@@ -122,6 +122,11 @@ METRICS: Final[dict[str, MetricSpec]] = {
             "loopback emulator only: message handled by the reader - emulator's send stamp",
             harness=True,
         ),
+        MetricSpec(
+            "harness.loop_lag",
+            "per 10 ms sleep of the generator's loop-lag greenlet: wake-up - due time",
+            harness=True,
+        ),
     )
 }
 

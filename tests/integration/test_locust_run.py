@@ -114,5 +114,11 @@ def test_a_short_run_leaves_consistent_artifacts(tmp_path: Path, repo_root: Path
 
     validity = summary["validity"]
     assert validity["out_of_range"] == 0 and validity["missing_worker_finals"] == []
+
+    # the generator's own event-loop lag (issue 16): sampled every 10 ms, judged, budgeted
+    loop_lag = summary["metrics"]["harness.loop_lag"]
+    assert loop_lag["count_all_phases"] >= 100
+    assert validity["loop_lag_p99_ms"] == loop_lag["p99"]
+    assert run["budgets"]["loop_lag_p99_ms"] == 5.0
     assert run["interrupted"] is False
     assert run["phases"]["steady"][0] < run["phases"]["teardown"][0]

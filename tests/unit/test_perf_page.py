@@ -86,3 +86,21 @@ def test_emulator_section_shows_cpu_per_frame_at_capacity(tmp_path: Path) -> Non
     page = render_page(data, tmp_path / "none.md")
     assert "| 1 | 600 | 77 | 116 | 600: 0.23 / 2.9 / 4.0, 900: 0.30 / 435.4 / 7.5 |" in page
     assert "| 2 | not measured in this mode | | | |" in page
+
+
+def test_stalls_at_capacity_are_tabulated_by_cause(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("notes")
+    r = results(1200, 1300, 5.0)
+    at = r["runner_80"]["at_capacity"]
+    at["loop_lag_p99_ms"] = 3.25
+    at["stalls"] = {
+        "Flux message handling": {"count": 12, "total_ms": 40.0, "p99_ms": 6.0, "max_ms": 7.5},
+        "garbage collection (gen 2)": {"count": 1, "total_ms": 90.0, "p99_ms": 90.0,
+                                       "max_ms": 90.0},
+    }
+    page = render_page(r, notes)
+    assert "80 ms frames, 1200 streams, loop-lag p99 3.25 ms:" in page
+    gc_row = page.index("| garbage collection (gen 2) | 1 | 90.0 | 90.0 | 90.0 |")
+    flux_row = page.index("| Flux message handling | 12 | 40.0 | 6.0 | 7.5 |")
+    assert gc_row < flux_row  # largest total first

@@ -343,12 +343,16 @@ def build_model(
         missing.append("no validity verdict: summary.json lacks it")
     by_name = {r.metric: r for r in rows if r.count}
     send_lag, recv = by_name.get("flux.send_lag"), by_name.get("harness.recv_delay")
+    loop_lag = by_name.get("harness.loop_lag")
     harness_error = {
         "send_lag_p50_ms": send_lag.p50 if send_lag else None,
         "send_lag_p99_ms": send_lag.p99 if send_lag else None,
         "send_lag_max_ms": send_lag.max if send_lag else None,
         "recv_delay_p50_ms": recv.p50 if recv else None,
         "recv_delay_p99_ms": recv.p99 if recv else None,
+        "loop_lag_p50_ms": loop_lag.p50 if loop_lag else None,
+        "loop_lag_p99_ms": loop_lag.p99 if loop_lag else None,
+        "loop_lag_max_ms": loop_lag.max if loop_lag else None,
     }
 
     span_start_s, _ = _span(run, sessions or [])

@@ -203,6 +203,7 @@ def run_json(
         "interrupted": interrupted,
         "budgets": {
             "send_lag_p99_ms": budgets.send_lag_p99_ms,
+            "loop_lag_p99_ms": budgets.loop_lag_p99_ms,
             "worker_cpu_percent": budgets.worker_cpu_percent,
         },
     }

@@ -60,6 +60,7 @@ class RunSettings:
     slo_file: Path | None = None
     report_interval_s: float = 2.0
     send_lag_budget_ms: float = 5.0
+    loop_lag_budget_ms: float = 5.0
     cpu_budget_percent: float = 75.0
     fail_fast_sessions: int = 20
     base_url: str | None = None  # replaces scheme and host of a real route (loopback tests)
@@ -145,6 +146,8 @@ def add_arguments(parser: Any) -> None:
         help="histogram interval: how often samples are drained into the .hlog files")
     add("--send-lag-budget-ms", type=float, default=5.0,
         help="validity: steady flux.send_lag p99 budget")
+    add("--loop-lag-budget-ms", type=float, default=5.0,
+        help="validity: steady harness.loop_lag p99 budget (the generator's event-loop lag)")
     add("--cpu-budget-percent", type=float, default=75.0,
         help="validity: worker CPU budget (sustained for 3 s)")
     add("--base-url", default="",
@@ -305,6 +308,9 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
         slo_file=slo_file,
         report_interval_s=_positive("report-interval-s", options.report_interval_s),
         send_lag_budget_ms=_positive("send-lag-budget-ms", options.send_lag_budget_ms),
+        loop_lag_budget_ms=_positive(
+            "loop-lag-budget-ms", getattr(options, "loop_lag_budget_ms", 5.0)
+        ),
         cpu_budget_percent=_positive("cpu-budget-percent", options.cpu_budget_percent),
         fail_fast_sessions=max(0, int(_required("fail-fast-sessions",
                                                 options.fail_fast_sessions, int))),

@@ -7,6 +7,8 @@ reads a clock or a file; the plugin feeds it numbers.
 Rules (steady phase):
 
 - ``flux.send_lag`` p99 above ``Budgets.send_lag_p99_ms`` (default 5 ms);
+- ``harness.loop_lag`` p99 above ``Budgets.loop_lag_p99_ms`` (default 5 ms): the generator's
+  event loop stalled (runner/looplag.py);
 - a worker's CPU *stayed* above ``Budgets.worker_cpu_percent`` (default 75 %) for
   ``Budgets.cpu_window_samples`` consecutive one-second samples (a single busy second is not a
   verdict; see :func:`sustained_cpu_percent`);
@@ -26,6 +28,7 @@ class Budgets:
     """The harness's own error budget. Defaults follow METRICS.md and MEASUREMENTS.md §2.3."""
 
     send_lag_p99_ms: float = 5.0
+    loop_lag_p99_ms: float = 5.0
     worker_cpu_percent: float = 75.0
     cpu_window_samples: int = 3
 
@@ -51,6 +54,7 @@ class Validity:
     worker_cpu_sustained: float | None
     out_of_range: int
     missing_worker_finals: tuple[str, ...] = field(default=())
+    loop_lag_p99_ms: float | None = None
 
     def to_json(self) -> dict[str, object]:
         """The ``validity`` object of summary.json (docs/ARCHITECTURE.md)."""
@@ -58,6 +62,7 @@ class Validity:
             "valid": self.valid,
             "reasons": list(self.reasons),
             "send_lag_p99_ms": self.send_lag_p99_ms,
+            "loop_lag_p99_ms": self.loop_lag_p99_ms,
             "worker_cpu_max": self.worker_cpu_max,
             "worker_cpu_sustained": self.worker_cpu_sustained,
             "out_of_range": self.out_of_range,
@@ -90,11 +95,13 @@ def judge(
     out_of_range: Mapping[str, int],
     budgets: Budgets = Budgets(),
     early_stop_reason: str | None = None,
+    loop_lag_p99_ms: float | None = None,
 ) -> Validity:
     """Apply the rules above; ``send_lag_p99_ms`` is ``None`` when no Flux frame was sent.
 
     ``out_of_range`` maps metric name to the number of samples the histograms refused.
     ``early_stop_reason`` is the message of an in-run stop (e.g. every session failing).
+    ``loop_lag_p99_ms`` is the steady ``harness.loop_lag`` p99 (``None``: not measured).
     """
     reasons: list[str] = []
     if send_lag_p99_ms is not None and send_lag_p99_ms > budgets.send_lag_p99_ms:
@@ -102,6 +109,12 @@ def judge(
             f"steady flux.send_lag p99 {send_lag_p99_ms:.2f} ms exceeds the"
             f" {budgets.send_lag_p99_ms:g} ms budget: the load generator fell behind its"
             " schedule; use fewer users per worker or more workers"
+        )
+    if loop_lag_p99_ms is not None and loop_lag_p99_ms > budgets.loop_lag_p99_ms:
+        reasons.append(
+            f"steady harness.loop_lag p99 {loop_lag_p99_ms:.2f} ms exceeds the"
+            f" {budgets.loop_lag_p99_ms:g} ms budget: the load generator's event loop stalled"
+            " (frames and receive stamps were late); use fewer users per worker or more workers"
         )
 
     cpu_max: float | None = None
@@ -147,6 +160,7 @@ def judge(
         worker_cpu_sustained=cpu_sustained,
         out_of_range=refused,
         missing_worker_finals=missing,
+        loop_lag_p99_ms=loop_lag_p99_ms,
     )
 
 

@@ -36,6 +36,13 @@ def test_flags_become_typed_settings() -> None:
     assert settings.aura_voice == "luna"
 
 
+def test_loop_lag_budget_is_an_option() -> None:
+    assert _parse().loop_lag_budget_ms == 5.0
+    assert _parse("--loop-lag-budget-ms", "8").loop_lag_budget_ms == 8.0
+    with pytest.raises(ConfigError, match="loop-lag-budget-ms"):
+        _parse("--loop-lag-budget-ms", "0")
+
+
 @pytest.mark.parametrize("frame_ms", ["0", "-10", "25", "5", "81"])
 def test_frame_size_must_be_a_positive_multiple_of_10(frame_ms: str) -> None:
     with pytest.raises(ConfigError, match=f"--frame-ms {frame_ms} is not a positive multiple"):
