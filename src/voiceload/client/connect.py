@@ -20,6 +20,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from voiceload.client import ws_gevent
 from voiceload.credentials import register_secret
 from voiceload.targets import ssl_context_for
 
@@ -142,6 +143,7 @@ def open_websocket(
 ) -> ClientConnection:
     """Connect with :func:`connect_options` (use the result as a context manager); raises what
     ``connect`` raises (a certificate that does not verify: :class:`ssl.SSLError`)."""
+    ws_gevent.install()  # under gevent: a socket closed by another greenlet must not abort us
     connection: ClientConnection = connect(
         url, **connect_options(url, headers, subprotocols, open_timeout_s)
     )
