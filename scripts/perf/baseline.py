@@ -12,7 +12,9 @@ voiceload's capacity as a ratio of this client's.
 Timeline: streams start evenly over ``--ramp-s``; the steady window of ``--measure-s`` starts
 ``--warmup-s`` later; at its end every stream is cancelled (as Locust stops its users). One
 session per stream, no reconnect: the fixture must outlast the window (else exit 2), so no stream
-ends inside it. Prints one JSON object: ``send_lag_ms`` (count/p50/p99/max, steady),
+ends inside it. ``--churn`` instead reconnects as a Locust user does: after each fixture a
+0.5-1.5 s pause, then a new connection streaming a fixture drawn from the pool. Prints one
+JSON object: ``send_lag_ms`` (count/p50/p99/max, steady),
 ``loop_lag_ms`` (a 10 ms asyncio timer's lateness, steady, as ``harness.loop_lag``),
 ``cpu_percent`` / ``rss_bytes`` (steady window), ``sessions`` (connections opened),
 ``sessions_steady`` (opened inside the window) and ``errors`` (``{exception: count}``).
@@ -26,6 +28,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
@@ -38,17 +41,27 @@ from voiceload.audio import prepare
 from voiceload.errors import VoiceloadError
 from voiceload.fixtures import load_manifest
 from voiceload.pacing import FrameSchedule, start_time_ns
+from voiceload.runner.sessions import build_pools
 
 NS_PER_S = 1_000_000_000
 STOP_MARGIN_S = 10.0
 LOOP_LAG_INTERVAL_S = 0.010  # as voiceload.runner.looplag
 SAMPLE_RATE_HZ = 16_000  # voiceload run's default Flux input rate
+CHURN_PAUSE_S = (0.5, 1.5)  # loadtests/locustfile.py VoiceUser.wait_time
 
 
 def fixture_frames(name: str, frame_ms: int) -> tuple[bytes, ...]:
     """The manifest fixture ``name`` as ``voiceload run`` sends it (16 kHz, ``frame_ms``)."""
     fixture = load_manifest().get(name)  # FixtureError (a VoiceloadError) when unknown
     return prepare(fixture.path, sample_rate=SAMPLE_RATE_HZ, frame_ms=frame_ms).frames
+
+
+def flux_pool(names: str, frame_ms: int) -> list[tuple[bytes, ...]]:
+    """The frames of every fixture ``voiceload run --fixtures names`` draws Flux sessions from
+    (``names`` empty: its default pool, every manifest fixture with a turn)."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    pool = build_pools(load_manifest(), wanted).flux
+    return [prepare(f.path, sample_rate=SAMPLE_RATE_HZ, frame_ms=frame_ms).frames for f in pool]
 
 
 async def loop_lag(window: tuple[int, int], lags_us: list[int]) -> None:
@@ -61,12 +74,11 @@ async def loop_lag(window: tuple[int, int], lags_us: list[int]) -> None:
             lags_us.append(max(0, now_ns - due_ns) // 1000)
 
 
-async def stream(
-    url: str, frames: tuple[bytes, ...], frame_ms: int, delay_s: float, rng: random.Random,
+async def session(
+    url: str, frames: tuple[bytes, ...], frame_ms: int, rng: random.Random,
     window: tuple[int, int], lags_us: list[int], errors: list[str], opened_ns: list[int],
 ) -> None:  # fmt: skip
-    """One stream: connect after ``delay_s``, send every frame when due, record steady lag."""
-    await asyncio.sleep(delay_s)
+    """One connection: send every frame of ``frames`` when due, record steady lag, close."""
     try:
         async with connect(url, compression=None, ping_interval=None, max_size=None) as ws:
             opened_ns.append(time.monotonic_ns())
@@ -95,13 +107,30 @@ async def stream(
         errors.append(type(exc).__name__)
 
 
+async def stream(
+    url: str, pool: Sequence[tuple[bytes, ...]], frame_ms: int, delay_s: float,
+    rng: random.Random, churn: bool, window: tuple[int, int], lags_us: list[int],
+    errors: list[str], opened_ns: list[int],
+) -> None:  # fmt: skip
+    """One user: start after ``delay_s``; one session of a fixture drawn from ``pool``; with
+    ``churn``, a pause of 0.5-1.5 s (a Locust ``VoiceUser``'s ``wait_time``) and the next
+    session, until cancelled."""
+    await asyncio.sleep(delay_s)
+    while True:
+        await session(url, rng.choice(pool), frame_ms, rng, window, lags_us, errors, opened_ns)
+        if not churn:
+            return
+        await asyncio.sleep(rng.uniform(*CHURN_PAUSE_S))
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    frames = fixture_frames(args.fixture, args.frame_ms)
+    pool = flux_pool(args.fixture, args.frame_ms)
     needed_s = args.ramp_s + args.warmup_s + args.measure_s
-    if len(frames) * args.frame_ms / 1000 < needed_s:
+    shortest_s = min(len(frames) for frames in pool) * args.frame_ms / 1000
+    if not args.churn and shortest_s < needed_s:
         raise VoiceloadError(
-            f"fixture {args.fixture!r} lasts {len(frames) * args.frame_ms / 1000:.1f} s, less "
-            f"than ramp + warm-up + window ({needed_s:.1f} s): streams would end in the window"
+            f"fixture {args.fixture!r} lasts {shortest_s:.1f} s, less than ramp + warm-up + "
+            f"window ({needed_s:.1f} s): streams would end in the window (--churn reconnects)"
         )
     start_ns = time.monotonic_ns()
     steady_ns = start_ns + round((args.ramp_s + args.warmup_s) * NS_PER_S)
@@ -116,8 +145,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     tasks = [
         asyncio.create_task(
             stream(
-                url, frames, args.frame_ms, i * args.ramp_s / max(1, args.streams),
-                random.Random(rng.random()), window, lags_us, errors, opened_ns,
+                url, pool, args.frame_ms, i * args.ramp_s / max(1, args.streams),
+                random.Random(rng.random()), args.churn, window, lags_us, errors, opened_ns,
             )
         )
         for i in range(args.streams)
@@ -139,6 +168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     error_counts = {name: errors_in_window.count(name) for name in sorted(set(errors_in_window))}
     return {
         "streams": args.streams, "frame_ms": args.frame_ms, "fixture": args.fixture,
+        "churn": args.churn,
         "send_lag_ms": lag, "loop_lag_ms": loop,
         "cpu_percent": 100.0 * busy_s / (t1 - t0), "rss_bytes": rss_bytes,
         "sessions": len(opened_ns),
@@ -152,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-url", required=True)
     p.add_argument("--streams", type=int, required=True)
     p.add_argument("--frame-ms", type=int, default=80)
-    p.add_argument("--fixture", default="monologue_long", help="manifest fixture to stream")
+    p.add_argument("--fixture", default="monologue_long",
+                   help="manifest fixture(s) to stream, comma-separated; '' = voiceload run's "
+                   "default Flux pool (every fixture with a turn)")  # fmt: skip
+    p.add_argument("--churn", action="store_true",
+                   help="reconnect as a Locust user does: after each fixture, a 0.5-1.5 s pause "
+                   "and a new session (fixture drawn at random from the pool)")  # fmt: skip
     p.add_argument("--ramp-s", type=float, default=5.0)
     p.add_argument("--warmup-s", type=float, default=0.0)
     p.add_argument("--measure-s", type=float, default=10.0)

@@ -183,7 +183,8 @@ def _capacity(r: dict[str, Any]) -> list[str]:
         "inside the measured window (the reconnects/s column shows it, measured): this "
         "compares the per-frame cost of streaming, like for like. (Session setup and teardown "
         "— a Locust user reconnects after every fixture pass — is not in this comparison; a "
-        "worker running the default short fixtures also pays it.) voiceload still parses every "
+        "worker running the default short fixtures also pays it: the *with session churn* "
+        "pair below measures that, in a full run.) voiceload still parses every "
         "Flux `Update`; the baseline does not. Capacity trials run without the stall tracer "
         "(it costs CPU on every greenlet switch); it runs once, separately, at the capacity "
         "found (below).",
@@ -215,19 +216,55 @@ def _capacity(r: dict[str, Any]) -> list[str]:
             f"| {frame_ms} ms | {s['pairs']} | {_caps(s['voiceload'])} | {_caps(s['baseline'])} "
             f"| {per_pair} | {_median_ratio(s)} |"
         )
-    for frame_ms in (80, 20):
-        section = r.get(f"capacity_{frame_ms}")
+    lines += _churn(r)
+    for key in ("capacity_80", "capacity_20", "churn_80"):
+        section = r.get(key)
         if section is None:
             continue
+        frame_ms = section["frame_ms"]
+        label = "with session churn, " if section.get("workload") == "churn" else ""
         for pair in section["pairs"]:
             for who, key, cpu in (("voiceload run", "voiceload", "worker_cpu_mean"),
                                   ("baseline", "baseline", "cpu_percent")):  # fmt: skip
                 side = pair[key]
                 lines += [
-                    "", f"Pair {pair['index'] + 1}, {who}, {frame_ms} ms frames (capacity "
+                    "", f"Pair {pair['index'] + 1}, {who}, {label}{frame_ms} ms frames (capacity "
                     f"{_cap(side)}):", "", *TRIAL_HEADER, *_trial_rows(side["trials"], cpu),
                 ]  # fmt: skip
     return [*lines, "", *_stalls(r), ""]
+
+
+def _churn(r: dict[str, Any]) -> list[str]:
+    """The ``churn`` workload's pair(s): setup cost included (not one of the issue's goals)."""
+    section = r.get("churn_80")
+    if section is None:
+        return []
+    s = section["summary"]
+    lines = [
+        "",
+        "**With session churn** (80 ms frames; informational, not a goal): both sides stream "
+        "every Flux fixture of the manifest (many of 2–4 s; `voiceload run` without "
+        "`--fixtures`, the baseline with `--churn`), each user drawing one at random per "
+        "session and reconnecting after a 0.5–1.5 s pause, as a Locust user does; so this "
+        "includes the cost of setting up and closing sessions. The baseline closes its "
+        "connection right after the last frame; a voiceload session also waits for Flux's "
+        "last messages. reconnects/s: sessions started after each user's first, per second "
+        "of the trial, at each side's capacity.",
+        "",
+        "| pairs | voiceload capacities | baseline capacities | ratio per pair "
+        "| reconnects/s at capacity (voiceload / baseline) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    rates = "; ".join(
+        f"{_n((p['voiceload'].get('at_capacity') or {}).get('reconnects_per_s'), 1)} / "
+        f"{_n((p['baseline'].get('at_capacity') or {}).get('reconnects_per_s'), 1)}"
+        for p in section["pairs"]
+    )
+    lines.append(
+        f"| {s['pairs']} | {_caps(s['voiceload'])} | {_caps(s['baseline'])} | "
+        f"{', '.join(_pct(x) for x in s['ratios'])} | {rates} |"
+    )
+    return lines
 
 
 def _stalls(r: dict[str, Any]) -> list[str]:

@@ -76,6 +76,10 @@ first_byte = {{kind = "fixed", ms = {FIRST_BYTE_MS}}}
 
 #: Both sides' capacity workload: one 19.7 s synthetic monologue per user (fixtures/audio).
 LONG_FIXTURE = "monologue_long"
+#: Workloads: ``long`` = :data:`LONG_FIXTURE` once per user, nobody reconnects inside the
+#: window (per-frame cost); ``churn`` = every Flux fixture of the manifest (many 2-4 s), each
+#: user reconnecting after a 0.5-1.5 s pause (per-session setup cost too), as a Locust user does.
+WORKLOADS = {"long": LONG_FIXTURE, "churn": ""}
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ class Plan:
     ``capacity_s``: length of one capacity trial (``voiceload run --duration``; the baseline's
     ramp + window). It must end before the first user's :data:`LONG_FIXTURE` stream does (19.7
     s), so that no session ends or reconnects inside the measured window on either side.
-    ``pairs``: voiceload/baseline pairs per frame size; ``pair_trials``: trials per side and pair.
+    ``pairs``: voiceload/baseline pairs per frame size; ``pair_trials``: trials per side and pair;
+    ``churn_pairs``: pairs of the ``churn`` workload (80 ms frames only).
     """
 
     quick: bool
@@ -98,12 +103,13 @@ class Plan:
     measure_s: float
     emulator_trials: int
     emulator_processes: tuple[int, ...]
+    churn_pairs: int
 
     @classmethod
     def from_env(cls) -> Plan:
         if os.environ.get("PERF_QUICK") == "1":
-            return cls(True, (80,), 17, 1, 3, 2.0, 1.0, 4.0, 2, (1,))
-        return cls(False, (80, 20), 17, 3, 5, 3.0, 2.0, 10.0, 5, (1, 2))
+            return cls(True, (80,), 17, 1, 3, 2.0, 1.0, 4.0, 2, (1,), 0)
+        return cls(False, (80, 20), 17, 3, 5, 3.0, 2.0, 10.0, 5, (1, 2), 1)
 
 
 SEARCH_START = {80: dict(start=600, max_n=3000, granularity=50),
@@ -136,12 +142,13 @@ def search(
 
 
 def runner_trial(
-    emu: EmulatorProcess, frame_ms: int, plan: Plan, reports: Path, *, stall_trace: bool = False
-) -> Callable[[int], dict[str, Any]]:
+    emu: EmulatorProcess, frame_ms: int, plan: Plan, reports: Path, *, stall_trace: bool = False,
+    workload: str = "long",
+) -> Callable[[int], dict[str, Any]]:  # fmt: skip
     def trial(n: int) -> dict[str, Any]:
         cpu0, t0 = emu.cpu_seconds(), time.monotonic()
         out = voiceload_run(emu.url, n, frame_ms, plan.capacity_s, reports,
-                            fixtures=LONG_FIXTURE, stall_trace=stall_trace)  # fmt: skip
+                            fixtures=WORKLOADS[workload], stall_trace=stall_trace)  # fmt: skip
         emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
         metrics = out["summary"].get("metrics", {})
         lag = metrics.get("flux.send_lag", {}).get("p99")
@@ -184,17 +191,20 @@ def limit_s(plan: Plan) -> float:
     return plan.ramp_s * 2 + plan.warmup_s + plan.measure_s + 90.0
 
 
-def baseline_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | None) -> Callable[
-    [int], dict[str, Any]
-]:
+def baseline_trial(
+    emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | None, workload: str = "long"
+) -> Callable[[int], dict[str, Any]]:
     """A baseline trial shaped like a ``voiceload run`` of ``plan.capacity_s``: the same ramp
-    (:func:`perf.procs.ramp_s`), its window the rest of the run, the same fixture."""
+    (:func:`perf.procs.ramp_s`), its window the rest of the run, the same fixture(s), and for
+    ``churn`` the same reconnects."""
 
     def trial(n: int) -> dict[str, Any]:
         ramp = ramp_s(n)
         args = ["--base-url", emu.url, "--streams", n, "--frame-ms", frame_ms,
-                "--fixture", LONG_FIXTURE, "--ramp-s", ramp, "--warmup-s", 0,
+                "--fixture", WORKLOADS[workload], "--ramp-s", ramp, "--warmup-s", 0,
                 "--measure-s", plan.capacity_s - ramp]  # fmt: skip
+        if workload == "churn":
+            args.append("--churn")
         cpu0, t0 = emu.cpu_seconds(), time.monotonic()
         out = run_json(script("baseline", *args), cpus, plan.capacity_s + 90.0)
         emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
@@ -213,18 +223,20 @@ def baseline_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | 
 
 
 def capacity_pairs(
-    emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | None, reports: Path
-) -> dict[str, Any]:
-    """``plan.pairs`` alternating voiceload/baseline capacity pairs (:mod:`perf.pairs`)."""
-    trials = {VOICELOAD: runner_trial(emu, frame_ms, plan, reports),
-              BASELINE: baseline_trial(emu, frame_ms, plan, cpus)}  # fmt: skip
+    emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | None, reports: Path, *,
+    workload: str = "long", count: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """``count`` (default ``plan.pairs``) alternating voiceload/baseline capacity pairs of
+    ``workload`` (:data:`WORKLOADS`, :mod:`perf.pairs`)."""
+    trials = {VOICELOAD: runner_trial(emu, frame_ms, plan, reports, workload=workload),
+              BASELINE: baseline_trial(emu, frame_ms, plan, cpus, workload)}  # fmt: skip
     pairs = []
-    for index in range(plan.pairs):
+    for index in range(plan.pairs if count is None else count):
 
         def show(side: str, result: dict[str, Any], index: int = index) -> None:
             lag = result.get("send_lag_p99_ms")
-            log(f"{frame_ms} ms pair {index + 1} {side}: {result['streams']} streams -> p99 "
-                f"{lag if lag is None else round(lag, 2)} ms, "
+            log(f"{workload} {frame_ms} ms pair {index + 1} {side}: {result['streams']} streams "
+                f"-> p99 {lag if lag is None else round(lag, 2)} ms, "
                 f"{'pass' if result['passed'] else 'FAIL'} {result.get('error', '')}")  # fmt: skip
 
         searches = {side: CapacitySearch(**SEARCH_START[frame_ms], max_trials=plan.pair_trials)
@@ -232,7 +244,8 @@ def capacity_pairs(
         pairs.append(run_pair(index, searches, {s: _guarded(t) for s, t in trials.items()}, show))
         log(f"{frame_ms} ms pair {index + 1}: voiceload {pairs[-1][VOICELOAD]['capacity']}, "
             f"baseline {pairs[-1][BASELINE]['capacity']}")  # fmt: skip
-    return {"frame_ms": frame_ms, "pairs": pairs, "summary": summarise(pairs)}
+    return {"frame_ms": frame_ms, "workload": workload, "pairs": pairs,
+            "summary": summarise(pairs)}  # fmt: skip
 
 
 def _guarded(trial: Callable[[int], dict[str, Any]]) -> Callable[[int], dict[str, Any]]:
@@ -399,7 +412,8 @@ def main() -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "quick": plan.quick,
         "machine": machine(), "load_before": load_before,
         "capacity_method": {"fixture": LONG_FIXTURE, "trial_s": plan.capacity_s,
-                            "pairs": plan.pairs, "pair_trials": plan.pair_trials},
+                            "pairs": plan.pairs, "pair_trials": plan.pair_trials,
+                            "churn_pairs": plan.churn_pairs},
     }  # fmt: skip
     cpus = cores()
     with tempfile.TemporaryDirectory(prefix="voiceload-perf-") as tmp_name:
@@ -415,6 +429,11 @@ def main() -> int:
                 results[f"stalls_{frame_ms}"] = stall_diagnostic(
                     emu, frame_ms, found, plan, tmp / "reports"
                 )
+            if plan.churn_pairs:
+                results["churn_80"] = capacity_pairs(
+                    emu, 80, plan, cpus[0], tmp / "reports", workload="churn",
+                    count=plan.churn_pairs,
+                )  # fmt: skip
         results["verdicts"] = verdicts(
             {f: results[f"capacity_{f}"]["summary"] for f in plan.frames_ms}
         )

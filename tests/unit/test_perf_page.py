@@ -155,3 +155,17 @@ def test_stalls_of_the_diagnostic_trial_are_tabulated_by_cause(tmp_path: Path) -
     gc_row = page.index("| garbage collection (gen 2) | 1 | 90.0 | 90.0 | 90.0 |")
     flux_row = page.index("| Flux message handling | 12 | 40.0 | 6.0 | 7.5 |")
     assert gc_row < flux_row  # largest total first
+
+
+def test_the_churn_pair_is_tabulated_with_reconnect_rates(tmp_path: Path) -> None:
+    r = results(1200, 1300, 4.0)
+    churn = capacity([(1200, 1500)])
+    churn["workload"] = "churn"
+    churn["pairs"][0]["voiceload"]["at_capacity"]["reconnects_per_s"] = 85.0
+    churn["pairs"][0]["baseline"]["at_capacity"]["reconnects_per_s"] = 101.5
+    r["churn_80"] = churn
+    page = render_page(r, tmp_path / "none.md")
+    assert "**With session churn** (80 ms frames; informational, not a goal)" in page
+    assert "| 1 | 1200 | 1500 | 80 % | 85.0 / 101.5 |" in page
+    assert "Pair 1, baseline, with session churn, 80 ms frames (capacity 1500):" in page
+    assert "With session churn" not in render_page(results(1200, 1300, 4.0), tmp_path / "x")

@@ -73,3 +73,16 @@ def test_baseline_streams_the_manifest_fixture_voiceload_sends() -> None:
     frames = baseline.fixture_frames("monologue_long", 80)
     assert len(frames) * 80 / 1000 == pytest.approx(19.7, abs=0.05)
     assert {len(f) for f in frames[:-1]} == {2560}  # 80 ms of 16 kHz linear16
+
+
+def test_the_churn_pool_is_voiceload_runs_default_flux_pool() -> None:
+    from voiceload.fixtures import load_manifest
+    from voiceload.runner.sessions import build_pools
+
+    expected = build_pools(load_manifest(), []).flux
+    pool = baseline.flux_pool("", 80)
+    assert len(pool) == len(expected) > 1
+    assert [len(frames) for frames in pool] == [
+        len(baseline.fixture_frames(f.name, 80)) for f in expected
+    ]
+    assert len(baseline.flux_pool("monologue_long", 80)) == 1
