@@ -272,8 +272,10 @@ def _stalls(r: dict[str, Any]) -> list[str]:
     lines = [
         "Event-loop stalls of the voiceload worker, one separate diagnostic trial per frame size "
         "at the capacity found (the pairs' median voiceload capacity), with the stall tracer on "
-        "(`VOICELOAD_STALL_TRACE`, voiceload/runner/stalls.py; its own cost makes this trial's "
-        "send lag a little worse than a capacity trial's): each greenlet run (between two "
+        "(`VOICELOAD_STALL_TRACE`, voiceload/runner/stalls.py; it runs on every greenlet switch "
+        "and its cost can make this trial's send lag and loop lag far worse than the capacity "
+        "trial's at the same load, so read the table for where time goes, not for capacity): "
+        "each greenlet run (between two "
         "switches) and each garbage collection of 2 ms or more, by cause (the hub's own runs "
         "are not counted: idle waiting and I/O callbacks look alike). `harness.loop_lag` p99 is "
         "the worker's 10 ms timer's lateness.",
