@@ -1,6 +1,6 @@
 """``make perf``: measure the harness's own capacity and accuracy; write docs/PERFORMANCE.md.
 
-    make perf                # full, about 35 minutes on 2 cores
+    make perf                # full, about 30 minutes on 2 cores
     PERF_QUICK=1 make perf   # about 5 minutes, coarser (1 pair, 80 ms only)
 
 (``make perf`` runs ``python -m perf.run_perf`` from ``scripts/``, the directory that holds the
