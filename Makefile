@@ -59,7 +59,7 @@ bench-ci: $(STAMP)
 		$(if $(BASELINE),--baseline $(BASELINE)) $(if $(SLO),--slo $(SLO)) $(CI_ARGS)
 
 .PHONY: perf
-# The harness's own capacity and accuracy -> docs/PERFORMANCE.md (~15 min; PERF_QUICK=1: < 3 min).
+# The harness's own capacity and accuracy -> docs/PERFORMANCE.md (~30 min; PERF_QUICK=1: ~5 min).
 perf: $(STAMP)
 	cd scripts && $(CURDIR)/$(BIN)/python -m perf.run_perf
 

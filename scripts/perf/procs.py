@@ -135,23 +135,42 @@ def script(module: str, *args: object) -> list[str]:
     return [sys.executable, "-m", f"perf.{module}", *map(str, args)]
 
 
+def spawn_rate(users: int) -> int:
+    """Users ``voiceload_run`` starts per second: all within about 5 s (at least 20/s)."""
+    return max(20, users // 5)
+
+
+def ramp_s(users: int) -> float:
+    """How long ``voiceload_run`` takes to start ``users`` (the baseline ramps the same)."""
+    return users / spawn_rate(users)
+
+
 def voiceload_run(
-    emulator_url: str, users: int, frame_ms: int, duration_s: int, reports_dir: Path
-) -> dict[str, Any]:
+    emulator_url: str, users: int, frame_ms: int, duration_s: int, reports_dir: Path, *,
+    fixtures: str = "", stall_trace: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     """One ``voiceload run`` of Flux users (scenario ``flux-capacity``) against the emulator.
 
-    ``voiceload run`` pins Locust to core 0 itself. Returns ``{"summary", "run"}`` (the run's
-    summary.json and run.json). Spawn rate: all users within about 5 s.
+    ``voiceload run`` pins Locust to core 0 itself. Returns ``{"summary", "run", "stalls"}``
+    (the run's summary.json and run.json; the stall tables, None unless ``stall_trace``).
+    Spawn rate: :func:`spawn_rate`. ``fixtures``: ``--fixtures`` (empty: every manifest
+    fixture). ``stall_trace``: run with ``VOICELOAD_STALL_TRACE`` (greenlet.settrace on every
+    switch: costs CPU, so capacity trials run without it).
     """
-    spawn_rate = max(20, users // 5)
     command = [*VOICELOAD, "run", "--scenario", "flux-capacity", "--users", str(users),
-               "--spawn-rate", str(spawn_rate), "--duration", f"{duration_s}s",
+               "--spawn-rate", str(spawn_rate(users)), "--duration", f"{duration_s}s",
                "--emulator-url", emulator_url, "--frame-ms", str(frame_ms), "--no-report",
-               "--reports-dir", str(reports_dir), "--", "--stop-timeout", "5"]  # fmt: skip
+               "--reports-dir", str(reports_dir)]  # fmt: skip
+    if fixtures:
+        command += ["--fixtures", fixtures]
+    command += ["--", "--stop-timeout", "5"]
     limit_s = duration_s + 90.0
     # the stall tracer (voiceload.runner.stalls): each generator writes <prefix>.<worker>.json
     prefix = reports_dir / f"stalls-{users}-{frame_ms}-{time.monotonic_ns()}"
-    env = {**os.environ, "VOICELOAD_STALL_TRACE": str(prefix)}
+    env = dict(os.environ)
+    env.pop("VOICELOAD_STALL_TRACE", None)
+    if stall_trace:
+        env["VOICELOAD_STALL_TRACE"] = str(prefix)
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=limit_s, cwd=REPO, env=env
@@ -169,5 +188,5 @@ def voiceload_run(
     return {
         "summary": json.loads((run_dir / "summary.json").read_text(encoding="utf-8")),
         "run": json.loads((run_dir / "run.json").read_text(encoding="utf-8")),
-        "stalls": merge_tables(tables),
+        "stalls": merge_tables(tables) if stall_trace else None,
     }

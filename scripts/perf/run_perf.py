@@ -1,7 +1,7 @@
 """``make perf``: measure the harness's own capacity and accuracy; write docs/PERFORMANCE.md.
 
-    make perf                # full, about 15 minutes on 2 cores
-    PERF_QUICK=1 make perf   # under 3 minutes, coarser
+    make perf                # full, about 30 minutes on 2 cores
+    PERF_QUICK=1 make perf   # about 5 minutes, coarser (1 pair, 80 ms only)
 
 (``make perf`` runs ``python -m perf.run_perf`` from ``scripts/``, the directory that holds the
 ``perf`` package and the scripts it imports.)
@@ -10,7 +10,12 @@ Sections (issue 9), all on loopback, load generators on core 0, emulator on the 
 
 1. capacity: largest Flux user count one ``voiceload run`` worker sustains with steady
    ``flux.send_lag`` p99 <= 5 ms and no failed session, for 80 ms and 20 ms frames
-   (:class:`perf.search.CapacitySearch`), with the worker's and the emulator's CPU there;
+   (:class:`perf.search.CapacitySearch`), with the worker's and the emulator's CPU there, in
+   alternating pairs with the baseline (6., :mod:`perf.pairs`); both sides stream the same
+   long fixture (:data:`LONG_FIXTURE`) once per user, and every trial ends before the first
+   stream does, so no session ends or reconnects inside the measured window (per-frame cost,
+   like for like); capacity trials run without the stall tracer, which then runs once at the
+   capacity found (a diagnostic trial);
 2. accuracy: :mod:`perf.harness_load` at 25/50/100 % of the 80 ms capacity against an emulator
    with a fixed end-of-turn delay and Aura first-byte delay and ``--trace``; the harness's
    ``flux.eot`` / ``aura.ttfb`` samples are matched to the trace per message (:mod:`perf.accuracy`);
@@ -18,7 +23,8 @@ Sections (issue 9), all on loopback, load generators on core 0, emulator on the 
    ``proc_us``), searched with points of scripts/bench_emulator.py, for 1 and 2 processes;
 4. report rendering of a synthetic one-hour run (``scripts/bench_report.py``'s generator);
 5. memory per stream: RSS slope over the accuracy runs (harness) and baseline trials;
-6. the plain-asyncio baseline (:mod:`perf.baseline`) searched the same way; ratio.
+6. the plain-asyncio baseline (:mod:`perf.baseline`) searched the same way, interleaved trial
+   by trial with voiceload's search (3 pairs; PERF_QUICK: 1); median ratio and its spread.
 
 Raw results are also written next to the page as docs/perf-results.json.
 """
@@ -41,7 +47,8 @@ from typing import Any
 from perf import PerfError
 from perf.accuracy import AURA_TTFB, FLUX_EOT, HarnessSample, error_summary_ms, match, read_trace
 from perf.memory import SlopeFit, rss_slope
-from perf.procs import REPO, EmulatorProcess, cores, run_json, script, voiceload_run
+from perf.pairs import BASELINE, VOICELOAD, run_pair, summarise, verdicts
+from perf.procs import REPO, EmulatorProcess, cores, ramp_s, run_json, script, voiceload_run
 from perf.search import CapacitySearch
 from perf.sorted_stats import summary
 
@@ -67,31 +74,46 @@ first_byte = {{kind = "fixed", ms = {FIRST_BYTE_MS}}}
 """
 
 
+#: Both sides' capacity workload: one 19.7 s synthetic monologue per user (fixtures/audio).
+LONG_FIXTURE = "monologue_long"
+#: Workloads: ``long`` = :data:`LONG_FIXTURE` once per user, nobody reconnects inside the
+#: window (per-frame cost); ``churn`` = every Flux fixture of the manifest (many 2-4 s), each
+#: user reconnecting after a 0.5-1.5 s pause (per-session setup cost too), as a Locust user does.
+WORKLOADS = {"long": LONG_FIXTURE, "churn": ""}
+
+
 @dataclass(frozen=True)
 class Plan:
-    """How long and how far each section searches (full vs PERF_QUICK=1)."""
+    """How long and how far each section searches (full vs PERF_QUICK=1).
+
+    ``capacity_s``: length of one capacity trial (``voiceload run --duration``; the baseline's
+    ramp + window). It must end before the first user's :data:`LONG_FIXTURE` stream does (19.7
+    s), so that no session ends or reconnects inside the measured window on either side.
+    ``pairs``: voiceload/baseline pairs per frame size; ``pair_trials``: trials per side and pair;
+    ``churn_pairs``: pairs of the ``churn`` workload (80 ms frames only).
+    """
 
     quick: bool
     frames_ms: tuple[int, ...]
-    runner_duration_s: int
-    runner_trials: int
+    capacity_s: int
+    pairs: int
+    pair_trials: int
     ramp_s: float
     warmup_s: float
     measure_s: float
-    baseline_trials: int
     emulator_trials: int
     emulator_processes: tuple[int, ...]
+    churn_pairs: int
 
     @classmethod
     def from_env(cls) -> Plan:
         if os.environ.get("PERF_QUICK") == "1":
-            return cls(True, (80,), 12, 2, 2.0, 1.0, 4.0, 2, 2, (1,))
-        return cls(False, (80, 20), 25, 5, 3.0, 2.0, 10.0, 5, 6, (1, 2))
+            return cls(True, (80,), 17, 1, 3, 2.0, 1.0, 4.0, 2, (1,), 0)
+        return cls(False, (80, 20), 17, 3, 5, 3.0, 2.0, 10.0, 5, (1, 2), 1)
 
 
-SEARCH_START = {80: dict(start=400, max_n=3000, granularity=50),
-                20: dict(start=150, max_n=1500, granularity=25)}  # fmt: skip
-QUICK_START = {80: dict(start=300, max_n=3000, granularity=50, factor=2.0)}
+SEARCH_START = {80: dict(start=600, max_n=3000, granularity=50),
+                20: dict(start=200, max_n=1500, granularity=25)}  # fmt: skip
 
 
 def log(message: str) -> None:
@@ -119,12 +141,14 @@ def search(
     return {"capacity": s.capacity, "hit_max": s.hit_max, "at_capacity": best, "trials": results}
 
 
-def runner_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, reports: Path) -> Callable[
-    [int], dict[str, Any]
-]:
+def runner_trial(
+    emu: EmulatorProcess, frame_ms: int, plan: Plan, reports: Path, *, stall_trace: bool = False,
+    workload: str = "long",
+) -> Callable[[int], dict[str, Any]]:  # fmt: skip
     def trial(n: int) -> dict[str, Any]:
         cpu0, t0 = emu.cpu_seconds(), time.monotonic()
-        out = voiceload_run(emu.url, n, frame_ms, plan.runner_duration_s, reports)
+        out = voiceload_run(emu.url, n, frame_ms, plan.capacity_s, reports,
+                            fixtures=WORKLOADS[workload], stall_trace=stall_trace)  # fmt: skip
         emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
         metrics = out["summary"].get("metrics", {})
         lag = metrics.get("flux.send_lag", {}).get("p99")
@@ -134,15 +158,18 @@ def runner_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, reports: Path)
         cpu_max = max((w.get("cpu_percent_max") or 0.0 for w in workers), default=None)
         errors = {k: v["count"] for k, v in out["summary"].get("errors", {}).items()}
         real = {k: n for k, n in errors.items() if not _stopped_at_end(k, out["summary"])}
+        # every user's first session starts in the ramp; any further one is a reconnect
+        reconnects = max(0, (sessions.get("total") or 0) - n)
         return {
             "passed": lag is not None and lag <= SEND_LAG_BUDGET_MS and not real,
             "errors": errors,
             "send_lag_p99_ms": lag, "send_lag_p50_ms": metrics.get("flux.send_lag", {}).get("p50"),
             "worker_cpu_mean": cpu, "worker_cpu_max": cpu_max, "emulator_cpu_run_avg": emu_cpu,
             "sessions": sessions.get("total"), "failed": sessions.get("failed"),
+            "reconnects_per_s": reconnects / plan.capacity_s,
             "valid": out["summary"].get("validity", {}).get("valid"),
             "loop_lag_p99_ms": metrics.get("harness.loop_lag", {}).get("p99"),
-            "stalls": out.get("stalls", {}),
+            "stall_trace": stall_trace, "stalls": out.get("stalls"),
         }  # fmt: skip
 
     return trial
@@ -164,23 +191,84 @@ def limit_s(plan: Plan) -> float:
     return plan.ramp_s * 2 + plan.warmup_s + plan.measure_s + 90.0
 
 
-def baseline_trial(emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | None) -> Callable[
-    [int], dict[str, Any]
-]:
+def baseline_trial(
+    emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | None, workload: str = "long"
+) -> Callable[[int], dict[str, Any]]:
+    """A baseline trial shaped like a ``voiceload run`` of ``plan.capacity_s``: the same ramp
+    (:func:`perf.procs.ramp_s`), its window the rest of the run, the same fixture(s), and for
+    ``churn`` the same reconnects."""
+
     def trial(n: int) -> dict[str, Any]:
+        ramp = ramp_s(n)
+        args = ["--base-url", emu.url, "--streams", n, "--frame-ms", frame_ms,
+                "--fixture", WORKLOADS[workload], "--ramp-s", ramp, "--warmup-s", 0,
+                "--measure-s", plan.capacity_s - ramp]  # fmt: skip
+        if workload == "churn":
+            args.append("--churn")
         cpu0, t0 = emu.cpu_seconds(), time.monotonic()
-        out = run_json(script("baseline", *load_args(plan, emu.url, n, frame_ms)), cpus,
-                       limit_s(plan))  # fmt: skip
+        out = run_json(script("baseline", *args), cpus, plan.capacity_s + 90.0)
         emu_cpu = 100.0 * (emu.cpu_seconds() - cpu0) / (time.monotonic() - t0)
         lag = out["send_lag_ms"]
         return {
             "passed": lag is not None and lag["p99"] <= SEND_LAG_BUDGET_MS and not out["errors"],
             "send_lag_p99_ms": lag and lag["p99"], "send_lag_p50_ms": lag and lag["p50"],
+            "loop_lag_p99_ms": (out.get("loop_lag_ms") or {}).get("p99"),
             "cpu_percent": out["cpu_percent"], "rss_bytes": out["rss_bytes"],
+            "sessions": out["sessions"],
+            "reconnects_per_s": max(0, out["sessions"] - n) / plan.capacity_s,
             "errors": out["errors"], "emulator_cpu_run_avg": emu_cpu,
         }  # fmt: skip
 
     return trial
+
+
+def capacity_pairs(
+    emu: EmulatorProcess, frame_ms: int, plan: Plan, cpus: str | None, reports: Path, *,
+    workload: str = "long", count: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """``count`` (default ``plan.pairs``) alternating voiceload/baseline capacity pairs of
+    ``workload`` (:data:`WORKLOADS`, :mod:`perf.pairs`)."""
+    trials = {VOICELOAD: runner_trial(emu, frame_ms, plan, reports, workload=workload),
+              BASELINE: baseline_trial(emu, frame_ms, plan, cpus, workload)}  # fmt: skip
+    pairs = []
+    for index in range(plan.pairs if count is None else count):
+
+        def show(side: str, result: dict[str, Any], index: int = index) -> None:
+            lag = result.get("send_lag_p99_ms")
+            log(f"{workload} {frame_ms} ms pair {index + 1} {side}: {result['streams']} streams "
+                f"-> p99 {lag if lag is None else round(lag, 2)} ms, "
+                f"{'pass' if result['passed'] else 'FAIL'} {result.get('error', '')}")  # fmt: skip
+
+        searches = {side: CapacitySearch(**SEARCH_START[frame_ms], max_trials=plan.pair_trials)
+                    for side in (VOICELOAD, BASELINE)}  # fmt: skip
+        pairs.append(run_pair(index, searches, {s: _guarded(t) for s, t in trials.items()}, show))
+        log(f"{frame_ms} ms pair {index + 1}: voiceload {pairs[-1][VOICELOAD]['capacity']}, "
+            f"baseline {pairs[-1][BASELINE]['capacity']}")  # fmt: skip
+    return {"frame_ms": frame_ms, "workload": workload, "pairs": pairs,
+            "summary": summarise(pairs)}  # fmt: skip
+
+
+def _guarded(trial: Callable[[int], dict[str, Any]]) -> Callable[[int], dict[str, Any]]:
+    """``trial`` with a :class:`PerfError` turned into a failed trial (the search goes on)."""
+
+    def run(n: int) -> dict[str, Any]:
+        try:
+            return trial(n)
+        except PerfError as exc:
+            return {"streams": n, "passed": False, "error": str(exc)}
+
+    return run
+
+
+def stall_diagnostic(
+    emu: EmulatorProcess, frame_ms: int, streams: int, plan: Plan, reports: Path
+) -> dict[str, Any]:
+    """One voiceload trial at ``streams`` with the stall tracer on (not a capacity trial)."""
+    result = _guarded(runner_trial(emu, frame_ms, plan, reports, stall_trace=True))(streams)
+    result["streams"] = streams
+    log(f"stall trace at {streams} streams ({frame_ms} ms): send-lag p99 "
+        f"{result.get('send_lag_p99_ms')} ms")  # fmt: skip
+    return result
 
 
 def accuracy(
@@ -323,6 +411,9 @@ def main() -> int:
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "quick": plan.quick,
         "machine": machine(), "load_before": load_before,
+        "capacity_method": {"fixture": LONG_FIXTURE, "trial_s": plan.capacity_s,
+                            "pairs": plan.pairs, "pair_trials": plan.pair_trials,
+                            "churn_pairs": plan.churn_pairs},
     }  # fmt: skip
     cpus = cores()
     with tempfile.TemporaryDirectory(prefix="voiceload-perf-") as tmp_name:
@@ -332,19 +423,22 @@ def main() -> int:
         with EmulatorProcess(config, cpus[1]) as emu:
             log(f"emulator {emu.url} on cpus {cpus[1]}; load on cpus {cpus[0]}")
             for frame_ms in plan.frames_ms:
-                settings = (QUICK_START if plan.quick else SEARCH_START)[frame_ms]
-                results[f"runner_{frame_ms}"] = search(
-                    f"voiceload run {frame_ms} ms", settings, plan.runner_trials,
-                    runner_trial(emu, frame_ms, plan, tmp / "reports"),
+                section = capacity_pairs(emu, frame_ms, plan, cpus[0], tmp / "reports")
+                results[f"capacity_{frame_ms}"] = section
+                found = _found_capacity(section)
+                results[f"stalls_{frame_ms}"] = stall_diagnostic(
+                    emu, frame_ms, found, plan, tmp / "reports"
+                )
+            if plan.churn_pairs:
+                results["churn_80"] = capacity_pairs(
+                    emu, 80, plan, cpus[0], tmp / "reports", workload="churn",
+                    count=plan.churn_pairs,
                 )  # fmt: skip
-                results[f"baseline_{frame_ms}"] = search(
-                    f"asyncio baseline {frame_ms} ms", settings, plan.baseline_trials,
-                    baseline_trial(emu, frame_ms, plan, cpus[0]),
-                )  # fmt: skip
-        # 100 % = the measured 80 ms capacity; when nothing passed, the smallest load tried
-        reference = results["runner_80"]["capacity"] or min(
-            t["streams"] for t in results["runner_80"]["trials"]
+        results["verdicts"] = verdicts(
+            {f: results[f"capacity_{f}"]["summary"] for f in plan.frames_ms}
         )
+        # 100 % = the measured 80 ms capacity (median); when nothing passed, the smallest load
+        reference = _found_capacity(results["capacity_80"])
         results["accuracy_reference"] = reference
         results["accuracy"] = accuracy(config, reference, plan, cpus, tmp)
         for processes in plan.emulator_processes:
@@ -353,7 +447,8 @@ def main() -> int:
     results["report"] = report_rendering()
     harness_points = [(r["streams"], r["harness"]["rss_bytes"]) for r in results["accuracy"]
                       if r["harness"].get("rss_bytes")]  # fmt: skip
-    baseline_points = [(t["streams"], t["rss_bytes"]) for t in results["baseline_80"]["trials"]
+    baseline_points = [(t["streams"], t["rss_bytes"])
+                       for p in results["capacity_80"]["pairs"] for t in p[BASELINE]["trials"]
                        if t.get("rss_bytes")]  # fmt: skip
     results["memory"] = {
         "harness": _fit_dict(fit(harness_points)), "harness_points": harness_points,
@@ -367,6 +462,16 @@ def main() -> int:
     RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     log(f"wrote {PAGE.relative_to(REPO)} in {results['elapsed_s']:.0f} s")
     return 0
+
+
+def _found_capacity(section: dict[str, Any]) -> int:
+    """voiceload's median capacity over the pairs (rounded down to a load that was tried, so
+    a diagnostic or accuracy run repeats a measured load); the smallest load tried if none
+    passed."""
+    caps = sorted(c for c in section["summary"][VOICELOAD]["capacities"] if c)
+    if caps:
+        return caps[(len(caps) - 1) // 2]
+    return min(t["streams"] for p in section["pairs"] for t in p[VOICELOAD]["trials"])
 
 
 def _fit_dict(f: SlopeFit | None) -> dict[str, float] | None:

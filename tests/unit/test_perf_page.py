@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from perf.page import render_page
+from perf.pairs import ratio, summarise, verdicts
 
 
 def section(capacity: int | None, trials: list[dict[str, Any]]) -> dict[str, Any]:
@@ -13,19 +14,32 @@ def section(capacity: int | None, trials: list[dict[str, Any]]) -> dict[str, Any
     return {"capacity": capacity, "hit_max": False, "at_capacity": at, "trials": trials}
 
 
+def capacity(pairs: list[tuple[int | None, int]], frame_ms: int = 80) -> dict[str, Any]:
+    """A ``capacity_<frame_ms>`` section of alternating pairs (voiceload, baseline capacity)."""
+    built = []
+    for index, (cap, base) in enumerate(pairs):
+        vl_trials = [{"streams": 1200, "passed": cap == 1200, "send_lag_p50_ms": 0.8,
+                      "send_lag_p99_ms": 3.9, "loop_lag_p99_ms": 2.25, "worker_cpu_mean": 70.0,
+                      "worker_cpu_max": 74.0, "emulator_cpu_run_avg": 60.0,
+                      "reconnects_per_s": 0.0}]  # fmt: skip
+        b_trials = [{"streams": base, "passed": True, "send_lag_p50_ms": 0.5,
+                     "send_lag_p99_ms": 2.0, "loop_lag_p99_ms": 1.5, "cpu_percent": 65.0,
+                     "rss_bytes": 50 << 20, "reconnects_per_s": 0.0}]  # fmt: skip
+        built.append({"index": index, "voiceload": section(cap, vl_trials),
+                      "baseline": section(base, b_trials), "ratio": ratio(cap, base)})  # fmt: skip
+    return {"frame_ms": frame_ms, "pairs": built, "summary": summarise(built)}
+
+
 def results(cap80: int | None, base80: int, eot_p99_ms: float) -> dict[str, Any]:
+    cap = capacity([(cap80, base80)] * 3)
     return {
         "date": "2026-11-27 00:00 UTC", "quick": False, "elapsed_s": 600.0,
         "machine": {"cpu_model": "Test CPU", "cores": 2, "memory_gib": 8.0, "os": "Linux",
                     "python": "3.11", "commit": "abc123"},
         "load_before": [0.5, 0.5, 0.5], "load_after": [0.7, 0.6, 0.5],
-        "runner_80": section(cap80, [
-            {"streams": 1200, "passed": cap80 == 1200, "send_lag_p50_ms": 0.8,
-             "send_lag_p99_ms": 3.9, "worker_cpu_mean": 70.0, "worker_cpu_max": 74.0,
-             "emulator_cpu_run_avg": 60.0}]),
-        "baseline_80": section(base80, [
-            {"streams": base80, "passed": True, "send_lag_p50_ms": 0.5, "send_lag_p99_ms": 2.0,
-             "cpu_percent": 65.0, "rss_bytes": 50 << 20}]),
+        "capacity_method": {"fixture": "monologue_long", "trial_s": 17, "pairs": 3,
+                            "pair_trials": 4},
+        "capacity_80": cap, "verdicts": verdicts({80: cap["summary"]}),
         "accuracy_reference": 1200,
         "accuracy": [{"fraction": 1.0, "streams": 1200, "aura_sessions": 48,
                       "harness": {"cpu_percent": 71.0, "send_lag_ms": {"p99": 3.9},
@@ -49,14 +63,51 @@ def goal_rows(page: str) -> list[str]:
 def test_goals_met_and_missed_follow_the_numbers(tmp_path: Path) -> None:
     page = render_page(results(cap80=1200, base80=1300, eot_p99_ms=4.0), tmp_path / "none.md")
     rows = goal_rows(page)
-    assert "| 1200 | met |" in rows[2]
-    assert "p50 0.90 ms, p99 4.00 ms | met |" in rows[3]
-    assert "| 92 % | met |" in rows[4]  # 1200 / 1300
-    assert "| 12.50 s | **missed** |" in rows[5]
+    assert "voiceload median 1200 (1200, 1200, 1200); baseline median 1300" in rows[2]
+    assert rows[2].endswith("| met |")
+    assert "| 92 % (92–92 %, 3 pairs) | met |" in rows[3]  # 1200 / 1300
+    assert "| capacity vs plain-asyncio baseline (20 ms frames) | ≥ 85 % | not measured | – |" in (
+        rows[4]
+    )
+    assert "p50 0.90 ms, p99 4.00 ms | met |" in rows[5]
+    assert "| 12.50 s | **missed** |" in rows[6]
 
     worse = goal_rows(render_page(results(None, 1300, 7.5), tmp_path / "none.md"))
-    assert "below the smallest load tried | – |" in worse[2]
-    assert "p99 7.50 ms | **missed** |" in worse[3]
+    assert "voiceload median 0 (none passed, none passed, none passed)" in worse[2]
+    assert worse[2].endswith("| **missed** |")
+    assert "| 0 % (0–0 %, 3 pairs) | **missed** |" in worse[3]
+    assert "p99 7.50 ms | **missed** |" in worse[5]
+
+
+def test_the_1000_streams_goal_is_not_judged_when_the_baseline_stays_below(
+    tmp_path: Path,
+) -> None:
+    rows = goal_rows(render_page(results(cap80=600, base80=700, eot_p99_ms=4.0), tmp_path / "x"))
+    assert rows[2].endswith("| not judged: the baseline did not reach 1000 |")
+    assert "| 86 % (86–86 %, 3 pairs) | met |" in rows[3]
+
+
+def test_capacity_section_states_pairs_ratios_spread_and_each_trial(tmp_path: Path) -> None:
+    r = results(1200, 1300, 4.0)
+    r["capacity_20"] = capacity([(1200, 1500), (1200, 1300), (1200, 2000)], frame_ms=20)
+    r["verdicts"] = verdicts({80: r["capacity_80"]["summary"], 20: r["capacity_20"]["summary"]})
+    page = render_page(r, tmp_path / "none.md")
+    assert ("| 20 ms | 3 | 1200, 1200, 1200 | 1500, 1300, 2000 | 80 %, 92 %, 60 % "
+            "| 80 % (60–92 %, 3 pairs) |") in page  # fmt: skip
+    assert "| capacity vs plain-asyncio baseline (20 ms frames) | ≥ 85 % | 80 % (60–92 %, 3 " in (
+        page
+    )
+    assert "Pair 3, baseline, 20 ms frames (capacity 2000):" in page
+    # a voiceload trial row: streams, lag p50/p99, loop lag p99, CPU, emulator CPU, reconnects/s
+    assert "| 1200 | 0.80 | 3.90 | 2.25 | 70 | 60 | 0.0 | pass |" in page
+    assert "`--fixtures monologue_long`" not in page  # the flag is rendered inside the command
+    assert "flux-capacity --fixtures monologue_long" in page and "(17 s;" in page
+
+
+def test_quick_mode_is_labelled(tmp_path: Path) -> None:
+    r = results(1200, 1300, 4.0)
+    r["quick"] = True
+    assert "**PERF_QUICK=1 (quick: 1 pair, 80 ms only" in render_page(r, tmp_path / "none.md")
 
 
 def test_sections_show_machine_load_errors_and_notes(tmp_path: Path) -> None:
@@ -88,19 +139,33 @@ def test_emulator_section_shows_cpu_per_frame_at_capacity(tmp_path: Path) -> Non
     assert "| 2 | not measured in this mode | | | |" in page
 
 
-def test_stalls_at_capacity_are_tabulated_by_cause(tmp_path: Path) -> None:
+def test_stalls_of_the_diagnostic_trial_are_tabulated_by_cause(tmp_path: Path) -> None:
     notes = tmp_path / "notes.md"
     notes.write_text("notes")
     r = results(1200, 1300, 5.0)
-    at = r["runner_80"]["at_capacity"]
-    at["loop_lag_p99_ms"] = 3.25
-    at["stalls"] = {
+    r["stalls_80"] = {"streams": 1200, "passed": True, "send_lag_p99_ms": 4.5,
+                      "loop_lag_p99_ms": 3.25, "stall_trace": True}  # fmt: skip
+    r["stalls_80"]["stalls"] = {
         "Flux message handling": {"count": 12, "total_ms": 40.0, "p99_ms": 6.0, "max_ms": 7.5},
         "garbage collection (gen 2)": {"count": 1, "total_ms": 90.0, "p99_ms": 90.0,
                                        "max_ms": 90.0},
     }
     page = render_page(r, notes)
-    assert "80 ms frames, 1200 streams, loop-lag p99 3.25 ms:" in page
+    assert "80 ms frames, 1200 streams, send-lag p99 4.50 ms, loop-lag p99 3.25 ms:" in page
     gc_row = page.index("| garbage collection (gen 2) | 1 | 90.0 | 90.0 | 90.0 |")
     flux_row = page.index("| Flux message handling | 12 | 40.0 | 6.0 | 7.5 |")
     assert gc_row < flux_row  # largest total first
+
+
+def test_the_churn_pair_is_tabulated_with_reconnect_rates(tmp_path: Path) -> None:
+    r = results(1200, 1300, 4.0)
+    churn = capacity([(1200, 1500)])
+    churn["workload"] = "churn"
+    churn["pairs"][0]["voiceload"]["at_capacity"]["reconnects_per_s"] = 85.0
+    churn["pairs"][0]["baseline"]["at_capacity"]["reconnects_per_s"] = 101.5
+    r["churn_80"] = churn
+    page = render_page(r, tmp_path / "none.md")
+    assert "**With session churn** (80 ms frames; informational, not a goal)" in page
+    assert "| 1 | 1200 | 1500 | 80 % | 85.0 / 101.5 |" in page
+    assert "Pair 1, baseline, with session churn, 80 ms frames (capacity 1500):" in page
+    assert "With session churn" not in render_page(results(1200, 1300, 4.0), tmp_path / "x")
