@@ -115,19 +115,28 @@ class AddressCache:
         self._clock = clock
         self._ttl_s = ttl_s
         self._entries: dict[tuple[str, int], tuple[float, list[AddrInfo]]] = {}
+        self._literals: dict[tuple[str, int], list[AddrInfo]] = {}  # never expire
+        self._names: set[tuple[str, int]] = set()  # not literal addresses: resolved
 
     def addresses(self, host: str, port: int) -> list[AddrInfo]:
         """Raises what ``resolve`` raises (``socket.gaierror`` for a name that does not
         resolve)."""
-        literal = literal_address(host, port)
+        key = (host, port)
+        literal = self._literals.get(key)
+        if literal is None and key not in self._names:
+            address = literal_address(host, port)  # ~25 µs of parsing: once per (host, port)
+            if address is None:
+                self._names.add(key)
+            else:
+                literal = self._literals[key] = [address]
         if literal is not None:
-            return [literal]
+            return literal
         now = self._clock()
-        entry = self._entries.get((host, port))
+        entry = self._entries.get(key)
         if entry is not None and now < entry[0]:
             return entry[1]
         found = self._resolve(host, port)
-        self._entries[(host, port)] = (now + self._ttl_s, found)
+        self._entries[key] = (now + self._ttl_s, found)
         return found
 
 
