@@ -273,21 +273,22 @@ def open_websocket(
     subprotocols: Sequence[str],
     open_timeout_s: float,
     *,
-    addresses: AddressCache = ADDRESSES,
+    addresses: AddressCache | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ClientConnection:
     """Connect with :func:`connect_options` (use the result as a context manager).
 
-    The host is resolved through ``addresses`` and the TCP connection opened here
-    (:func:`open_tcp`); websockets gets the connected socket and what is left of
-    ``open_timeout_s`` for TLS and the HTTP upgrade. Raises what ``socket.create_connection``
-    and ``connect`` raise (a name that does not resolve: ``socket.gaierror``; a refused port:
-    ``ConnectionRefusedError``; a certificate that does not verify: :class:`ssl.SSLError`).
+    The host is resolved through ``addresses`` (default: the process's :data:`ADDRESSES`) and
+    the TCP connection opened here (:func:`open_tcp`); websockets gets the connected socket and
+    what is left of ``open_timeout_s`` for TLS and the HTTP upgrade. Raises what
+    ``socket.create_connection`` and ``connect`` raise (a name that does not resolve:
+    ``socket.gaierror``; a refused port: ``ConnectionRefusedError``; a certificate that does
+    not verify: :class:`ssl.SSLError`).
     """
     uri = _ws_uri(url)
     options = connect_options(url, headers, subprotocols, open_timeout_s)
     started_s = clock()
-    sock = open_tcp(uri.host, uri.port, open_timeout_s, addresses)
+    sock = open_tcp(uri.host, uri.port, open_timeout_s, addresses or ADDRESSES)
     try:
         options["open_timeout"] = max(open_timeout_s - (clock() - started_s), 1e-3)
         connection: ClientConnection = connect(url, sock=sock, **options)
