@@ -43,11 +43,11 @@ make no distributional assumption:
    re-shuffles those few values and gives a falsely narrow interval.
 
 A metric regresses when any judged percentile regresses. Harness metrics (``flux.send_lag``,
-``harness.recv_delay``) are shown but not judged: they measure the load generator. Limits of the
-rule, stated honestly: the bootstrap treats samples as independent, and samples from one session
-(many ``flux.transcript_lag`` updates per stream) are correlated, so CIs of per-update metrics
-are narrower than the truth; the relative floor and the 99 % default confidence absorb that, and
-a change that only shows on such a metric deserves a second run.
+``harness.recv_delay``, ``harness.loop_lag``) are shown but not judged: they measure the load
+generator. Limits of the rule, stated honestly: the bootstrap treats samples as independent, and
+samples from one session (many ``flux.transcript_lag`` updates per stream) are correlated, so CIs of
+per-update metrics are narrower than the truth; the relative floor and the 99 % default confidence
+absorb that, and a change that only shows on such a metric deserves a second run.
 
 Other comparisons
 -----------------

@@ -34,6 +34,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
+from voiceload.client import ws_gevent
 from voiceload.credentials import register_secret
 from voiceload.targets import ssl_context_for
 
@@ -285,6 +286,7 @@ def open_websocket(
     ``socket.gaierror``; a refused port: ``ConnectionRefusedError``; a certificate that does
     not verify: :class:`ssl.SSLError`).
     """
+    ws_gevent.install()  # under gevent: a socket closed by another greenlet must not abort us
     uri = _ws_uri(url)
     options = connect_options(url, headers, subprotocols, open_timeout_s)
     started_s = clock()

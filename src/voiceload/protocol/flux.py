@@ -50,7 +50,7 @@ state-machine page). This module owns three things, and nothing here touches a s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -111,7 +111,7 @@ class TurnInfo:
     audio_window_start: float
     audio_window_end: float
     transcript: str
-    words: tuple[Word, ...]
+    words: Sequence[Word]  # a tuple when built here; :class:`Words` when parsed
     end_of_turn_confidence: float
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -197,21 +197,75 @@ _TURN_INFO_FIELDS = frozenset(
 _NUMBER_TYPES = (float, int)  # exact types: a bool (an int subclass) takes the checked path
 
 
+def _plain_word(obj: object) -> bool:
+    """True for the well-formed word every Update repeats: an object with a string ``word`` and
+    numeric ``confidence``, ``start`` and ``end``. Anything else takes :func:`_parse_word`'s
+    checked path, which either accepts it (optional times absent) or names what is wrong."""
+    if type(obj) is not dict:
+        return False
+    get = obj.get
+    return (
+        type(get("word")) is str
+        and type(get("confidence")) in _NUMBER_TYPES
+        and type(get("start")) in _NUMBER_TYPES
+        and type(get("end")) in _NUMBER_TYPES
+    )
+
+
+class Words(Sequence[Word]):
+    """The ``words`` of a parsed ``TurnInfo``: checked when the message is parsed, built into
+    :class:`Word` objects only when read.
+
+    Flux resends every word of the turn on each ``Update`` (about 33 per message for a 20 s
+    monologue) and the load client reads none of them, so building them for every message was
+    most of the client's parsing cost. The check is the same as building them (a malformed word
+    raises :class:`~voiceload.errors.RemoteProtocolError` at parse time, with the same message),
+    so what is accepted and every finding are unchanged. Compares equal to the tuple of the same
+    words.
+    """
+
+    __slots__ = ("_built", "_raw")
+
+    def __init__(self, raw: list[Any]) -> None:
+        for obj in raw:
+            if not _plain_word(obj):
+                _parse_word(obj)  # raises for a malformed word; a valid one is built on read
+        self._raw = raw
+        self._built: tuple[Word, ...] | None = None
+
+    def _words(self) -> tuple[Word, ...]:
+        if self._built is None:
+            self._built = tuple(_parse_word(w) for w in self._raw)
+        return self._built
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._words()[index]
+
+    def __iter__(self) -> Iterator[Word]:
+        return iter(self._words())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Words | tuple | list):
+            return self._words() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._words())
+
+    def __repr__(self) -> str:
+        return repr(self._words())
+
+
 def _parse_word(obj: object) -> Word:
-    # Fast path for the well-formed word every Update repeats (a turn's words are resent on each
-    # Update: ~33 per message for monologue_long): the same Word, without the helper calls.
-    if type(obj) is dict:
-        fields: tuple[Any, Any, Any, Any] = (
-            obj.get("word"), obj.get("confidence"), obj.get("start"), obj.get("end")
+    if _plain_word(obj):
+        assert isinstance(obj, dict)
+        return Word(
+            word=obj["word"], confidence=float(obj["confidence"]),
+            start=float(obj["start"]), end=float(obj["end"]),
         )  # fmt: skip
-        w, c, s, e = fields
-        if (
-            type(w) is str
-            and type(c) in _NUMBER_TYPES
-            and type(s) in _NUMBER_TYPES
-            and type(e) in _NUMBER_TYPES
-        ):
-            return Word(word=w, confidence=float(c), start=float(s), end=float(e))
     if not isinstance(obj, dict):
         raise RemoteProtocolError(f"TurnInfo word must be an object, got {obj!r}")
     return Word(
@@ -237,7 +291,7 @@ def _parse_turn_info(obj: dict[str, Any]) -> TurnInfo:
         audio_window_start=_json.req_float(obj, "audio_window_start", name),
         audio_window_end=_json.req_float(obj, "audio_window_end", name),
         transcript=_json.req_str(obj, "transcript", name),
-        words=tuple(_parse_word(w) for w in _json.req_list(obj, "words", name)),
+        words=Words(_json.req_list(obj, "words", name)),
         end_of_turn_confidence=_json.req_float(obj, "end_of_turn_confidence", name),
         extra={k: v for k, v in obj.items() if k not in _TURN_INFO_FIELDS},
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 
 import pytest
 
@@ -326,3 +328,66 @@ def test_unknown_types_and_warnings_are_parsed_not_refused() -> None:
     assert parse_server_message(serialize_server_message(warning)) == warning
     # a Warning missing its optional fields is still a Warning
     assert parse_server_message('{"type":"Warning"}') == FluxWarning(None, "", "")
+
+
+# -- words are checked at parse time and built only when read (issue 16) --------------------
+
+
+def _turn_info_with(words: list[object]) -> str:
+    obj = json.loads(TURN_INFO_DOC)
+    obj["words"] = words
+    return json.dumps(obj)
+
+
+def test_parsed_words_are_built_only_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import voiceload.protocol.flux as flux
+
+    built: list[object] = []
+
+    real_word = flux.Word
+
+    def counting_word(*args: object, **kwargs: object) -> object:
+        built.append(args or kwargs)
+        return real_word(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flux, "Word", counting_word)
+    words = [{"word": f"w{i}", "confidence": 0.9, "start": i / 4, "end": i / 4 + 0.2}
+             for i in range(33)]  # fmt: skip
+    msg = parse_server_message(_turn_info_with(words))
+    assert isinstance(msg, TurnInfo)
+    assert len(msg.words) == 33 and built == []  # parsing checked them, built none
+    assert [w.word for w in msg.words] == [f"w{i}" for i in range(33)]
+    assert len(built) == 33
+    list(msg.words)
+    assert len(built) == 33  # built once
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("Hi", "TurnInfo word must be an object, got 'Hi'"),
+        ({"confidence": 1}, "TurnInfo word message lacks required field 'word'"),
+        ({"word": "Hi", "confidence": True}, "field 'confidence' must be a number, got true"),
+        ({"word": "Hi", "confidence": 1, "start": "0.1"}, "field 'start' must be a number"),
+        ({"word": 7, "confidence": 1, "start": 0.1, "end": 0.2}, "field 'word' must be a string"),
+    ],
+)
+def test_a_malformed_word_is_refused_when_the_message_is_parsed(bad: object, message: str) -> None:
+    good = {"word": "ok", "confidence": 1, "start": 0, "end": 0.1}
+    with pytest.raises(RemoteProtocolError, match=re.escape(message)):
+        parse_server_message(_turn_info_with([good, bad]))
+
+
+def test_parsed_words_equal_the_tuple_of_the_same_words() -> None:
+    words = [
+        {"word": "Hi", "confidence": 1},
+        {"word": "I", "confidence": 0.5, "start": 1, "end": 2},
+    ]
+    msg = parse_server_message(_turn_info_with(words))
+    expected = (Word("Hi", 1.0), Word("I", 0.5, 1.0, 2.0))
+    assert isinstance(msg, TurnInfo)
+    assert msg.words == expected and expected == msg.words
+    assert msg.words[1] == expected[1] and msg.words[-1:] == expected[-1:]
+    assert hash(msg.words) == hash(expected)
+    again = parse_server_message(serialize_server_message(msg))
+    assert again == msg and replace(msg, words=expected) == msg
