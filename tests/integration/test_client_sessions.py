@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from voiceload.audio import detect_speech, frame_pcm
+from voiceload.client import connect as connect_mod
 from voiceload.client.agent_session import AgentSession
 from voiceload.client.aura_session import AuraOptions, AuraSession
 from voiceload.client.flux_session import FluxOptions, FluxSession
@@ -289,3 +291,35 @@ def test_agent_conversation(
         assert turn.think_ms == think_ms
         assert turn.voice_to_voice_us is not None and turn.voice_to_voice_us >= floor_us
     assert result.to_row()["voice_to_voice_ms"] == v2v[0] / 1000
+
+
+def test_connect_includes_a_lookup_only_when_one_happens(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``aura.connect`` / ``flux.connect`` (docs/METRICS.md): a host name lookup that really
+    happens is inside the measured interval; the next session within the TTL reuses the answer
+    and asks nothing. The fake resolver moves the sessions' clock on by 1000 s, so the interval
+    that contains it cannot be mistaken for one that does not."""
+    jump_ns = [0]
+    lookups: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> list[Any]:
+        lookups.append((host, port))
+        jump_ns[0] += 1_000 * 1_000_000_000
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(connect_mod, "ADDRESSES", connect_mod.AddressCache(resolve))
+    url = emulator.aura_url().replace("127.0.0.1", "voice-emulator.test")
+    connect_us: list[int] = []
+    for _ in range(2):
+        sink = ListSink()
+        result = AuraSession(
+            url, {}, [], ["Goodbye."], sink, model="@cf/deepgram/aura-1",
+            options=AuraOptions(sample_rate_hz=24_000),
+            now_ns=lambda: time.monotonic_ns() + jump_ns[0],
+        ).run()  # fmt: skip
+        assert result.error is None, result.error
+        connect_us += sink.values("aura.connect")
+    assert lookups == [("voice-emulator.test", emulator.port)]  # once: the second reused it
+    assert connect_us[0] >= 1_000 * 1_000_000  # the lookup is inside the first interval
+    assert connect_us[1] < 1_000 * 1_000_000  # and not inside the second (nothing was asked)

@@ -21,7 +21,6 @@ reply could take), then lets the kill go on.
 
 from __future__ import annotations
 
-import copy
 import queue
 import random
 import time
@@ -148,7 +147,7 @@ class AgentSession:
     def snapshot(self) -> SessionResult:
         """A copy of everything measured so far (safe while the conversation runs or after it
         was killed): both halves folded together as :meth:`run` does at the end."""
-        result = copy.deepcopy(self.result)
+        result = self.result.copy()
         flux = None if self._flux is None else self._flux.snapshot()
         self._fold(result, flux)
         return result

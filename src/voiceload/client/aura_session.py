@@ -12,7 +12,6 @@ else as soon as the previous one has finished.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -186,7 +185,7 @@ class AuraSession:
 
     def snapshot(self) -> SessionResult:
         """A copy of everything measured so far (requests, connections, findings)."""
-        return copy.deepcopy(self.result)
+        return self.result.copy()
 
     def run(self) -> SessionResult:
         """Run every request; never raises for service or network failures."""

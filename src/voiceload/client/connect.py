@@ -6,19 +6,33 @@ compress, and deflate costs CPU), no proxy (load must never leave for a proxy), 
 pings, ``close_timeout=2`` and no message size limit. For ``wss://`` the TLS context is
 :func:`voiceload.targets.ssl_context_for`'s (certificate chain and host name verified, never
 disabled), passed explicitly rather than left to the library's default.
+
+Opening is cheap per session because the per-process parts are done once (issue 16): the TLS
+context is built once per process (:func:`shared_ssl_context`; building one loads the trust
+store, ~20 ms of CPU), and :func:`open_websocket` opens the TCP connection itself and hands
+websockets the connected socket (``sock=``, with ``server_hostname`` = the URL's host for
+``wss://``), resolving the host through :data:`ADDRESSES`: a literal IP address needs no
+resolver at all, and a host name is looked up at most once per :data:`RESOLVE_TTL_S` per
+process (``socket.create_connection`` would ask gevent's thread-pool resolver on every
+session, even for ``127.0.0.1``). Only websockets' public ``connect`` parameters are used.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import socket
+import ssl
 import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
+from websockets.uri import WebSocketURI, parse_uri
 
 from voiceload.client import ws_gevent
 from voiceload.credentials import register_secret
@@ -51,16 +65,134 @@ def sleep_until(due_ns: int, now_ns: NowNs, sleep: Sleep) -> None:
         sleep(remaining_ns / 1e9)
 
 
+#: How long a host name's resolved addresses are reused by :data:`ADDRESSES` (seconds).
+RESOLVE_TTL_S: Final = 30.0
+
+#: One ``socket.getaddrinfo`` entry: (family, type, proto, canonname, sockaddr).
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+Resolve = Callable[[str, int], list[AddrInfo]]
+
+
+def _getaddrinfo(host: str, port: int) -> list[AddrInfo]:
+    """``socket.getaddrinfo`` for a TCP connection, looked up at each call (gevent's when
+    patched)."""
+    return [
+        (family, type_, proto, name, tuple(sockaddr))
+        for family, type_, proto, name, sockaddr in socket.getaddrinfo(
+            host, port, 0, socket.SOCK_STREAM
+        )
+    ]
+
+
+def literal_address(host: str, port: int) -> AddrInfo | None:
+    """The address of ``host`` when it is a literal IPv4/IPv6 address (no resolver needed),
+    else ``None`` (a host name, or an IPv6 address with a scope, left to the resolver)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 4:
+        return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))
+    if "%" in host:
+        return None
+    return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))
+
+
+class AddressCache:
+    """The addresses to connect to for (host, port): a literal IP address as it is, a host name
+    resolved by ``resolve`` and reused for ``ttl_s`` seconds of ``clock``.
+
+    One per process (:data:`ADDRESSES`); a failed lookup is not kept (the next session asks
+    again), so a lookup that really happens is always inside the caller's timing.
+    """
+
+    def __init__(
+        self,
+        resolve: Resolve = _getaddrinfo,
+        clock: Callable[[], float] = time.monotonic,
+        ttl_s: float = RESOLVE_TTL_S,
+    ) -> None:
+        self._resolve = resolve
+        self._clock = clock
+        self._ttl_s = ttl_s
+        self._entries: dict[tuple[str, int], tuple[float, list[AddrInfo]]] = {}
+        self._literals: dict[tuple[str, int], list[AddrInfo]] = {}  # never expire
+        self._names: set[tuple[str, int]] = set()  # not literal addresses: resolved
+
+    def addresses(self, host: str, port: int) -> list[AddrInfo]:
+        """Raises what ``resolve`` raises (``socket.gaierror`` for a name that does not
+        resolve)."""
+        key = (host, port)
+        literal = self._literals.get(key)
+        if literal is None and key not in self._names:
+            address = literal_address(host, port)  # ~25 µs of parsing: once per (host, port)
+            if address is None:
+                self._names.add(key)
+            else:
+                literal = self._literals[key] = [address]
+        if literal is not None:
+            return literal
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is not None and now < entry[0]:
+            return entry[1]
+        found = self._resolve(host, port)
+        self._entries[key] = (now + self._ttl_s, found)
+        return found
+
+
+#: The process's address cache, used by :func:`open_websocket`.
+ADDRESSES: Final = AddressCache()
+
+
+def open_tcp(host: str, port: int, timeout_s: float, addresses: AddressCache) -> socket.socket:
+    """A TCP connection to the first of ``host``'s addresses that accepts one (as
+    ``socket.create_connection`` does), with ``TCP_NODELAY`` and no timeout left on it;
+    raises the last address's error (``TimeoutError`` after ``timeout_s`` for each)."""
+    error: OSError | None = None
+    for family, type_, proto, _, sockaddr in addresses.addresses(host, port):
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout_s)
+            sock.connect(sockaddr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            sock.settimeout(None)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error if error is not None else OSError(f"no address to connect to for {host}")
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """The process's TLS context for ``wss://`` (:func:`~voiceload.targets.ssl_context_for`:
+    certificate chain and host name verified); built once, as building one loads the system
+    trust store (~20 ms of CPU). No TLS session is resumed through it: every handshake is full."""
+    context = ssl_context_for("wss://")
+    assert context is not None
+    return context
+
+
+@functools.lru_cache(maxsize=64)
+def _ws_uri(url: str) -> WebSocketURI:
+    """websockets' own parse of ``url`` (raises ``InvalidURI`` as ``connect`` would)."""
+    return parse_uri(url)
+
+
 def connect_options(
     url: str,
     headers: Mapping[str, str],
     subprotocols: Sequence[str],
     open_timeout_s: float,
 ) -> dict[str, Any]:
-    """The keyword arguments :func:`open_websocket` gives ``websockets.sync.client.connect``.
+    """The keyword arguments :func:`open_websocket` gives ``websockets.sync.client.connect``
+    (besides the socket it opened).
 
-    ``ssl`` is present exactly when ``url`` is ``wss://``: a context that verifies the
-    certificate chain and the host name (:func:`~voiceload.targets.ssl_context_for`).
+    ``ssl`` and ``server_hostname`` (the URL's host) are present exactly when ``url`` is
+    ``wss://``: ``ssl`` is :func:`shared_ssl_context`, which verifies the certificate chain and
+    the host name.
     """
     options: dict[str, Any] = {
         "additional_headers": dict(headers),
@@ -72,9 +204,10 @@ def connect_options(
         "close_timeout": 2,
         "max_size": None,
     }
-    context = ssl_context_for(url)
-    if context is not None:  # websockets refuses an ssl argument for ws://
-        options["ssl"] = context
+    uri = _ws_uri(url)
+    if uri.secure:  # websockets refuses an ssl argument for ws://
+        options["ssl"] = shared_ssl_context()
+        options["server_hostname"] = uri.host  # the socket is ours: name the host for TLS
     return options
 
 
@@ -140,13 +273,30 @@ def open_websocket(
     headers: Mapping[str, str],
     subprotocols: Sequence[str],
     open_timeout_s: float,
+    *,
+    addresses: AddressCache | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ClientConnection:
-    """Connect with :func:`connect_options` (use the result as a context manager); raises what
-    ``connect`` raises (a certificate that does not verify: :class:`ssl.SSLError`)."""
+    """Connect with :func:`connect_options` (use the result as a context manager).
+
+    The host is resolved through ``addresses`` (default: the process's :data:`ADDRESSES`) and
+    the TCP connection opened here (:func:`open_tcp`); websockets gets the connected socket and
+    what is left of ``open_timeout_s`` for TLS and the HTTP upgrade. Raises what
+    ``socket.create_connection`` and ``connect`` raise (a name that does not resolve:
+    ``socket.gaierror``; a refused port: ``ConnectionRefusedError``; a certificate that does
+    not verify: :class:`ssl.SSLError`).
+    """
     ws_gevent.install()  # under gevent: a socket closed by another greenlet must not abort us
-    connection: ClientConnection = connect(
-        url, **connect_options(url, headers, subprotocols, open_timeout_s)
-    )
+    uri = _ws_uri(url)
+    options = connect_options(url, headers, subprotocols, open_timeout_s)
+    started_s = clock()
+    sock = open_tcp(uri.host, uri.port, open_timeout_s, addresses or ADDRESSES)
+    try:
+        options["open_timeout"] = max(open_timeout_s - (clock() - started_s), 1e-3)
+        connection: ClientConnection = connect(url, sock=sock, **options)
+    except BaseException:
+        sock.close()  # websockets closes it too when it got that far; closing twice is safe
+        raise
     return connection
 
 
@@ -180,8 +330,16 @@ def register_session_secrets(headers: Mapping[str, str], subprotocols: Sequence[
 def with_query(url: str, **params: str) -> str:
     """``url`` with non-empty ``params`` appended to its query string.
 
-    Keys already present are left alone, and the existing query is kept byte for byte.
+    Keys already present are left alone, and the existing query is kept byte for byte. Pure,
+    so the answer is kept per (url, params): every session of a fixture builds the same URL,
+    and parsing it again cost each session ~11 µs.
     """
+    return _with_query(url, tuple(params.items()))
+
+
+@functools.lru_cache(maxsize=256)
+def _with_query(url: str, items: tuple[tuple[str, str], ...]) -> str:
+    params = dict(items)
     parts = urllib.parse.urlsplit(url)
     present = {k for k, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)}
     added = urllib.parse.urlencode({k: v for k, v in params.items() if k not in present and v})

@@ -26,7 +26,6 @@ within :data:`STOP_WAIT_S`, stops its reader and lets the kill go on.
 
 from __future__ import annotations
 
-import copy
 import random
 import threading
 import time
@@ -149,7 +148,7 @@ class FluxSession:
         it was killed): turns with their latencies and WER, findings, audio streamed,
         connections, and the failure seen so far if any."""
         with self._lock:
-            result = copy.deepcopy(self.result)
+            result = self.result.copy()
             tracker = self._tracker
             if tracker is not None:
                 result.first_response_us = tracker.first_response_us

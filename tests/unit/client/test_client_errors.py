@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from websockets.datastructures import Headers
@@ -138,3 +140,21 @@ def test_close_facts_and_message() -> None:
 )
 def test_with_query(url: str, expected: str) -> None:
     assert with_query(url, tag="greeting") == expected
+
+
+def test_with_query_parses_a_url_once_per_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every session of a fixture gets the same URL without parsing it again."""
+    url = "ws://127.0.0.1:8787/v2/listen?model=flux&x=unique-to-this-test"
+    first = with_query(url, tag="greeting")
+    calls: list[str] = []
+    real = urllib.parse.urlsplit
+
+    def counting_urlsplit(u: str, *args: Any) -> Any:
+        calls.append(u)
+        return real(u, *args)
+
+    monkeypatch.setattr(urllib.parse, "urlsplit", counting_urlsplit)
+    assert with_query(url, tag="greeting") == first == f"{url}&tag=greeting"
+    assert calls == []
+    assert with_query(url, tag="other").endswith("&tag=other")  # another fixture: parsed once
+    assert calls == [url]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import pytest
 
 from voiceload.client import (
@@ -145,3 +148,40 @@ def test_every_emitted_metric_is_a_defined_metric() -> None:
     }
     assert len(emitted) == 13  # the 13 service metrics of METRICS.md
     assert emitted <= set(METRICS)
+
+
+def test_copy_equals_a_deep_copy_and_shares_nothing_mutable() -> None:
+    """``SessionResult.copy`` (a killed session's snapshot) is exact: equal to ``deepcopy``, and
+    changing the original afterwards (the session's reader still running) leaves it alone."""
+    result = _flux_result()
+    result.aura_requests = [AuraRequestRecord(12, ttfb_us=90_000, audio_s=1.5)]
+    result.connect_us = [1_234]
+    result.error = SessionError(ErrorCategory.HARNESS_ERROR, "stopped")
+    snap = result.copy()
+    assert snap == copy.deepcopy(result)
+    for f in dataclasses.fields(SessionResult):
+        value = getattr(result, f.name)
+        # every field is either copied (the lists) or an immutable value shared safely
+        frozen = dataclasses.is_dataclass(value) and value.__dataclass_params__.frozen  # type: ignore[union-attr]
+        immutable = isinstance(value, int | float | str | bool | type(None))
+        assert isinstance(value, list) or frozen or immutable, f.name
+        if isinstance(value, list):
+            assert getattr(snap, f.name) is not value, f.name
+    for record in [*result.turns, *result.aura_requests]:  # records hold immutable values only
+        for f in dataclasses.fields(record):
+            assert isinstance(getattr(record, f.name), int | float | str | bool | type(None))
+    result.turns[2].transcript = "late"
+    result.aura_requests[0].ttfa_us = 5
+    result.connect_us.append(9)
+    result.findings.append(Finding("r", "three", 3))
+    assert snap == _copy_of_fixture_with(result)
+
+
+def _copy_of_fixture_with(result: SessionResult) -> SessionResult:
+    """What the snapshot held: the result before the changes of the test above."""
+    original = copy.deepcopy(result)
+    original.turns[2].transcript = None
+    original.aura_requests[0].ttfa_us = None
+    original.connect_us.pop()
+    original.findings.pop()
+    return original
