@@ -23,7 +23,6 @@ import functools
 import ipaddress
 import socket
 import ssl
-import sys
 import threading
 import time
 import urllib.parse
@@ -223,7 +222,7 @@ class Helper:
     def __init__(self, target: Callable[..., None], *args: Any) -> None:
         self._greenlet: Any = None
         self._thread: threading.Thread | None = None
-        if _gevent_patched():
+        if ws_gevent.gevent_patched():
             import gevent
 
             self._greenlet = gevent.spawn(target, *args)
@@ -260,12 +259,6 @@ def close_within(ws: ClientConnection, timeout_s: float) -> None:
         ws.close()
     except Exception:
         pass
-
-
-def _gevent_patched() -> bool:
-    """True when gevent has patched ``threading`` (Locust imports do): threads are greenlets."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 def open_websocket(
