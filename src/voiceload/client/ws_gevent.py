@@ -61,14 +61,13 @@ def install() -> bool:
     process; returns whether it is in place. Idempotent; a no-op without gevent."""
     if not gevent_patched():
         return False
+    import websockets.sync.connection as connection
+
+    if getattr(getattr(connection, "selectors", None), "voiceload_closed_aware", False):
+        return True  # every session after the first: nothing more to check
     check_supported(
         "websockets", websockets.version.version, SUPPORTED, "voiceload's client under gevent"
     )
-    import websockets.sync.connection as connection
-
-    current = getattr(connection, "selectors", None)
-    if getattr(current, "voiceload_closed_aware", False):
-        return True
     connection.selectors = types.SimpleNamespace(  # type: ignore[attr-defined,assignment]
         DefaultSelector=_gevent_selector_class(),
         EVENT_READ=selectors.EVENT_READ,

@@ -85,10 +85,16 @@ def test_install_is_a_no_op_without_gevent() -> None:
 def test_an_unchecked_websockets_release_is_refused(
     version: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import selectors
+
+    import websockets.sync.connection
+
     from voiceload.client import ws_gevent
     from voiceload.errors import ConfigError
 
     monkeypatch.setattr(ws_gevent, "gevent_patched", lambda: True)
+    # as before any install in this process (the check runs once, before patching)
+    monkeypatch.setattr(websockets.sync.connection, "selectors", selectors)
     monkeypatch.setattr(ws_gevent.websockets.version, "version", version)
     with pytest.raises(ConfigError, match=f"websockets {version} is not supported"):
         ws_gevent.install()
