@@ -29,6 +29,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -41,19 +42,23 @@ from voiceload.audio import prepare
 from voiceload.errors import VoiceloadError
 from voiceload.fixtures import load_manifest
 from voiceload.pacing import FrameSchedule, start_time_ns
+from voiceload.runner.looplag import LOOP_LAG_INTERVAL_S
+from voiceload.runner.options import DEFAULT_SAMPLE_RATE
 from voiceload.runner.sessions import build_pools
 
 NS_PER_S = 1_000_000_000
 STOP_MARGIN_S = 10.0
-LOOP_LAG_INTERVAL_S = 0.010  # as voiceload.runner.looplag
-SAMPLE_RATE_HZ = 16_000  # voiceload run's default Flux input rate
 CHURN_PAUSE_S = (0.5, 1.5)  # loadtests/locustfile.py VoiceUser.wait_time
 
 
+def _frames(path: Path, frame_ms: int) -> tuple[bytes, ...]:
+    """An audio file's frames as ``voiceload run`` sends them (its default rate, ``frame_ms``)."""
+    return prepare(path, sample_rate=DEFAULT_SAMPLE_RATE, frame_ms=frame_ms).frames
+
+
 def fixture_frames(name: str, frame_ms: int) -> tuple[bytes, ...]:
-    """The manifest fixture ``name`` as ``voiceload run`` sends it (16 kHz, ``frame_ms``)."""
-    fixture = load_manifest().get(name)  # FixtureError (a VoiceloadError) when unknown
-    return prepare(fixture.path, sample_rate=SAMPLE_RATE_HZ, frame_ms=frame_ms).frames
+    """The manifest fixture ``name`` as ``voiceload run`` sends it."""
+    return _frames(load_manifest().get(name).path, frame_ms)  # unknown: FixtureError
 
 
 def flux_pool(names: str, frame_ms: int) -> list[tuple[bytes, ...]]:
@@ -61,7 +66,7 @@ def flux_pool(names: str, frame_ms: int) -> list[tuple[bytes, ...]]:
     (``names`` empty: its default pool, every manifest fixture with a turn)."""
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     pool = build_pools(load_manifest(), wanted).flux
-    return [prepare(f.path, sample_rate=SAMPLE_RATE_HZ, frame_ms=frame_ms).frames for f in pool]
+    return [_frames(f.path, frame_ms) for f in pool]
 
 
 async def loop_lag(window: tuple[int, int], lags_us: list[int]) -> None:
