@@ -120,23 +120,26 @@ def log(message: str) -> None:
     print(f"[perf {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def log_trial(name: str, result: dict[str, Any]) -> None:
+    """One line per capacity trial: its load, send-lag p99 and verdict."""
+    lag = result.get("send_lag_p99_ms")
+    log(f"{name}: {result['streams']} streams -> p99 {lag if lag is None else round(lag, 2)} ms, "
+        f"{'pass' if result['passed'] else 'FAIL'} {result.get('error', '')}")  # fmt: skip
+
+
 def search(
     name: str, settings: dict[str, Any], trials: int, trial: Callable[[int], dict[str, Any]]
 ) -> dict[str, Any]:
     """Run a capacity search; each trial result must carry ``passed``."""
     s = CapacitySearch(**settings, max_trials=trials)
     results: list[dict[str, Any]] = []
+    guarded = _guarded(trial)
     while (n := s.next_n()) is not None:
-        try:
-            result = trial(n)
-        except PerfError as exc:
-            result = {"streams": n, "passed": False, "error": str(exc)}
+        result = guarded(n)
         result["streams"] = n
         results.append(result)
         s.record(n, bool(result["passed"]))
-        lag = result.get("send_lag_p99_ms")
-        log(f"{name}: {n} streams -> p99 {lag if lag is None else round(lag, 2)} ms, "
-            f"{'pass' if result['passed'] else 'FAIL'} {result.get('error', '')}")  # fmt: skip
+        log_trial(name, result)
     best = next((r for r in results if r["streams"] == s.capacity and r["passed"]), None)
     return {"capacity": s.capacity, "hit_max": s.hit_max, "at_capacity": best, "trials": results}
 
@@ -234,10 +237,7 @@ def capacity_pairs(
     for index in range(plan.pairs if count is None else count):
 
         def show(side: str, result: dict[str, Any], index: int = index) -> None:
-            lag = result.get("send_lag_p99_ms")
-            log(f"{workload} {frame_ms} ms pair {index + 1} {side}: {result['streams']} streams "
-                f"-> p99 {lag if lag is None else round(lag, 2)} ms, "
-                f"{'pass' if result['passed'] else 'FAIL'} {result.get('error', '')}")  # fmt: skip
+            log_trial(f"{workload} {frame_ms} ms pair {index + 1} {side}", result)
 
         searches = {side: CapacitySearch(**SEARCH_START[frame_ms], max_trials=plan.pair_trials)
                     for side in (VOICELOAD, BASELINE)}  # fmt: skip
