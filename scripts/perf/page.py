@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from perf.pairs import GOAL_STREAMS_80
+from perf.pairs import GOAL_RATIO, GOAL_STREAMS_80
 
 GOAL_ERR_P50_MS = 2.0
 GOAL_ERR_P99_MS = 5.0
@@ -121,7 +121,7 @@ def _goals(r: dict[str, Any]) -> list[str]:
     ]
     for frame_ms in (80, 20):
         lines.append(
-            f"| capacity vs plain-asyncio baseline ({frame_ms} ms frames) | ≥ 85 % | "
+            f"| capacity vs plain-asyncio baseline ({frame_ms} ms frames) | ≥ {_pct(GOAL_RATIO)} | "
             f"{_median_ratio(_summary(r, frame_ms))} | {_verdict(v.get(f'ratio_{frame_ms}'))} |"
         )
     return [
