@@ -31,6 +31,7 @@ Raw results are also written next to the page as docs/perf-results.json.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -399,7 +400,14 @@ def fit(points: list[tuple[int, int]]) -> SlopeFit | None:
 
 
 def main() -> int:
-    if "--render-only" in sys.argv[1:]:  # after editing notes.md: page from the last results
+    parser = argparse.ArgumentParser(
+        prog="python -m perf.run_perf", description=__doc__.splitlines()[0]
+        + " Full run about 30 min; PERF_QUICK=1 about 5 min."
+    )  # fmt: skip
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the page from docs/perf-results.json (after editing "
+                        "scripts/perf/notes.md); measures nothing")  # fmt: skip
+    if parser.parse_args().render_only:  # after editing notes.md: page from the last results
         from perf.page import render_page
 
         results = json.loads(RESULTS.read_text(encoding="utf-8"))
