@@ -7,7 +7,7 @@ per session of each step, in µs:
 
 * ``build``    — :class:`voiceload.client.flux_session.FluxSession` construction;
 * ``connect``  — :func:`voiceload.client.connect.open_websocket` (name resolution, TCP connect,
-  the websockets connection object and its reader, the opening handshake);
+  the opening handshake through websockets' Sans-I/O protocol);
 * ``close``    — ``CloseStream``, waiting for the server's close, leaving the socket's context;
 * ``row``      — the plugin's bookkeeping after the session: ``result.to_row`` (WER included)
   and the Locust request event's arguments;
@@ -42,7 +42,7 @@ from typing import Any, TypeVar  # noqa: E402
 from websockets.sync.client import connect as websockets_connect  # noqa: E402
 
 from perf.fixture import flux_url, speech_fixture  # noqa: E402
-from voiceload.client.connect import connect_options, open_websocket  # noqa: E402
+from voiceload.client.connect import open_websocket  # noqa: E402
 from voiceload.client.flux_session import FluxSession  # noqa: E402
 from voiceload.protocol.flux import CloseStream, serialize_client_message  # noqa: E402
 from voiceload.targets import ssl_context_for  # noqa: E402
@@ -80,11 +80,14 @@ def measure(
         ws.__exit__(None, None, None)
 
     def connect_old(url: str) -> Any:
-        """The opening as it was before issue 16s: websockets resolves and connects
-        (``socket.create_connection``), with a TLS context built for the session."""
-        options = connect_options(url, {}, [], 10.0)
-        options.pop("server_hostname", None)
-        if "ssl" in options:
+        """The opening as it was before issue 16: websockets' sync client resolves and
+        connects (``socket.create_connection``), with a TLS context built for the session, and
+        starts its reader thread."""
+        options: dict[str, Any] = {
+            "compression": None, "proxy": None, "ping_interval": None, "open_timeout": 10.0,
+            "close_timeout": 2, "max_size": None,
+        }  # fmt: skip
+        if url.startswith("wss://"):
             options["ssl"] = ssl_context_for(url)
         return websockets_connect(url, **options)
 
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=500)
     parser.add_argument("--frame-ms", type=int, default=80)
     parser.add_argument("--compare", action="store_true",
-                        help="also open each session the pre-16s way (connect_old/close_old)")
+                        help="also open each session with websockets' sync client, as "
+                        "before issue 16 (connect_old/close_old)")
     args = parser.parse_args(argv)
     measure(args.base_url, 20, args.frame_ms, args.compare)  # warm-up: imports, first lookup
     steps = measure(args.base_url, args.sessions, args.frame_ms, args.compare)

@@ -1,8 +1,8 @@
 """The one version check behind voiceload's uses of library internals.
 
-:mod:`voiceload.runner.locust_compat`, :mod:`voiceload.emulator.ws_compat` and
-:mod:`voiceload.client.ws_gevent` each reach below a library's public API and say which releases
-they were checked against; all refuse any other release with the same one-line
+:mod:`voiceload.runner.locust_compat` and :mod:`voiceload.emulator.ws_compat` each reach below
+a library's public API and say which releases they were checked against; both refuse any other
+release with the same one-line
 :class:`~voiceload.errors.ConfigError`.
 """
 

@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection
 
 from voiceload.client.aura_format import UnmeasurableAudio
 from voiceload.client.aura_request import AuraRequest
@@ -61,6 +60,7 @@ from voiceload.client.errors import (
 from voiceload.client.flux_session import STOP_WAIT_S, FluxOptions, FluxSession
 from voiceload.client.flux_turns import EndOfTurnEvent, FluxTurnTracker
 from voiceload.client.results import SampleSink, SessionError, SessionResult
+from voiceload.client.websocket import WebSocket
 from voiceload.pacing import ns_to_us
 from voiceload.protocol import aura
 from voiceload.protocol.flux import Finding
@@ -210,7 +210,7 @@ class AgentSession:
         if metric is not None:
             self.sink.record(metric, connect_us)
 
-    def _stop_now(self, aura_ws: ClientConnection, worker: Helper) -> None:
+    def _stop_now(self, aura_ws: WebSocket, worker: Helper) -> None:
         """Killed mid-conversation: close the Aura socket (at most :data:`STOP_WAIT_S` waiting
         for the server) and kill the reply worker (bounded too); the Flux half has already
         closed its own socket and reader."""
@@ -219,7 +219,7 @@ class AgentSession:
         close_within(aura_ws, STOP_WAIT_S)
         worker.stop(STOP_WAIT_S)
 
-    def _speak_replies(self, ws: ClientConnection) -> None:
+    def _speak_replies(self, ws: WebSocket) -> None:
         """Worker: one reply per ended turn, in order; stops at the first Aura failure."""
         k = 0
         while (event := self._ended.get()) is not None:

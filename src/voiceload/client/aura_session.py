@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection
 
 from voiceload.client.aura_format import UnmeasurableAudio
 from voiceload.client.aura_request import AuraRequest
@@ -38,6 +37,7 @@ from voiceload.client.errors import (
 )
 from voiceload.client.flux_turns import UNPARSEABLE_RULE
 from voiceload.client.results import ErrorCategory, SampleSink, SessionError, SessionResult
+from voiceload.client.websocket import WebSocket
 from voiceload.credentials import redact
 from voiceload.errors import ConfigError, RemoteProtocolError
 from voiceload.pacing import ns_to_us
@@ -46,7 +46,6 @@ from voiceload.protocol.flux import Finding, Rule, Severity
 
 AURA_CONNECT = "aura.connect"
 NS_PER_S = 1_000_000_000
-
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ UNKNOWN_TYPE_RULE = str(Rule.UNKNOWN_MESSAGE_TYPE)
 
 
 def run_request(
-    ws: ClientConnection,
+    ws: WebSocket,
     request: AuraRequest,
     text: str,
     sink: SampleSink,
@@ -217,7 +216,7 @@ class AuraSession:
             if self.result.error is None:
                 ws.send(aura.serialize_client_message(aura.Close()))
 
-    def _requests(self, ws: ClientConnection, r0_ns: int) -> None:
+    def _requests(self, ws: WebSocket, r0_ns: int) -> None:
         interval_s = self.options.request_interval_s
         for k, text in enumerate(self.texts):
             if interval_s is None:
@@ -243,11 +242,7 @@ class AuraSession:
                 return
             except ConnectionClosed as exc:
                 code, reason = close_facts(exc)
-                self._fail(
-                    closed_by_server(
-                        self.service, code, reason, f"waiting for request {k}"
-                    )
-                )
+                self._fail(closed_by_server(self.service, code, reason, f"waiting for request {k}"))
                 return
         violations = [f for f in self.result.findings if f.is_violation]
         if self.result.error is None and violations:  # Warnings and unknown types never fail

@@ -1,20 +1,19 @@
 """Opening a WebSocket the one way every session does it, and the session's clock hooks.
 
-``websockets.sync`` works under Locust's gevent patches (docs/MEASUREMENTS.md
-§1): its threads become greenlets. The options are fixed here: no compression (PCM does not
-compress, and deflate costs CPU), no proxy (load must never leave for a proxy), no keepalive
-pings, ``close_timeout=2`` and no message size limit. For ``wss://`` the TLS context is
-:func:`voiceload.targets.ssl_context_for`'s (certificate chain and host name verified, never
-disabled), passed explicitly rather than left to the library's default.
+Every session's connection is a :class:`voiceload.client.websocket.WebSocket`: websockets'
+Sans-I/O protocol over a socket opened here, read by the session's own reader (under Locust's
+gevent patches, a greenlet). The options are fixed: no compression (PCM does not compress, and
+deflate costs CPU), no proxy (load must never leave for a proxy), no keepalive pings,
+``close_timeout`` :data:`CLOSE_TIMEOUT_S` and no message size limit. For ``wss://`` the TLS
+context is :func:`voiceload.targets.ssl_context_for`'s (certificate chain and host name
+verified, never disabled).
 
 Opening is cheap per session because the per-process parts are done once (issue 16): the TLS
 context is built once per process (:func:`shared_ssl_context`; building one loads the trust
-store, ~20 ms of CPU), and :func:`open_websocket` opens the TCP connection itself and hands
-websockets the connected socket (``sock=``, with ``server_hostname`` = the URL's host for
-``wss://``), resolving the host through :data:`ADDRESSES`: a literal IP address needs no
-resolver at all, and a host name is looked up at most once per :data:`RESOLVE_TTL_S` per
-process (``socket.create_connection`` would ask gevent's thread-pool resolver on every
-session, even for ``127.0.0.1``). Only websockets' public ``connect`` parameters are used.
+store, ~20 ms of CPU), and :func:`open_websocket` resolves the host through :data:`ADDRESSES`:
+a literal IP address needs no resolver at all, and a host name is looked up at most once per
+:data:`RESOLVE_TTL_S` per process (``socket.create_connection`` would ask gevent's thread-pool
+resolver on every session, even for ``127.0.0.1``).
 """
 
 from __future__ import annotations
@@ -29,11 +28,9 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
-from voiceload.client import ws_gevent
+from voiceload.client.websocket import WebSocket, gevent_patched
 from voiceload.credentials import register_secret
 from voiceload.targets import ssl_context_for
 
@@ -63,6 +60,9 @@ def sleep_until(due_ns: int, now_ns: NowNs, sleep: Sleep) -> None:
             return
         sleep(remaining_ns / 1e9)
 
+
+#: How long closing a session's WebSocket waits for the server to end the connection (s).
+CLOSE_TIMEOUT_S: Final = 2.0
 
 #: How long a host name's resolved addresses are reused by :data:`ADDRESSES` (seconds).
 RESOLVE_TTL_S: Final = 30.0
@@ -180,36 +180,6 @@ def _ws_uri(url: str) -> WebSocketURI:
     return parse_uri(url)
 
 
-def connect_options(
-    url: str,
-    headers: Mapping[str, str],
-    subprotocols: Sequence[str],
-    open_timeout_s: float,
-) -> dict[str, Any]:
-    """The keyword arguments :func:`open_websocket` gives ``websockets.sync.client.connect``
-    (besides the socket it opened).
-
-    ``ssl`` and ``server_hostname`` (the URL's host) are present exactly when ``url`` is
-    ``wss://``: ``ssl`` is :func:`shared_ssl_context`, which verifies the certificate chain and
-    the host name.
-    """
-    options: dict[str, Any] = {
-        "additional_headers": dict(headers),
-        "subprotocols": [Subprotocol(p) for p in subprotocols] or None,
-        "compression": None,
-        "proxy": None,
-        "ping_interval": None,
-        "open_timeout": open_timeout_s,
-        "close_timeout": 2,
-        "max_size": None,
-    }
-    uri = _ws_uri(url)
-    if uri.secure:  # websockets refuses an ssl argument for ws://
-        options["ssl"] = shared_ssl_context()
-        options["server_hostname"] = uri.host  # the socket is ours: name the host for TLS
-    return options
-
-
 class Helper:
     """A session's helper (a reader, a reply worker) running ``target(*args)`` beside it.
 
@@ -222,7 +192,7 @@ class Helper:
     def __init__(self, target: Callable[..., None], *args: Any) -> None:
         self._greenlet: Any = None
         self._thread: threading.Thread | None = None
-        if ws_gevent.gevent_patched():
+        if gevent_patched():
             import gevent
 
             self._greenlet = gevent.spawn(target, *args)
@@ -251,7 +221,7 @@ class Helper:
             self.join(timeout_s)
 
 
-def close_within(ws: ClientConnection, timeout_s: float) -> None:
+def close_within(ws: WebSocket, timeout_s: float) -> None:
     """Close ``ws`` waiting at most ``timeout_s`` for the server's answer (a killed session's
     quick exit); a socket that is already broken has nothing left to close."""
     try:
@@ -269,28 +239,35 @@ def open_websocket(
     *,
     addresses: AddressCache | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> ClientConnection:
-    """Connect with :func:`connect_options` (use the result as a context manager).
+) -> WebSocket:
+    """Open a :class:`~voiceload.client.websocket.WebSocket` to ``url`` (use the result as a
+    context manager): no compression, no proxy, no keepalive pings, no message size limit,
+    ``close_timeout`` :data:`CLOSE_TIMEOUT_S`.
 
     The host is resolved through ``addresses`` (default: the process's :data:`ADDRESSES`) and
-    the TCP connection opened here (:func:`open_tcp`); websockets gets the connected socket and
-    what is left of ``open_timeout_s`` for TLS and the HTTP upgrade. Raises what
-    ``socket.create_connection`` and ``connect`` raise (a name that does not resolve:
-    ``socket.gaierror``; a refused port: ``ConnectionRefusedError``; a certificate that does
-    not verify: :class:`ssl.SSLError`).
+    the TCP connection opened here (:func:`open_tcp`); for ``wss://`` TLS is set up with
+    :func:`shared_ssl_context` (chain and host name verified); the opening handshake gets what
+    is left of ``open_timeout_s``. Raises what websockets' ``connect`` raises (a name that does
+    not resolve: ``socket.gaierror``; a refused port: ``ConnectionRefusedError``; a certificate
+    that does not verify: :class:`ssl.SSLError`; a refused upgrade: ``InvalidStatus``; an
+    invalid URL: ``InvalidURI``; no answer in time: ``TimeoutError``).
     """
-    ws_gevent.install()  # under gevent: a socket closed by another greenlet must not abort us
     uri = _ws_uri(url)
-    options = connect_options(url, headers, subprotocols, open_timeout_s)
     started_s = clock()
+
+    def left_s() -> float:
+        return max(open_timeout_s - (clock() - started_s), 1e-3)
+
     sock = open_tcp(uri.host, uri.port, open_timeout_s, addresses or ADDRESSES)
     try:
-        options["open_timeout"] = max(open_timeout_s - (clock() - started_s), 1e-3)
-        connection: ClientConnection = connect(url, sock=sock, **options)
+        if uri.secure:
+            sock.settimeout(left_s())
+            sock = shared_ssl_context().wrap_socket(sock, server_hostname=uri.host)
+            sock.settimeout(None)
+        return WebSocket.open(sock, uri, headers, subprotocols, left_s(), CLOSE_TIMEOUT_S)
     except BaseException:
-        sock.close()  # websockets closes it too when it got that far; closing twice is safe
+        sock.close()
         raise
-    return connection
 
 
 def secrets_of(headers: Mapping[str, str], subprotocols: Sequence[str]) -> list[str]:

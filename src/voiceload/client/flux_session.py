@@ -33,7 +33,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection
 
 from voiceload.client.connect import (
     Helper,
@@ -55,6 +54,7 @@ from voiceload.client.errors import (
 )
 from voiceload.client.flux_turns import EndOfTurnEvent, FluxTurnTracker, TurnSpec
 from voiceload.client.results import ErrorCategory, SampleSink, SessionError, SessionResult
+from voiceload.client.websocket import WebSocket
 from voiceload.errors import ConfigError
 from voiceload.pacing import (
     FrameSchedule,
@@ -190,7 +190,7 @@ class FluxSession:
                 self.on_connect(connect_us)
             self._stream(ws)
 
-    def _stream(self, ws: ClientConnection) -> None:
+    def _stream(self, ws: WebSocket) -> None:
         t0_ns = start_time_ns(self.now_ns(), self.frame_ms, self.rng)
         tracker = FluxTurnTracker(self.turns, t0_ns, self.frame_ms, eager=self.options.eager)
         with self._lock:  # the result shows the tracker's records as they fill in
@@ -226,7 +226,7 @@ class FluxSession:
             )
 
     def _send_audio(
-        self, ws: ClientConnection, reader: Helper, schedule: FrameSchedule, deadline_ns: int
+        self, ws: WebSocket, reader: Helper, schedule: FrameSchedule, deadline_ns: int
     ) -> None:
         """Send the fixture, then trailing silence, then ``CloseStream``; wait for the reader."""
         silence = bytes(len(self.frames[0]))
@@ -262,14 +262,14 @@ class FluxSession:
             for event in step.ended_turns:
                 self.on_end_of_turn(event)
 
-    def _stop_now(self, ws: ClientConnection, reader: Helper) -> None:
+    def _stop_now(self, ws: WebSocket, reader: Helper) -> None:
         """Killed mid-session: close the socket (waiting at most :data:`STOP_WAIT_S` for the
         server's answer) and end the reader; neither failure is reported as the server's."""
         self._stopping = True
         close_within(ws, STOP_WAIT_S)
         reader.stop(STOP_WAIT_S)
 
-    def _read(self, ws: ClientConnection) -> None:
+    def _read(self, ws: WebSocket) -> None:
         """Reader thread: stamp, feed the tracker, record samples; quiet on close."""
         tracker = self._tracker
         assert tracker is not None

@@ -1,5 +1,6 @@
-"""sleep_until never returns early; secrets_of lists every form; wss:// verifies TLS; hosts are
-resolved once per TTL (a literal IP never); open_websocket hands websockets its own socket."""
+"""sleep_until never returns early; secrets_of lists every form; wss:// verifies TLS with one
+context per process; hosts are resolved once per TTL (a literal IP never); open_websocket runs the
+handshake on the socket it connected and closes it when the opening fails."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from voiceload.client import connect as connect_mod
 from voiceload.client.connect import (
     AddressCache,
     AddrInfo,
-    connect_options,
     open_websocket,
     secrets_of,
     sleep_until,
 )
+from voiceload.client.websocket import WebSocket
 
 
 class FakeClock:
@@ -68,19 +69,11 @@ def test_secrets_of_lists_values_and_tokens() -> None:
     assert "tok987654" in secrets and "cf-aig-authorization.tok987654" in secrets
 
 
-def test_wss_connections_get_a_verifying_tls_context() -> None:
-    options = connect_options("wss://gateway.example/v1/a/b", {"k": "v"}, ["p"], 5.0)
-    context = options["ssl"]
+def test_the_shared_tls_context_verifies_chain_and_host() -> None:
+    context = connect_mod.shared_ssl_context()
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
-    assert options["additional_headers"] == {"k": "v"} and options["subprotocols"] == ["p"]
-    assert options["proxy"] is None and options["compression"] is None
-
-
-def test_ws_connections_get_no_tls_argument() -> None:
-    options = connect_options("ws://127.0.0.1:8787/v2/listen", {}, [], 5.0)
-    assert "ssl" not in options  # websockets refuses ssl= for ws://
-    assert options["subprotocols"] is None and options["open_timeout"] == 5.0
+    assert connect_mod.shared_ssl_context() is context  # built once per process
 
 
 class FakeResolver:
@@ -141,15 +134,6 @@ def test_a_failed_lookup_is_not_kept() -> None:
     assert len(resolve.calls) == 2  # each session really looks it up (inside flux.connect)
 
 
-def test_wss_connections_share_one_tls_context_and_name_the_host() -> None:
-    url = "wss://gateway.example:8443/v1/a/b"
-    first = connect_options(url, {}, [], 5.0)
-    second = connect_options(url, {}, [], 5.0)
-    assert first["ssl"] is second["ssl"]  # built once per process, not per session
-    assert first["server_hostname"] == "gateway.example"  # TLS SNI and host check: the URL's host
-    assert "server_hostname" not in connect_options("ws://127.0.0.1:1/x", {}, [], 5.0)
-
-
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     server = socket.socket()
@@ -159,40 +143,69 @@ def listener() -> Iterator[socket.socket]:
     server.close()
 
 
-def test_open_websocket_hands_websockets_a_socket_it_connected(
+class FakeTls:
+    """Stands in for the shared TLS context: records what it wraps and for which host."""
+
+    def __init__(self) -> None:
+        self.wrapped: list[tuple[socket.socket, str]] = []
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: str) -> socket.socket:
+        self.wrapped.append((sock, server_hostname))
+        return sock
+
+
+def test_open_websocket_handshakes_on_the_socket_it_connected(
     listener: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The host goes through the cache (a name: looked up; the socket reaches its address) and
-    websockets gets the connected socket, the URL's host for TLS and the rest of the timeout."""
+    """The host goes through the cache (a name: looked up; the socket reaches its address); for
+    wss:// the socket is wrapped by the shared TLS context naming the URL's host; the handshake
+    runs on that socket with the headers, the subprotocols and the rest of the timeout."""
     port = listener.getsockname()[1]
     seen: dict[str, Any] = {}
+    tls = FakeTls()
 
-    def fake_connect(url: str, **kwargs: Any) -> str:
-        seen.update(kwargs, url=url, peer=kwargs["sock"].getpeername())
-        kwargs["sock"].close()
+    def fake_open(sock: socket.socket, uri: Any, headers: Any, subprotocols: Any,
+                  timeout_s: float, close_timeout: float) -> str:  # fmt: skip
+        seen.update(peer=sock.getpeername(), host=uri.host, secure=uri.secure, headers=headers,
+                    subprotocols=subprotocols, timeout_s=timeout_s,
+                    close_timeout=close_timeout)  # fmt: skip
+        sock.close()
         return "connection"
 
-    monkeypatch.setattr(connect_mod, "connect", fake_connect)
+    monkeypatch.setattr(WebSocket, "open", staticmethod(fake_open))
+    monkeypatch.setattr(connect_mod, "shared_ssl_context", lambda: tls)
     resolve = FakeResolver(("127.0.0.1", port))
     cache = AddressCache(resolve, FakeSeconds())
     url = f"wss://voice.example:{port}/v1/listen"
-    got = open_websocket(url, {"h": "v"}, [], 5.0, addresses=cache, clock=FakeSeconds())
+    got = open_websocket(url, {"h": "v"}, ["p"], 5.0, addresses=cache, clock=FakeSeconds())
     assert got == "connection" and resolve.calls == [("voice.example", port)]
-    assert seen["peer"] == ("127.0.0.1", port) and seen["url"] == url
-    assert seen["server_hostname"] == "voice.example" and seen["ssl"].check_hostname
-    assert seen["open_timeout"] == 5.0 and seen["additional_headers"] == {"h": "v"}
+    assert seen["peer"] == ("127.0.0.1", port) and seen["secure"]
+    assert [host for _, host in tls.wrapped] == ["voice.example"]  # TLS SNI and host check
+    assert seen["headers"] == {"h": "v"} and seen["subprotocols"] == ["p"]
+    assert seen["timeout_s"] == 5.0 and seen["close_timeout"] == connect_mod.CLOSE_TIMEOUT_S
 
 
-def test_open_websocket_closes_its_socket_when_websockets_fails(
+def test_open_websocket_uses_no_tls_for_ws(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls = FakeTls()
+    monkeypatch.setattr(connect_mod, "shared_ssl_context", lambda: tls)
+    monkeypatch.setattr(WebSocket, "open", staticmethod(lambda sock, *a: sock.close() or "ok"))
+    port = listener.getsockname()[1]
+    assert open_websocket(f"ws://127.0.0.1:{port}/x", {}, [], 5.0) == "ok"
+    assert tls.wrapped == []
+
+
+def test_open_websocket_closes_its_socket_when_the_opening_fails(
     listener: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     socks: list[socket.socket] = []
 
-    def failing_connect(url: str, **kwargs: Any) -> None:
-        socks.append(kwargs["sock"])
+    def failing_open(sock: socket.socket, *args: Any) -> None:
+        socks.append(sock)
         raise ssl.SSLError("certificate verify failed")
 
-    monkeypatch.setattr(connect_mod, "connect", failing_connect)
+    monkeypatch.setattr(WebSocket, "open", staticmethod(failing_open))
     port = listener.getsockname()[1]
     with pytest.raises(ssl.SSLError):
         open_websocket(f"ws://127.0.0.1:{port}/x", {}, [], 5.0, addresses=AddressCache())
