@@ -391,3 +391,63 @@ def test_parsed_words_equal_the_tuple_of_the_same_words() -> None:
     assert hash(msg.words) == hash(expected)
     again = parse_server_message(serialize_server_message(msg))
     assert again == msg and replace(msg, words=expected) == msg
+
+
+# -- the decoding fast path (issue 16): one msgspec pass for a well-formed TurnInfo ----------
+
+WELL_FORMED_TURN_INFOS = [
+    TURN_INFO_DOC,
+    _turn_info_with([]),
+    _turn_info_with([{"word": "Hi", "confidence": 1}]),  # times absent, an integer confidence
+    _turn_info_with([{"word": "Hi", "confidence": 0.5, "start": None, "end": 2}]),
+    _turn_info_with([{"word": "Hi", "confidence": 0.5, "start": 0, "end": 1, "punct": "Hi."}]),
+    json.dumps({k: v for k, v in json.loads(TURN_INFO_DOC).items() if k != "type"}),  # no type
+    json.dumps(json.loads(TURN_INFO_DOC) | {"audio_window_end": 3, "sequence_id": 2**40}),
+]
+
+
+@pytest.mark.parametrize("text", WELL_FORMED_TURN_INFOS)
+def test_the_fast_path_reads_a_well_formed_turn_info_as_the_checked_path_does(text: str) -> None:
+    import voiceload.protocol.flux as flux
+
+    fast = flux._decode_turn_info(text)
+    assert fast is not None  # decoded by msgspec, not by the checked path
+    checked = flux._parse_turn_info(json.loads(text))
+    assert fast == checked
+    types = {k: type(v) for k, v in vars(checked).items()}
+    assert {k: type(v) for k, v in vars(fast).items()} == types  # integers in float fields too
+    assert [vars(w) for w in fast.words] == [vars(w) for w in checked.words]
+    assert flux._decode_turn_info(text.encode()) == fast  # bytes as well as str
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(json.loads(TURN_INFO_DOC) | {"trigger": ["x"]}),  # an unknown field: kept
+        _turn_info_with([{"word": "Hi", "confidence": True}]),  # a bool is not a number
+        _turn_info_with(["Hi"]),
+        json.dumps(json.loads(TURN_INFO_DOC) | {"event": "Later"}),  # an unknown event
+        json.dumps(json.loads(TURN_INFO_DOC) | {"sequence_id": 3.0}),  # not an integer
+        json.dumps(json.loads(TURN_INFO_DOC) | {"type": "Somethingelse"}),
+        '{"type": "Connected", "request_id": "r", "sequence_id": 0}',
+        "not json",
+        "[]",
+    ],
+)
+def test_anything_else_takes_the_checked_path(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path declines (None), so parse_server_message answers exactly as it does with
+    no fast path at all: the same message, or the same error text (unknown fields in ``extra``)."""
+    import voiceload.protocol.flux as flux
+
+    def parse(text: str) -> object:
+        try:
+            return parse_server_message(text)
+        except RemoteProtocolError as exc:
+            return f"error: {exc}"
+
+    assert flux._decode_turn_info(text) is None
+    got = parse(text)
+    monkeypatch.setattr(flux, "_decode_turn_info", lambda data: None)
+    assert got == parse(text)
+    if "trigger" in text:
+        assert isinstance(got, TurnInfo) and got.extra == {"trigger": ["x"]}
