@@ -28,6 +28,7 @@ class VoiceUser(User):
 
     def on_start(self) -> None:
         self.rng = random.Random()
+        plugin_of(self.environment).stagger_start(self.rng)  # spread Locust's spawn batches
 
     @task
     def session(self) -> None:

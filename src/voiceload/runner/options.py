@@ -61,6 +61,7 @@ class RunSettings:
     report_interval_s: float = 2.0
     send_lag_budget_ms: float = 5.0
     loop_lag_budget_ms: float = 5.0
+    start_stagger_s: float = 1.0  # each user's first session starts within this of its spawn
     cpu_budget_percent: float = 75.0
     fail_fast_sessions: int = 20
     base_url: str | None = None  # replaces scheme and host of a real route (loopback tests)
@@ -148,6 +149,10 @@ def add_arguments(parser: Any) -> None:
         help="validity: steady flux.send_lag p99 budget")
     add("--loop-lag-budget-ms", type=float, default=5.0,
         help="validity: steady harness.loop_lag p99 budget (the generator's event-loop lag)")
+    add("--start-stagger-s", type=float, default=1.0,
+        help="each user starts its first session a random 0 .. this many seconds after Locust"
+             " spawns it (Locust spawns a second's users at once); steady starts this long"
+             " after spawning completes (0: no stagger)")
     add("--cpu-budget-percent", type=float, default=75.0,
         help="validity: worker CPU budget (sustained for 3 s)")
     add("--base-url", default="",
@@ -201,6 +206,13 @@ def _positive(name: str, value: object) -> float:
     number = _required(name, value, float)
     if number <= 0:
         raise ConfigError(f"--{name} {number:g} must be greater than 0")
+    return number
+
+
+def _not_negative(name: str, value: object) -> float:
+    number = _required(name, value, float)
+    if number < 0:
+        raise ConfigError(f"--{name} {number:g} must not be negative")
     return number
 
 
@@ -310,6 +322,9 @@ def settings_from(options: argparse.Namespace) -> RunSettings:
         send_lag_budget_ms=_positive("send-lag-budget-ms", options.send_lag_budget_ms),
         loop_lag_budget_ms=_positive(
             "loop-lag-budget-ms", getattr(options, "loop_lag_budget_ms", 5.0)
+        ),
+        start_stagger_s=_not_negative(
+            "start-stagger-s", getattr(options, "start_stagger_s", 1.0)
         ),
         cpu_budget_percent=_positive("cpu-budget-percent", options.cpu_budget_percent),
         fail_fast_sessions=max(0, int(_required("fail-fast-sessions",

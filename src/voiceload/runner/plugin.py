@@ -20,8 +20,10 @@ Both end in :meth:`Collector.absorb <voiceload.runner.collector.Collector.absorb
 keeps the listeners and the lifecycle (:class:`Role`, :class:`RunState`); everything it needs of
 Locust beyond its event hooks is in :mod:`voiceload.runner.locust_compat`.
 
-Phases: ``ramp_up`` from ``test_start`` until ``spawning_complete``, ``steady`` until
-``test_stopping``, ``teardown`` after; boundaries go to run.json, headline numbers use steady.
+Phases: ``ramp_up`` from ``test_start`` until ``spawning_complete`` plus the start stagger
+(``--start-stagger-s``, 1 s: the last spawned users' first sessions start within it), ``steady``
+until ``test_stopping``, ``teardown`` after; boundaries go to run.json, headline numbers use
+steady.
 
 End of run: a local run finalises on ``test_stop`` (every user has stopped); a master on
 ``quitting`` (after Locust's grace period for the workers' last reports). Issue 5 replaces the
@@ -582,8 +584,29 @@ class RunPlugin:
             self._greenlets.append(gevent.spawn(self._drain_locally))
 
     def on_spawning_complete(self, user_count: int, **_: Any) -> None:
+        """Steady starts once the last spawned users have started their first session:
+        :attr:`RunSettings.start_stagger_s` after spawning completes (at once without one)."""
+        stagger_s = self.settings.start_stagger_s
+        if stagger_s > 0 and self.running:
+            self._greenlets.append(gevent.spawn_later(stagger_s, self._enter_steady))
+        else:
+            self._enter_steady()
+
+    def _enter_steady(self) -> None:
         if self.running and self.phases.phase is Phase.RAMP_UP:
             self.phases.enter(Phase.STEADY, time.time())
+
+    def stagger_start(self, rng: random.Random) -> None:
+        """A user's first wait (its ``on_start``): a random 0 .. ``start_stagger_s`` seconds.
+
+        Locust spawns each second's users in one batch (``spawn_rate`` users at once), so
+        without it every user of a batch would open its connection in the same instant and the
+        setup burst would stall the streams already running; staggered, the users start at
+        the spawn rate, as the option promises, and the steady phase begins once the last
+        batch has started."""
+        stagger_s = self.settings.start_stagger_s
+        if stagger_s > 0:
+            gevent.sleep(rng.uniform(0.0, stagger_s))
 
     def on_test_stopping(self, environment: Environment, **_: Any) -> None:
         """Teardown starts; a master runs the final-flush handshake (runner/distributed.py)."""

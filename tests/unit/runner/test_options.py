@@ -36,6 +36,13 @@ def test_flags_become_typed_settings() -> None:
     assert settings.aura_voice == "luna"
 
 
+def test_start_stagger_is_an_option() -> None:
+    assert _parse().start_stagger_s == 1.0
+    assert _parse("--start-stagger-s", "0").start_stagger_s == 0.0
+    with pytest.raises(ConfigError, match="start-stagger-s -1 must not be negative"):
+        _parse("--start-stagger-s", "-1")
+
+
 def test_loop_lag_budget_is_an_option() -> None:
     assert _parse().loop_lag_budget_ms == 5.0
     assert _parse("--loop-lag-budget-ms", "8").loop_lag_budget_ms == 8.0
