@@ -134,7 +134,7 @@ class WebSocket:
                         ws._on_frame(event)
                     ws._write_pending()  # a pong or close echo they called for
                     if protocol.close_expected():
-                        ws._close_deadline = time.monotonic() + close_timeout
+                        ws._arm_close_deadline()
                 elif not data:
                     break
             if protocol.handshake_exc is not None:
@@ -251,8 +251,8 @@ class WebSocket:
                 self._write_pending()
             except OSError as exc:
                 self._drop_locked(exc)
-            if self.protocol.close_expected() and self._close_deadline is None:
-                self._close_deadline = time.monotonic() + self.close_timeout
+            if self.protocol.close_expected():
+                self._arm_close_deadline()
         for event in events:
             assert isinstance(event, Frame)
             self._on_frame(event)
@@ -310,8 +310,7 @@ class WebSocket:
                 self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
                 with contextlib.suppress(OSError):
                     self._write_pending()
-                if self._close_deadline is None:
-                    self._close_deadline = time.monotonic() + self.close_timeout
+                self._arm_close_deadline()
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -322,12 +321,18 @@ class WebSocket:
         with self._lock:
             if self.protocol.state is OPEN:
                 self.protocol.send_close(code, reason)
-                self._close_deadline = time.monotonic() + self.close_timeout
+                self._arm_close_deadline()
                 try:
                     self._write_pending()
                 except OSError as exc:
                     self._drop_locked(exc)
         self._wait_closed(self.close_timeout)
+
+    def _arm_close_deadline(self) -> None:
+        """A close is under way: stop waiting for the server :attr:`close_timeout` from now
+        (from the first time a close was seen; later calls keep that deadline)."""
+        if self._close_deadline is None:
+            self._close_deadline = time.monotonic() + self.close_timeout
 
     @property
     def close_code(self) -> int | None:
