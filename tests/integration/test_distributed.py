@@ -12,8 +12,9 @@ Conservation is checked between numbers that come from different places:
   ``flux.ttft``, whose merged distributions must equal those of the rows' own values;
 * Locust's own table.
 
-Users start one a second, in turn on each worker, so session starts are spread over the ~2.7 s a
-session lasts: whenever the stop comes, some session in flight ends well after it (``LATE_S``).
+Users start one a second, in turn on each worker, with no start stagger (``--start-stagger-s 0``:
+its random delays could bunch the starts), so session starts are spread over the ~2.7 s a session
+lasts: whenever the stop comes, some session in flight ends well after it (``LATE_S``).
 Those are the samples Locust's own 0.5 s wait for the workers' last reports would lose.
 """
 
@@ -62,7 +63,7 @@ def locust_command(emulator_url: str, run_dir: Path, run_time_s: int, users: int
     return [
         sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
         "--users", str(users), "--spawn-rate", str(SPAWN_RATE), "--run-time", f"{run_time_s}s",
-        "--stop-timeout", str(STOP_TIMEOUT_S), "--fixtures", FIXTURES,
+        "--stop-timeout", str(STOP_TIMEOUT_S), "--start-stagger-s", "0", "--fixtures", FIXTURES,
         "--emulator-url", emulator_url, "--run-dir", str(run_dir),
         "--reports-dir", str(run_dir.parent), "--csv", str(run_dir / "locust"), "FluxUser",
     ]  # fmt: skip
@@ -249,7 +250,7 @@ def test_a_run_ended_by_run_time_keeps_every_session(tmp_path: Path, repo_root: 
     """Through `voiceload run --workers 2` (what `make bench WORKERS=2` calls)."""
     scenario = tmp_path / "dist.conf"
     scenario.write_text(f"users = {USERS}\nspawn-rate = {SPAWN_RATE}\nrun-time = 10s\n"
-                        f"stop-timeout = {STOP_TIMEOUT_S}\n")  # fmt: skip
+                        f"stop-timeout = {STOP_TIMEOUT_S}\nstart-stagger-s = 0\n")  # fmt: skip
     reports = tmp_path / "reports"
     done = subprocess.run(
         [sys.executable, "-m", "voiceload.cli", "run", "--scenario", str(scenario),
