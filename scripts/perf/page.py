@@ -80,9 +80,21 @@ def _median_ratio(summary: dict[str, Any] | None) -> str:
     )
 
 
+def _range(bounds: Any) -> str:
+    """``" (79–96 %)"``: where a pair's true ratio lies; ``…`` for a side with no bound."""
+    if not bounds:
+        return ""
+    low, high = bounds
+    left = "…" if low is None else f"{100 * low:.0f}"
+    right = "…" if high is None else f"{100 * high:.0f} %"
+    return f" ({left}–{right})"
+
+
 def _caps(side: dict[str, Any]) -> str:
     """A side's capacities over the pairs, e.g. ``"550, 600, 600"`` (``≥`` when capped)."""
-    cells = ["none passed" if c is None else str(c) for c in side["capacities"]]
+    fails = side.get("lowest_fails") or [None] * len(side["capacities"])
+    cells = [("none passed" if c is None else str(c)) + ("" if f is None else f" (< {f})")
+             for c, f in zip(side["capacities"], fails, strict=True)]  # fmt: skip
     return ", ".join(cells) + (" (capped: ≥)" if side["hit_max"] else "")
 
 
@@ -195,7 +207,11 @@ def _capacity(r: dict[str, Any]) -> list[str]:
         ", so both sides see the same minutes of a host whose speed drifts; the ratio is "
         "computed per pair; the page gives the median ratio and its spread (min–max). Search: "
         "upward ×1.5, then bisect (scripts/perf/search.py), at most "
-        f"{method.get('pair_trials', '–')} trials per side and pair. `loop lag p99`: how late "
+        f"{method.get('pair_trials', '–')} trials per side and pair, until the gap between a "
+        "side's largest pass and its lowest fail is within 10 % or one step. A side's true "
+        "capacity lies in that bracket, so each pair's ratio lies in a *range* (voiceload's pass ÷ "
+        "the baseline's fail … voiceload's fail ÷ the baseline's pass), shown beside it: a "
+        "ratio is only as sharp as the two searches. `loop lag p99`: how late "
         "a 10 ms timer fires in the client's "
         "event loop, steady window (`harness.loop_lag` for voiceload; an asyncio timer in the "
         "baseline). The emulator has one core (its capacity is section 3): trials marked "
@@ -203,7 +219,7 @@ def _capacity(r: dict[str, Any]) -> list[str]:
         "client's.",
         "",
         "| frames | pairs | voiceload capacities | baseline capacities | ratio per pair "
-        "| median ratio (spread) |",
+        "(range from the brackets) | median ratio (spread) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for frame_ms in (80, 20):
@@ -211,7 +227,8 @@ def _capacity(r: dict[str, Any]) -> list[str]:
         if s is None:
             lines.append(f"| {frame_ms} ms | not measured in this mode | | | | |")
             continue
-        per_pair = ", ".join(_pct(x) for x in s["ratios"])
+        ranges = s.get("ratio_ranges") or [None] * len(s["ratios"])
+        per_pair = ", ".join(_pct(x) + _range(b) for x, b in zip(s["ratios"], ranges, strict=True))
         lines.append(
             f"| {frame_ms} ms | {s['pairs']} | {_caps(s['voiceload'])} | {_caps(s['baseline'])} "
             f"| {per_pair} | {_median_ratio(s)} |"

@@ -71,9 +71,10 @@ def run_pair(
         s = searches[side]
         best = next((r for r in results[side] if r["streams"] == s.capacity and r["passed"]),
                     None)  # fmt: skip
-        pair[side] = {"capacity": s.capacity, "hit_max": s.hit_max, "at_capacity": best,
-                      "trials": results[side]}  # fmt: skip
+        pair[side] = {"capacity": s.capacity, "lowest_fail": s.lowest_fail, "hit_max": s.hit_max,
+                      "at_capacity": best, "trials": results[side]}  # fmt: skip
     pair["ratio"] = ratio(pair[VOICELOAD]["capacity"], pair[BASELINE]["capacity"])
+    pair["ratio_range"] = ratio_range(pair[VOICELOAD], pair[BASELINE])
     return pair
 
 
@@ -82,6 +83,20 @@ def ratio(voiceload: int | None, baseline: int | None) -> float | None:
     if not voiceload or not baseline:
         return None
     return voiceload / baseline
+
+
+def ratio_range(
+    voiceload: Mapping[str, Any], baseline: Mapping[str, Any]
+) -> tuple[float | None, float | None]:
+    """Where the true ratio lies, given each side's search bracket: a side's true capacity is at
+    least its ``capacity`` (largest pass) and below its ``lowest_fail``. So the ratio is above
+    voiceload capacity ÷ baseline lowest fail and below voiceload lowest fail ÷ baseline
+    capacity. A bound is None where a side has no fail (or no pass) to bound it."""
+    v_pass, v_fail = voiceload.get("capacity"), voiceload.get("lowest_fail")
+    b_pass, b_fail = baseline.get("capacity"), baseline.get("lowest_fail")
+    low = v_pass / b_fail if v_pass and b_fail else (0.0 if not v_pass and b_fail else None)
+    high = v_fail / b_pass if v_fail and b_pass else None
+    return low, high
 
 
 def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,12 +114,14 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
         "median_ratio": statistics.median(counted) if counted else None,
         "min_ratio": min(counted) if counted else None,
         "max_ratio": max(counted) if counted else None,
+        "ratio_ranges": [p.get("ratio_range") for p in pairs],
     }
     for side in SIDES:
         caps = [p[side]["capacity"] for p in pairs]
         out[side] = {
             "capacities": caps,
             "median": statistics.median([c or 0 for c in caps]) if caps else None,
+            "lowest_fails": [p[side].get("lowest_fail") for p in pairs],
             "hit_max": any(p[side]["hit_max"] for p in pairs),
         }
     return out

@@ -110,7 +110,7 @@ class Plan:
     def from_env(cls) -> Plan:
         if os.environ.get("PERF_QUICK") == "1":
             return cls(True, (80,), 17, 1, 3, 2.0, 1.0, 4.0, 2, (1,), 0)
-        return cls(False, (80, 20), 17, 3, 5, 3.0, 2.0, 10.0, 5, (1, 2), 1)
+        return cls(False, (80, 20), 17, 3, 7, 3.0, 2.0, 10.0, 5, (1, 2), 1)
 
 
 SEARCH_START = {80: dict(start=600, max_n=3000, granularity=50),

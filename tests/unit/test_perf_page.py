@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from perf.page import render_page
-from perf.pairs import ratio, summarise, verdicts
+from perf.pairs import ratio, ratio_range, summarise, verdicts
 
 
 def section(capacity: int | None, trials: list[dict[str, Any]]) -> dict[str, Any]:
@@ -169,3 +169,17 @@ def test_the_churn_pair_is_tabulated_with_reconnect_rates(tmp_path: Path) -> Non
     assert "| 1 | 1200 | 1500 | 80 % | 85.0 / 101.5 |" in page
     assert "Pair 1, baseline, with session churn, 80 ms frames (capacity 1500):" in page
     assert "With session churn" not in render_page(results(1200, 1300, 4.0), tmp_path / "x")
+
+
+def test_capacities_show_each_sides_lowest_fail_and_ratios_their_range(tmp_path: Path) -> None:
+    r = results(1200, 1300, 4.0)
+    pairs = r["capacity_80"]["pairs"]
+    for pair in pairs:  # voiceload failed 1250, the baseline 1700 (a wide bracket)
+        pair["voiceload"]["lowest_fail"], pair["baseline"]["lowest_fail"] = 1250, 1700
+        pair["ratio_range"] = ratio_range(pair["voiceload"], pair["baseline"])
+    r["capacity_80"]["summary"] = summarise(pairs)
+    page = render_page(r, tmp_path / "none.md")
+    # 1200/1700 = 71 % … 1250/1300 = 96 %: the median 92 % is only as sharp as the searches
+    assert ("| 80 ms | 3 | 1200 (< 1250), 1200 (< 1250), 1200 (< 1250) | 1300 (< 1700), "
+            "1300 (< 1700), 1300 (< 1700) | 92 % (71–96 %), 92 % (71–96 %), 92 % (71–96 %) "
+            "| 92 % (92–92 %, 3 pairs) |") in page  # fmt: skip

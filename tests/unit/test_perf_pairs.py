@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from perf.pairs import BASELINE, VOICELOAD, first_side, ratio, run_pair, summarise, verdicts
+from perf.pairs import (
+    BASELINE,
+    VOICELOAD,
+    first_side,
+    ratio,
+    ratio_range,
+    run_pair,
+    summarise,
+    verdicts,
+)
 from perf.search import CapacitySearch
 
 
@@ -93,3 +102,28 @@ def test_verdicts_ratio_goals_and_the_1000_streams_goal_only_when_the_baseline_r
     assert verdicts({80: slow_host})["streams_80"] is None  # baseline < 1000: not judged
     assert verdicts({80: slow_host})["ratio_80"] is True  # 650/700 = 93 %
     assert verdicts({80: met})["ratio_20"] is None  # 20 ms not measured (PERF_QUICK)
+
+
+def test_ratio_range_comes_from_both_sides_pass_and_fail_brackets() -> None:
+    # voiceload passed 425, failed 450; the baseline passed 450, failed 575: its search stopped
+    # with a wide bracket, so the true ratio lies anywhere from 425/575 to 450/450
+    low, high = ratio_range({"capacity": 425, "lowest_fail": 450},
+                            {"capacity": 450, "lowest_fail": 575})  # fmt: skip
+    assert low == pytest.approx(425 / 575) and high == pytest.approx(1.0)
+    # no fail on the baseline side (capped by max_n): no lower bound; no pass on voiceload's: 0
+    capped = ratio_range({"capacity": 600, "lowest_fail": 650},
+                         {"capacity": 3000, "lowest_fail": None})  # fmt: skip
+    assert capped == (None, pytest.approx(650 / 3000))
+    none_passed = ratio_range({"capacity": None, "lowest_fail": 200},
+                              {"capacity": 900, "lowest_fail": 1350})  # fmt: skip
+    assert none_passed == (0.0, pytest.approx(200 / 900))
+
+
+def test_a_pair_records_each_sides_lowest_fail_and_the_ratio_range() -> None:
+    pair = run_pair(0, searches(), fake_trials({VOICELOAD: 650, BASELINE: 1000}, []))
+    # voiceload: 600 pass, 750 fail (lowest); baseline: 900 pass, 1350 fail
+    assert pair[VOICELOAD]["lowest_fail"] == 750 and pair[BASELINE]["lowest_fail"] == 1350
+    assert pair["ratio_range"] == (pytest.approx(600 / 1350), pytest.approx(750 / 900))
+    s = summarise([pair])
+    assert s["ratio_ranges"] == [pair["ratio_range"]]
+    assert s[VOICELOAD]["lowest_fails"] == [750] and s[BASELINE]["lowest_fails"] == [1350]
