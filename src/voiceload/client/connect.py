@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from websockets.uri import WebSocketURI, parse_uri
 
-from voiceload.client.websocket import WebSocket, gevent_patched
+from voiceload.client.websocket import CLOSE_TIMEOUT_S, WebSocket, gevent_patched
 from voiceload.credentials import register_secret
 from voiceload.targets import ssl_context_for
 
@@ -60,9 +60,6 @@ def sleep_until(due_ns: int, now_ns: NowNs, sleep: Sleep) -> None:
             return
         sleep(remaining_ns / 1e9)
 
-
-#: How long closing a session's WebSocket waits for the server to end the connection (s).
-CLOSE_TIMEOUT_S: Final = 2.0
 
 #: How long a host name's resolved addresses are reused by :data:`ADDRESSES` (seconds).
 RESOLVE_TTL_S: Final = 30.0

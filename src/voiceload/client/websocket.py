@@ -52,6 +52,9 @@ from websockets.uri import WebSocketURI
 #: Bytes asked of the socket per read (as websockets' sync client).
 RECV_BUFSIZE = 65_536
 
+#: How long closing waits for the server to end the connection (seconds), by default.
+CLOSE_TIMEOUT_S = 2.0
+
 Message = str | bytes
 
 
@@ -66,7 +69,7 @@ class WebSocket:
     handshake: build one with :meth:`open`)."""
 
     def __init__(
-        self, sock: socket.socket, protocol: ClientProtocol, close_timeout: float = 2.0
+        self, sock: socket.socket, protocol: ClientProtocol, close_timeout: float = CLOSE_TIMEOUT_S
     ) -> None:
         self.socket = sock
         self.protocol = protocol
@@ -92,7 +95,7 @@ class WebSocket:
         headers: Mapping[str, str],
         subprotocols: Sequence[str],
         timeout_s: float,
-        close_timeout: float = 2.0,
+        close_timeout: float = CLOSE_TIMEOUT_S,
     ) -> WebSocket:
         """Run the opening handshake on the connected ``sock`` (TLS already set up for
         ``wss://``) within ``timeout_s``; no compression, no message size limit.
